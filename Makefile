@@ -1,0 +1,48 @@
+# The registry's everyday commands. `make run` and `make test` do all their own set-up.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: run test test-fast lint format messages bench bench-smoke chaos clean
+
+$(STAMP): requirements.txt client/pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+messages: $(STAMP)
+	cd registry && ../$(PY) ../manage.py compilemessages --ignore=.venv >/dev/null
+
+# Development server: API + admin + Celery worker + beat in the foreground (Ctrl-C stops all).
+run: $(STAMP) messages
+	$(PY) scripts/dev_secrets.py
+	set -a; source var/dev.env; set +a; \
+	eval "$$($(PY) scripts/services.py --for run)"; \
+	$(PY) manage.py migrate --no-input && \
+	$(PY) scripts/dev_bootstrap.py && \
+	exec $(PY) scripts/run_dev.py
+
+# The whole suite on a real PostgreSQL and a real Redis (see scripts/services.py).
+test: $(STAMP) messages
+	eval "$$($(PY) scripts/services.py --for test)"; \
+	REGISTRY_ENV=test $(PY) -m pytest $(PYTEST_ARGS)
+
+# Without the slow real-process tests (worker, browser, e2e, chaos).
+test-fast: $(STAMP) messages
+	eval "$$($(PY) scripts/services.py --for test)"; \
+	REGISTRY_ENV=test $(PY) -m pytest -m "not worker and not browser and not e2e and not chaos" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf $(VENV) var/broker var/broker-done .pytest_cache

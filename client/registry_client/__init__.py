@@ -1,0 +1,47 @@
+"""Member-side library of the consortium fraud registry.
+
+Raw identifiers never leave the member: :mod:`registry_client.canonical` brings them to their
+canonical form, :mod:`registry_client.oprf` blinds them for the registry's oblivious PRF, and
+:class:`registry_client.Client` sends only blinded elements and tokens.
+"""
+
+from __future__ import annotations
+
+__version__ = "1.0.0"
+
+from .canonical import KINDS, CanonicalizationError, canonicalize  # noqa: E402
+from .client import Client  # noqa: E402
+from .errors import (  # noqa: E402
+    AuthenticationError,
+    ConflictError,
+    IdempotencyMismatchError,
+    KeyMismatchError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitedError,
+    RegistryError,
+    ServiceUnavailableError,
+    TransportError,
+    ValidationError,
+)
+from .pii import looks_like_raw_identifier  # noqa: E402
+
+__all__ = [
+    "KINDS",
+    "AuthenticationError",
+    "CanonicalizationError",
+    "Client",
+    "ConflictError",
+    "IdempotencyMismatchError",
+    "KeyMismatchError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitedError",
+    "RegistryError",
+    "ServiceUnavailableError",
+    "TransportError",
+    "ValidationError",
+    "__version__",
+    "canonicalize",
+    "looks_like_raw_identifier",
+]

@@ -1,0 +1,354 @@
+"""``registry-client``: tokens, bulk lookups and bulk case submission from the command line.
+
+Configuration comes from ``--url``/``--api-key`` or the environment (``REGISTRY_URL``,
+``REGISTRY_API_KEY``; the environment is preferable for the key, which would otherwise show in
+the process list). Exit codes: 0 all rows done, 1 some rows invalid or failed, 2 usage or
+configuration error (including a refused API key).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+from . import __version__
+from .bulk import (
+    FatalJobError,
+    LookupJob,
+    ResultWriter,
+    SubmitJob,
+    TokenCache,
+    read_rows,
+    resolve_columns,
+)
+from .canonical import KINDS, CanonicalizationError, canonicalize
+from .client import Client
+from .errors import AuthenticationError, PermissionDeniedError, RegistryError
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_ROWS_FAILED, EXIT_USAGE = 0, 1, 2
+PURPOSES = ("loan_application", "account_opening", "credit_review", "fraud_investigation")
+
+
+class UsageError(Exception):
+    """Bad arguments or configuration: exit 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except UsageError as error:
+        print(f"registry-client: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("\nregistry-client: interrupted; re-running the same command is safe", file=sys.stderr)
+        return EXIT_ROWS_FAILED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="registry-client",
+        description="Member-side client of the consortium fraud registry. Raw identifiers "
+        "never leave this machine: only blinded elements and tokens are sent.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--url", help="registry base URL (default: $REGISTRY_URL)")
+    parser.add_argument("--api-key", help="API key (default: $REGISTRY_API_KEY, preferred)")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    parser.add_argument("--max-retries", type=int, default=5, help="retries on 429/503/network")
+    parser.add_argument("--key-id", help="expected OPRF key id; refuse any other")
+    parser.add_argument(
+        "--allow-http", action="store_true", help="allow plain http to a non-local registry"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_token_command(commands)
+    _add_lookup_command(commands)
+    _add_submit_command(commands)
+    return parser
+
+
+def _add_token_command(commands: argparse._SubParsersAction) -> None:
+    token = commands.add_parser("token", help="print the token of identifiers, one per line")
+    token.add_argument("--kind", required=True, choices=KINDS)
+    token.add_argument(
+        "values", nargs="*", metavar="VALUE", help="values; none or '-' reads lines from stdin"
+    )
+    token.set_defaults(handler=run_token)
+
+
+def _add_lookup_command(commands: argparse._SubParsersAction) -> None:
+    lookup = commands.add_parser("lookup", help="look up every row of a CSV file")
+    lookup.add_argument("file", type=Path, help="CSV file with a header row")
+    lookup.add_argument("--purpose", required=True, choices=PURPOSES)
+    _add_csv_options(lookup)
+    lookup.add_argument("--output", help="result file, '-' for stdout "
+                        "(default: <input stem>.results.csv or .results.jsonl beside the input)")
+    lookup.add_argument("--jsonl", action="store_true", help="write JSON lines instead of CSV")
+    consent = lookup.add_mutually_exclusive_group()
+    consent.add_argument("--consent-column", metavar="HEADER", help="per-row consent reference")
+    consent.add_argument("--consent-reference", metavar="REF", help="one consent reference")
+    lookup.add_argument(
+        "--velocity-threshold",
+        type=int,
+        default=2,
+        help="24h velocity counted as an alert in the summary (default 2)",
+    )
+    lookup.set_defaults(handler=run_lookup)
+
+
+def _add_submit_command(commands: argparse._SubParsersAction) -> None:
+    submit = commands.add_parser(
+        "submit", help="report confirmed cases from a CSV (reference,category,confirmed_at,...)"
+    )
+    submit.add_argument("file", type=Path, help="CSV file with a header row")
+    submit.add_argument(
+        "--attest",
+        action="store_true",
+        help="state that every case meets the consortium's standard of proof (required)",
+    )
+    _add_csv_options(submit)
+    submit.set_defaults(handler=run_submit)
+
+
+def _add_csv_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--column",
+        action="append",
+        default=[],
+        metavar="KIND=HEADER",
+        help="identifier column (repeatable); default: headers named exactly like kinds "
+        f"({', '.join(KINDS)})",
+    )
+    command.add_argument("--encoding", default="utf-8-sig", help="input encoding (e.g. gb18030)")
+    command.add_argument("--delimiter", default=",", help="CSV delimiter (default ',')")
+    command.add_argument(
+        "--cache-size", type=int, default=50_000, help="tokens kept in memory (LRU)"
+    )
+
+
+# -------------------------------------------------------------------------------------------
+# Commands
+# -------------------------------------------------------------------------------------------
+
+
+def run_token(args: argparse.Namespace) -> int:
+    values = args.values if args.values and args.values != ["-"] else _stdin_values()
+    canonical: list[tuple[str, str]] = []
+    failed = False
+    for number, value in enumerate(values, start=1):
+        try:
+            canonical.append((args.kind, canonicalize(args.kind, value)))
+        except CanonicalizationError as error:
+            print(f"value {number}: {error.code}", file=sys.stderr)
+            failed = True
+    if failed:
+        return EXIT_ROWS_FAILED
+    client = _client_from(args)
+    try:
+        tokens = client.tokenize_canonical(canonical)
+    except RegistryError as error:
+        return _registry_exit(error)
+    for token in tokens:
+        print(token)
+    return EXIT_OK
+
+
+def run_lookup(args: argparse.Namespace) -> int:
+    client = _client_from(args)
+    progress = sys.stderr if sys.stderr.isatty() else None
+    with _open_input(args) as stream:
+        header, rows = read_rows(stream, args.delimiter)
+        columns = _columns(header, args.column)
+        consent_index = _header_index(header, args.consent_column)
+        output_path = _output_path(args)
+        with _open_output(output_path) as output:
+            job = LookupJob(
+                client=client,
+                cache=TokenCache(client, args.cache_size),
+                purpose=args.purpose,
+                columns=columns,
+                writer=ResultWriter(output, columns, args.jsonl),
+                report=sys.stderr,
+                consent_index=consent_index,
+                consent_reference=args.consent_reference,
+                velocity_threshold=args.velocity_threshold,
+                progress=progress,
+            )
+            fatal = _run_job(job.run, rows)
+    _end_progress(progress)
+    summary = job.summary
+    out = sys.stderr if output_path is None else sys.stdout
+    print(
+        f"rows: {summary.rows}, invalid rows: {summary.invalid_rows}, "
+        f"matched rows: {summary.matched_rows}, velocity alerts: {summary.velocity_alerts}, "
+        f"results: {output_path or 'stdout'}",
+        file=out,
+    )
+    return _job_exit(fatal, summary.invalid_rows)
+
+
+def run_submit(args: argparse.Namespace) -> int:
+    if not args.attest:
+        raise UsageError(
+            "--attest is required: it states that every case in the file is confirmed fraud "
+            "with evidence on file (the consortium's standard of proof)"
+        )
+    client = _client_from(args)
+    progress = sys.stderr if sys.stderr.isatty() else None
+    with _open_input(args) as stream:
+        header, rows = read_rows(stream, args.delimiter)
+        job = SubmitJob(
+            client=client,
+            cache=TokenCache(client, args.cache_size),
+            columns=_columns(header, args.column),
+            reference_index=_required_index(header, "reference"),
+            category_index=_required_index(header, "category"),
+            confirmed_at_index=_required_index(header, "confirmed_at"),
+            report=sys.stderr,
+            progress=progress,
+        )
+        fatal = _run_job(job.run, rows)
+    _end_progress(progress)
+    summary = job.summary
+    print(
+        f"rows: {summary.rows}, invalid rows: {summary.invalid_rows}, "
+        f"created: {summary.created}, already submitted: {summary.already_submitted}, "
+        f"failed: {summary.failed}"
+    )
+    return _job_exit(fatal, summary.invalid_rows + summary.failed)
+
+
+# -------------------------------------------------------------------------------------------
+# Plumbing
+# -------------------------------------------------------------------------------------------
+
+
+def _client_from(args: argparse.Namespace) -> Client:
+    url = args.url or os.environ.get("REGISTRY_URL")
+    api_key = args.api_key or os.environ.get("REGISTRY_API_KEY")
+    if not url:
+        raise UsageError("no registry URL: use --url or set REGISTRY_URL")
+    if not api_key:
+        raise UsageError("no API key: set REGISTRY_API_KEY (or use --api-key)")
+    try:
+        return Client(
+            url,
+            api_key,
+            timeout=args.timeout,
+            max_retries=args.max_retries,
+            key_id=args.key_id,
+            allow_insecure_http=args.allow_http,
+        )
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def _stdin_values() -> list[str]:
+    return [line.rstrip("\r\n") for line in sys.stdin if line.strip()]
+
+
+def _open_input(args: argparse.Namespace) -> IO[str]:
+    try:
+        return open(args.file, encoding=args.encoding, newline="")  # noqa: SIM115
+    except (OSError, LookupError) as error:
+        raise UsageError(f"cannot read {args.file}: {type(error).__name__}") from None
+
+
+def _output_path(args: argparse.Namespace) -> Path | None:
+    if args.output == "-":
+        return None
+    if args.output:
+        return Path(args.output)
+    suffix = ".results.jsonl" if args.jsonl else ".results.csv"
+    return args.file.with_name(args.file.stem + suffix)
+
+
+def _open_output(path: Path | None) -> IO[str]:
+    if path is None:
+        return _Unclosable(sys.stdout)
+    try:
+        return open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+    except OSError as error:
+        raise UsageError(f"cannot write {path}: {type(error).__name__}") from None
+
+
+class _Unclosable:
+    """stdout as a context manager that does not close it."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+
+    def __enter__(self) -> IO[str]:
+        return self._stream
+
+    def __exit__(self, *exc: object) -> None:
+        self._stream.flush()
+
+
+def _columns(header: list[str], requested: list[str]) -> list:
+    pairs = []
+    for text in requested:
+        kind, sep, name = text.partition("=")
+        if not sep or kind.strip() not in KINDS or not name.strip():
+            raise UsageError(f"--column wants KIND=HEADER with KIND one of {', '.join(KINDS)}")
+        pairs.append((kind.strip(), name.strip()))
+    try:
+        return resolve_columns(header, pairs, KINDS)
+    except FatalJobError as error:
+        raise UsageError(str(error)) from None
+
+
+def _header_index(header: list[str], name: str | None) -> int | None:
+    if name is None:
+        return None
+    if name not in header:
+        raise UsageError(f"column not found in the header row: {name}")
+    return header.index(name)
+
+
+def _required_index(header: list[str], name: str) -> int:
+    if name not in header:
+        raise UsageError(f"required column missing from the header row: {name}")
+    return header.index(name)
+
+
+def _run_job(run, rows) -> FatalJobError | None:  # type: ignore[no-untyped-def]
+    """Run a job; a fatal registry error ends it but still lets the summary be printed."""
+    try:
+        run(rows)
+    except FatalJobError as error:
+        return error
+    except UnicodeDecodeError:
+        return FatalJobError("input is not in the given --encoding", usage=True)
+    return None
+
+
+def _job_exit(fatal: FatalJobError | None, problems: int) -> int:
+    if fatal is not None:
+        print(f"registry-client: stopped: {fatal}", file=sys.stderr)
+        return EXIT_USAGE if fatal.usage else EXIT_ROWS_FAILED
+    return EXIT_ROWS_FAILED if problems else EXIT_OK
+
+
+def _registry_exit(error: RegistryError) -> int:
+    print(f"registry-client: {error}", file=sys.stderr)
+    if isinstance(error, (AuthenticationError, PermissionDeniedError)):
+        return EXIT_USAGE
+    return EXIT_ROWS_FAILED
+
+
+def _end_progress(progress: IO[str] | None) -> None:
+    if progress is not None:
+        progress.write("\n")
+        progress.flush()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

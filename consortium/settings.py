@@ -1,0 +1,338 @@
+"""Settings for the consortium registry.
+
+Everything comes from environment variables (listed in README.md and deploy/.env.example).
+Secrets come either from the variable itself or from a file named by `<NAME>_FILE`, so that
+they can live in systemd credentials, Docker secrets or `var/secrets/` during development.
+
+REGISTRY_ENV selects the defaults:
+- production (the default): every secret must be configured, or startup fails;
+- development: `make run` generates secrets under var/secrets and points the *_FILE vars there;
+- test: fixed, public test secrets, so that a test run needs no set-up.
+"""
+
+import os
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_lazy as _
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (true/false), got {value!r}")
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from None
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def env_secret(name: str, test_value: str = "") -> str:
+    """A secret from NAME, or from the file named by NAME_FILE (whitespace stripped)."""
+    path = os.environ.get(f"{name}_FILE")
+    if path:
+        try:
+            return Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE: cannot read {path}: {exc}") from None
+    value = os.environ.get(name, "")
+    if not value and REGISTRY_ENV == "test":
+        return test_value
+    return value
+
+
+def database_from_url(url: str) -> dict:
+    """postgres://user:password@host:port/name?sslmode=require&host=/socket/dir"""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise ImproperlyConfigured("DATABASE_URL must be a postgres:// URL")
+    options = dict(parse_qsl(parts.query))
+    host = options.pop("host", parts.hostname or "")
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": unquote(parts.path.lstrip("/")) or "registry",
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        "HOST": host,
+        "PORT": str(parts.port or ""),
+        "OPTIONS": options,
+    }
+
+
+REGISTRY_ENV = env_str("REGISTRY_ENV", "production")
+if REGISTRY_ENV not in ("production", "development", "test"):
+    raise ImproperlyConfigured("REGISTRY_ENV must be production, development or test")
+IS_PRODUCTION = REGISTRY_ENV == "production"
+
+DEBUG = env_bool("DEBUG", REGISTRY_ENV == "development")
+SECRET_KEY = env_secret("DJANGO_SECRET_KEY", test_value="test-only-secret-key-" + "x" * 40)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if IS_PRODUCTION else "localhost,127.0.0.1,[::1]")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+# --- The registry's own secrets and rules -------------------------------------------------
+# OPRF seed (32 bytes, hex): the registry's key is DeriveKeyPair(seed, REGISTRY_OPRF_KEY_INFO).
+REGISTRY_OPRF_SEED = env_secret("REGISTRY_OPRF_SEED", test_value="11" * 32)
+REGISTRY_OPRF_KEY_INFO = env_str("REGISTRY_OPRF_KEY_INFO", "consortium-registry/oprf/v1")
+# Pepper for digests at rest: HMAC-SHA256(pepper, token). Earlier peppers, oldest first, stay
+# configured because a rotation layers the new pepper over the old digests (see tokens.py).
+REGISTRY_PEPPER = env_secret("REGISTRY_PEPPER", test_value="22" * 32)
+REGISTRY_PREVIOUS_PEPPERS = [
+    p for p in env_secret("REGISTRY_PREVIOUS_PEPPERS").split(",") if p.strip()
+]
+
+REGISTRY_DISCLOSE_REPORTERS = env_bool("REGISTRY_DISCLOSE_REPORTERS", False)
+REGISTRY_DISPUTE_DEADLINE_DAYS = env_int("REGISTRY_DISPUTE_DEADLINE_DAYS", 20)
+REGISTRY_DISPUTE_REMINDER_DAYS = env_int("REGISTRY_DISPUTE_REMINDER_DAYS", 5)
+REGISTRY_DEFAULT_RETENTION_DAYS = env_int("REGISTRY_DEFAULT_RETENTION_DAYS", 1826)
+REGISTRY_VELOCITY_RETENTION_DAYS = env_int("REGISTRY_VELOCITY_RETENTION_DAYS", 90)
+REGISTRY_IDEMPOTENCY_TTL_HOURS = env_int("REGISTRY_IDEMPOTENCY_TTL_HOURS", 48)
+REGISTRY_AUDIT_SEAL_LAG_ALARM_SECONDS = env_int("REGISTRY_AUDIT_SEAL_LAG_ALARM_SECONDS", 300)
+REGISTRY_JOB_BATCH_SIZE = env_int("REGISTRY_JOB_BATCH_SIZE", 5000)
+REGISTRY_OFFICER_EMAILS = env_list("REGISTRY_OFFICER_EMAILS")
+# Default per-minute rate limits and per-day quotas per scope; officers override per member.
+REGISTRY_DEFAULT_RATE_PER_MINUTE = env_int("REGISTRY_DEFAULT_RATE_PER_MINUTE", 600)
+REGISTRY_DEFAULT_QUOTA_PER_DAY = env_int("REGISTRY_DEFAULT_QUOTA_PER_DAY", 200_000)
+
+# Request bodies above this are refused before parsing (413).
+REGISTRY_MAX_BODY_BYTES = env_int("REGISTRY_MAX_BODY_BYTES", 2 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = REGISTRY_MAX_BODY_BYTES
+
+# --- Django --------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_celery_beat",
+    "registry",
+]
+
+MIDDLEWARE = [
+    "registry.middleware.RequestIdMiddleware",
+    "registry.middleware.BodySizeLimitMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
+]
+
+ROOT_URLCONF = "consortium.urls"
+WSGI_APPLICATION = "consortium.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASE_URL = env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/registry")
+DATABASES = {"default": database_from_url(DATABASE_URL)}
+# Persistent connections: a new connection per request costs several times a lookup.
+DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 300)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 5))
+if env_str("REGISTRY_TEST_DB_NAME"):
+    DATABASES["default"]["TEST"] = {"NAME": env_str("REGISTRY_TEST_DB_NAME")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env_str("REDIS_URL")
+CACHES = {
+    "default": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "registry"),
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 30) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_RESET_ON_SUCCESS = True
+
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_SECURE = IS_PRODUCTION
+CSRF_COOKIE_SECURE = IS_PRODUCTION
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", IS_PRODUCTION)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if IS_PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = IS_PRODUCTION
+SECURE_HSTS_PRELOAD = IS_PRODUCTION
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", _("English")), ("zh-hans", _("Simplified Chinese"))]
+LOCALE_PATHS = [BASE_DIR / "registry" / "locale"]
+TIME_ZONE = env_str("TIME_ZONE", "Asia/Shanghai")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "registry@localhost")
+
+# --- REST framework ------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["registry.api.auth.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["registry.api.auth.HasScope"],
+    "DEFAULT_THROTTLE_CLASSES": [],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "registry.api.problems.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_PAGINATION_CLASS": "registry.api.pagination.NewestFirstCursorPagination",
+    "PAGE_SIZE": 50,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Consortium fraud registry API",
+    "DESCRIPTION": "Confirmed fraud cases shared between member lenders, keyed by OPRF tokens.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+    },
+    "SECURITY": [{"bearer": []}],
+    # Swagger UI served from the drf-spectacular-sidecar package, not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# --- Celery --------------------------------------------------------------------------------
+CELERY_BROKER_URL = env_str(
+    "CELERY_BROKER_URL", REDIS_URL or "filesystem://"
+)
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {
+        "data_folder_in": str(BASE_DIR / "var" / "broker"),
+        "data_folder_out": str(BASE_DIR / "var" / "broker"),
+        "processed_folder": str(BASE_DIR / "var" / "broker-done"),
+        "store_processed": False,
+    }
+    if CELERY_BROKER_URL.startswith("filesystem")
+    else {"socket_connect_timeout": 2, "socket_timeout": 5}
+)
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The web process never waits on the broker: one attempt, then the outbox sweeper retries.
+CELERY_TASK_PUBLISH_RETRY = False
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "registry")
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+
+# --- Logging: one JSON object per line --------------------------------------------------------
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "registry.logging.JsonFormatter"}},
+    "filters": {"request_id": {"()": "registry.logging.RequestIdFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "filters": ["request_id"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.request": {"level": "ERROR"},
+        "django.server": {"level": "WARNING"},
+    },
+}
+
+if IS_PRODUCTION:
+    _missing = [
+        name
+        for name, value in (
+            ("DJANGO_SECRET_KEY", SECRET_KEY),
+            ("REGISTRY_OPRF_SEED", REGISTRY_OPRF_SEED),
+            ("REGISTRY_PEPPER", REGISTRY_PEPPER),
+        )
+        if not value
+    ]
+    if _missing:
+        raise ImproperlyConfigured(
+            "Production configuration without secrets: set "
+            + ", ".join(f"{n} (or {n}_FILE)" for n in _missing)
+        )

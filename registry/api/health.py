@@ -1,0 +1,58 @@
+"""Liveness and readiness. /readyz names the dependency that failed."""
+
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+
+from registry.services.audit import audit_seal_lag_seconds
+
+
+def healthz(request):
+    return JsonResponse({"status": "ok"})
+
+
+def _check_database() -> str | None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        return type(exc).__name__
+
+
+def _check_broker() -> str | None:
+    from consortium.celery import app
+
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+        return None
+    except Exception as exc:  # noqa: BLE001
+        return type(exc).__name__
+
+
+def readyz(request):
+    failures = {}
+    if (error := _check_database()) is not None:
+        failures["database"] = error
+    if (error := _check_broker()) is not None:
+        failures["broker"] = error
+    details = {}
+    if "database" not in failures:
+        lag = audit_seal_lag_seconds()
+        details["audit_seal_lag_seconds"] = round(lag, 1)
+        details["audit_seal_lag_alarm"] = lag > settings.REGISTRY_AUDIT_SEAL_LAG_ALARM_SECONDS
+    if failures:
+        body = {
+            "type": "https://registry.example/problems/service_unavailable",
+            "title": "Not ready",
+            "status": 503,
+            "code": "service_unavailable",
+            "detail": "Unavailable: " + ", ".join(sorted(failures)),
+            "failed": failures,
+            **details,
+        }
+        response = JsonResponse(body, status=503, content_type="application/problem+json")
+        response["Retry-After"] = "5"
+        return response
+    return JsonResponse({"status": "ready", **details})

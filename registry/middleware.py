@@ -1,0 +1,48 @@
+"""Request ids for logs, and refusing oversized bodies before anything parses them."""
+
+import uuid
+
+from django.conf import settings
+from django.utils.translation import gettext as _
+
+from registry.api.problems import problem, problem_json_response
+from registry.logging import request_id_var
+
+
+class RequestIdMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        incoming = request.headers.get("X-Request-Id", "")
+        request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else ""
+        token = request_id_var.set(request_id or uuid.uuid4().hex)
+        try:
+            response = self.get_response(request)
+            response["X-Request-Id"] = request_id_var.get()
+            return response
+        finally:
+            request_id_var.reset(token)
+
+
+class BodySizeLimitMiddleware:
+    """413 for a declared Content-Length above REGISTRY_MAX_BODY_BYTES. (Bodies without a
+    length, i.e. chunked, are capped by Django's DATA_UPLOAD_MAX_MEMORY_SIZE when read, and
+    by nginx's client_max_body_size in front.)"""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > settings.REGISTRY_MAX_BODY_BYTES:
+            body = problem(
+                413, "payload_too_large", _("Request body too large"),
+                _("The request body exceeds %(limit)d bytes.")
+                % {"limit": settings.REGISTRY_MAX_BODY_BYTES},
+            )
+            return problem_json_response(body)
+        return self.get_response(request)

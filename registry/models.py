@@ -1,0 +1,449 @@
+"""The registry's data and its constraints. Logic lives in services/ (writes) and selectors/
+(reads); this module only says what is stored and what the database must refuse.
+
+Nothing here holds a raw identifier or a token: identifiers are stored as
+`digest = HMAC-SHA256(pepper, token)` plus a short `fingerprint` for people to read.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+
+class Scope(models.TextChoices):
+    LOOKUP = "lookup", _("Lookup")
+    SUBMIT = "submit", _("Submit cases")
+    DISPUTE = "dispute", _("File disputes")
+    COMPLIANCE = "compliance", _("Compliance")
+
+
+MEMBER_SCOPES = (Scope.LOOKUP, Scope.SUBMIT, Scope.DISPUTE)
+
+
+class IdentifierKind(models.TextChoices):
+    PHONE = "phone", _("Mobile phone number")
+    CN_RESIDENT_ID = "cn_resident_id", _("Chinese resident ID number")
+    BANK_CARD = "bank_card", _("Bank card number")
+    IMEI = "imei", _("Device IMEI")
+    EMAIL = "email", _("E-mail address")
+
+
+class Member(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        SUSPENDED = "suspended", _("Suspended")
+
+    code = models.CharField(
+        _("code"),
+        max_length=32,
+        unique=True,
+        validators=[RegexValidator(r"^[A-Z0-9_]{2,32}$", _("2–32 of A–Z, 0–9 and _."))],
+    )
+    name = models.CharField(_("name"), max_length=200)
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE
+    )
+    contact_email = models.EmailField(_("contact e-mail"), blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("member institution")
+        verbose_name_plural = _("member institutions")
+        ordering = ["code"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(code__regex=r"^[A-Z0-9_]{2,32}$"), name="member_code_format"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} – {self.name}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+
+class MemberLimit(models.Model):
+    """Per-member, per-scope rate limit and daily quota set by officers. Absent = defaults."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="limits")
+    scope = models.CharField(_("scope"), max_length=16, choices=Scope.choices)
+    per_minute = models.PositiveIntegerField(_("requests per minute"))
+    per_day = models.PositiveIntegerField(_("requests per day"))
+
+    class Meta:
+        verbose_name = _("rate limit")
+        verbose_name_plural = _("rate limits")
+        constraints = [
+            models.UniqueConstraint(fields=["member", "scope"], name="one_limit_per_scope"),
+        ]
+
+
+class ApiKey(models.Model):
+    """A bearer key `rk_<prefix>_<secret>`. Only SHA-256 of the secret is stored: the secret
+    has 256 bits of entropy, so a slow hash would add latency and no security."""
+
+    prefix = models.CharField(_("prefix"), max_length=16, unique=True)
+    secret_hash = models.BinaryField(max_length=32)
+    name = models.CharField(_("label"), max_length=100, blank=True)
+    member = models.ForeignKey(
+        Member, null=True, blank=True, on_delete=models.CASCADE, related_name="api_keys"
+    )
+    officer = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="api_keys",
+    )
+    scopes = ArrayField(models.CharField(max_length=16, choices=Scope.choices))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("API key")
+        verbose_name_plural = _("API keys")
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(member__isnull=False) & Q(officer__isnull=True))
+                | (Q(member__isnull=True) & Q(officer__isnull=False)),
+                name="api_key_has_one_owner",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"rk_{self.prefix}_…"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+class Category(models.Model):
+    """A fraud category with its retention period (default 5 years, set by officers)."""
+
+    code = models.CharField(_("code"), max_length=40, primary_key=True)
+    name = models.CharField(_("name"), max_length=100)
+    retention_days = models.PositiveIntegerField(_("retention (days)"), default=1826)
+
+    class Meta:
+        verbose_name = _("category")
+        verbose_name_plural = _("categories")
+        ordering = ["code"]
+        constraints = [
+            # Chinese credit rules keep negative records at most 5 years.
+            models.CheckConstraint(
+                condition=Q(retention_days__gte=1) & Q(retention_days__lte=1827),
+                name="retention_at_most_five_years",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class CaseStatus(models.TextChoices):
+    ACTIVE = "active", _("Active")
+    DISPUTED = "disputed", _("Disputed")
+    WITHDRAWN = "withdrawn", _("Withdrawn")
+    REMOVED = "removed", _("Removed")
+    EXPIRED = "expired", _("Expired")
+
+
+LIVE_CASE_STATUSES = (CaseStatus.ACTIVE, CaseStatus.DISPUTED)
+
+
+class Case(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="cases")
+    reference = models.CharField(_("reference"), max_length=100)
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="cases")
+    status = models.CharField(
+        _("status"), max_length=16, choices=CaseStatus.choices, default=CaseStatus.ACTIVE
+    )
+    confirmed_at = models.DateField(_("confirmed on"))
+    expires_at = models.DateField(_("expires on"))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    status_changed_at = models.DateTimeField(_("status changed at"), auto_now_add=True)
+    subject_statement = models.TextField(_("subject's statement"), blank=True)
+
+    class Meta:
+        verbose_name = _("case")
+        verbose_name_plural = _("cases")
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["member", "-created_at"], name="case_member_newest"),
+            models.Index(
+                fields=["expires_at"],
+                name="case_live_by_expiry",
+                condition=Q(status__in=["active", "disputed"]),
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["member", "reference"],
+                condition=Q(status__in=["active", "disputed"]),
+                name="one_live_case_per_reference",
+            ),
+            models.CheckConstraint(
+                condition=Q(expires_at__gt=models.F("confirmed_at")), name="case_expires_after"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_id}:{self.reference}"
+
+
+class CaseIdentifier(models.Model):
+    """One identifier of a case, as a peppered digest. Deleted (not flagged) when the case
+    leaves the registry: withdrawn, removed or expired."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="identifiers")
+    kind = models.CharField(max_length=16, choices=IdentifierKind.choices)
+    digest = models.BinaryField(max_length=32)
+    pepper_version = models.PositiveSmallIntegerField(default=1)
+    fingerprint = models.CharField(max_length=16)
+
+    class Meta:
+        verbose_name = _("case identifier")
+        verbose_name_plural = _("case identifiers")
+        indexes = [
+            models.Index(fields=["digest", "kind"], name="case_identifier_digest"),
+            models.Index(fields=["pepper_version"], name="case_identifier_pepper"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["case", "kind", "digest"], name="identifier_once"),
+        ]
+
+
+class Purpose(models.TextChoices):
+    LOAN_APPLICATION = "loan_application", _("Loan application")
+    ACCOUNT_OPENING = "account_opening", _("Account opening")
+    CREDIT_REVIEW = "credit_review", _("Credit review")
+    FRAUD_INVESTIGATION = "fraud_investigation", _("Fraud investigation")
+
+
+class Lookup(models.Model):
+    """One lookup call: who asked, when, why, how many identifiers and matches."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="lookups")
+    api_key = models.ForeignKey(ApiKey, null=True, on_delete=models.SET_NULL, related_name="+")
+    purpose = models.CharField(_("purpose"), max_length=32, choices=Purpose.choices)
+    consent_reference = models.CharField(_("consent reference"), max_length=100, blank=True)
+    identifier_count = models.PositiveIntegerField()
+    match_count = models.PositiveIntegerField()
+    created_at = models.DateTimeField(_("looked up at"), db_index=True)
+
+    class Meta:
+        verbose_name = _("lookup")
+        verbose_name_plural = _("lookups")
+
+
+class LookupLogEntry(models.Model):
+    """One identifier of one lookup (for subject access and the regulator). Velocity does not
+    scan this table; it reads the Sighting rollup."""
+
+    lookup = models.ForeignKey(Lookup, on_delete=models.CASCADE, related_name="entries")
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=16, choices=IdentifierKind.choices)
+    digest = models.BinaryField(max_length=32)
+    pepper_version = models.PositiveSmallIntegerField(default=1)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["digest"], name="lookup_log_digest"),
+            models.Index(fields=["created_at"], name="lookup_log_created"),
+        ]
+
+
+class Sighting(models.Model):
+    """Rollup for velocity: when each member last looked up each identifier.
+
+    "How many other members looked this identifier up in the last N" equals "how many other
+    members' last sighting of it is within N", so one row per (identifier, member) answers all
+    five windows, whatever the size of the lookup log, and a member's repeat lookups count once.
+    """
+
+    kind = models.CharField(max_length=16, choices=IdentifierKind.choices)
+    digest = models.BinaryField(max_length=32)
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="+")
+    pepper_version = models.PositiveSmallIntegerField(default=1)
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["last_seen_at"], name="sighting_last_seen")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["digest", "kind", "member"], name="one_sighting_per_member"
+            ),
+        ]
+
+
+class IdempotencyKey(models.Model):
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=200)
+    request_hash = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField(null=True)
+    response_body = models.JSONField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["member", "key"], name="idempotency_key_once"),
+        ]
+
+
+class DisputeStatus(models.TextChoices):
+    OPEN = "open", _("Open")
+    RESPONDED = "responded", _("Responded")
+    OVERDUE = "overdue", _("Overdue")
+    UPHELD = "upheld", _("Upheld")
+    REJECTED = "rejected", _("Rejected")
+
+
+UNDECIDED_DISPUTE_STATUSES = (DisputeStatus.OPEN, DisputeStatus.RESPONDED, DisputeStatus.OVERDUE)
+
+
+class Dispute(models.Model):
+    class Reason(models.TextChoices):
+        NOT_ME = "not_me", _("Not me")
+        IDENTITY_STOLEN = "identity_stolen", _("Identity stolen")
+        INACCURATE = "inaccurate", _("Inaccurate")
+        RESOLVED = "resolved", _("Resolved")
+        OTHER = "other", _("Other")
+
+    class Position(models.TextChoices):
+        MAINTAIN = "maintain", _("Maintain the case")
+        WITHDRAW_CASE = "withdraw_case", _("Withdraw the case")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="disputes")
+    filed_by = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="filed_disputes")
+    reason = models.CharField(_("reason"), max_length=20, choices=Reason.choices)
+    statement = models.TextField(_("statement"), blank=True)
+    status = models.CharField(
+        _("status"), max_length=16, choices=DisputeStatus.choices, default=DisputeStatus.OPEN
+    )
+    filed_at = models.DateTimeField(_("filed at"))
+    due_at = models.DateTimeField(_("due at"))
+    response_position = models.CharField(
+        _("member's position"), max_length=16, choices=Position.choices, blank=True
+    )
+    response_statement = models.TextField(_("member's statement"), blank=True)
+    responded_at = models.DateTimeField(_("responded at"), null=True, blank=True)
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    rationale = models.TextField(_("rationale"), blank=True)
+    reminder_sent_at = models.DateTimeField(null=True, blank=True)
+    overdue_alert_sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("dispute")
+        verbose_name_plural = _("disputes")
+        ordering = ["due_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["case"],
+                condition=Q(status__in=["open", "responded", "overdue"]),
+                name="one_undecided_dispute_per_case",
+            ),
+        ]
+
+
+class AuditEvent(models.Model):
+    """Append-only. The database refuses UPDATE, DELETE and TRUNCATE (migration 0002's
+    triggers). Events are inserted freely; AuditSeal chains them afterwards (see
+    services/audit.py), so the hot path never waits on a global lock."""
+
+    class ActorType(models.TextChoices):
+        MEMBER = "member", _("Member")
+        OFFICER = "officer", _("Officer")
+        SYSTEM = "system", _("System")
+
+    created_at = models.DateTimeField(_("time"), db_index=True)
+    actor_type = models.CharField(_("actor type"), max_length=16, choices=ActorType.choices)
+    member = models.ForeignKey(
+        Member, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False,
+        related_name="+",
+    )
+    api_key_prefix = models.CharField(_("API key"), max_length=16, blank=True)
+    officer = models.CharField(_("officer"), max_length=150, blank=True)
+    action = models.CharField(_("action"), max_length=64, db_index=True)
+    object_type = models.CharField(_("object type"), max_length=32, blank=True)
+    object_id = models.CharField(_("object id"), max_length=64, blank=True, db_index=True)
+    details = models.JSONField(_("details"), default=dict)
+
+    class Meta:
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["member", "-id"], name="audit_member_newest")]
+
+
+class AuditSeal(models.Model):
+    """The hash chain: seal n covers event `event_id` and the seal before it. Append-only too."""
+
+    seq = models.BigIntegerField(primary_key=True)
+    event_id = models.BigIntegerField(unique=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+    sealed_at = models.DateTimeField()
+
+
+class JobRun(models.Model):
+    """What each background job did, for operators and the admin's job-health panel."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+
+    job = models.CharField(_("job"), max_length=40, db_index=True)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices)
+    started_at = models.DateTimeField(_("started at"))
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    details = models.JSONField(_("details"), default=dict)
+
+    class Meta:
+        verbose_name = _("job run")
+        verbose_name_plural = _("job runs")
+        ordering = ["-started_at"]
+
+
+class OutboxTask(models.Model):
+    """A Celery task recorded in the same transaction as the write that needs it, so that a
+    broker outage delays side effects instead of failing API calls. Published on commit;
+    the sweeper publishes whatever is still undelivered."""
+
+    task = models.CharField(max_length=100)
+    kwargs = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["created_at"], name="outbox_undelivered",
+                condition=Q(delivered_at__isnull=True),
+            )
+        ]
+
+
+class RegistryState(models.Model):
+    """Single-row operational state (e.g. pepper rotation progress)."""
+
+    key = models.CharField(max_length=64, primary_key=True)
+    value = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)

@@ -1,0 +1,45 @@
+"""OPRF evaluation under the registry's key (RFC 9497, ristretto255-SHA512, mode OPRF)."""
+
+from functools import cache
+
+from django.conf import settings
+from registry_client import oprf
+
+from registry.actors import Actor
+from registry.errors import BatchTooLarge, FieldError, ValidationFailed
+from registry.services.audit import audit_record
+
+MAX_ELEMENTS = 1000
+
+
+@cache
+def server_key() -> tuple[bytes, bytes, str]:
+    """(private scalar, public element, key_id), derived once per process from the seed."""
+    seed = bytes.fromhex(settings.REGISTRY_OPRF_SEED)
+    sk, pk = oprf.derive_key_pair(seed, settings.REGISTRY_OPRF_KEY_INFO.encode())
+    return sk, pk, oprf.key_id(pk)
+
+
+def oprf_evaluate(*, actor: Actor, blinded_elements: list[str]) -> tuple[str, list[str]]:
+    if len(blinded_elements) > MAX_ELEMENTS:
+        raise BatchTooLarge(f"Send at most {MAX_ELEMENTS} blinded elements per call.")
+    if not blinded_elements:
+        raise ValidationFailed(
+            "Send at least one blinded element.",
+            [FieldError("/blinded_elements", "required", "At least one element.")],
+        )
+    elements, errors = [], []
+    for index, text in enumerate(blinded_elements):
+        try:
+            elements.append(oprf.parse_element_hex(text))
+        except oprf.InvalidElement as exc:
+            errors.append(FieldError(f"/blinded_elements/{index}", "invalid_element", str(exc)))
+    if errors:
+        raise ValidationFailed("Some blinded elements are not valid ristretto255 points.", errors)
+    sk, _pk, key_id = server_key()
+    evaluated = [oprf.blind_evaluate(sk, element).hex() for element in elements]
+    # One event per call with counts only: the elements themselves say nothing, but there is
+    # no reason to keep them.
+    audit_record(actor=actor, action="oprf.evaluated", object_type="oprf",
+                 details={"elements": len(elements), "key_id": key_id})
+    return key_id, evaluated
