@@ -1,0 +1,1 @@
+"""Housekeeping jobs (expiry, retention, sealing, outbox, pepper rotation)."""

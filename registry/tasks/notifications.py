@@ -1,0 +1,1 @@
+"""Dispute reminders and alerts (e-mail)."""

@@ -1,0 +1,232 @@
+"""Fixtures for the member-side client tests: a small fake registry on a real HTTP socket.
+
+The fake implements just enough of spec/api.md for the client: OPRF evaluation with a test key
+(through the same ``registry_client.oprf`` module the server uses), lookups that match tokens
+of listed identifiers, case submission with reference conflicts and Idempotency-Key replay.
+Tests can also queue canned answers (status, headers, body) to exercise retries and errors.
+No Django, no mocks of urllib.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+try:
+    import registry_client  # noqa: F401
+except ImportError:  # not installed: use the source tree
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "client"))
+
+from registry_client import oprf  # noqa: E402
+from registry_client.canonical import canonicalize  # noqa: E402
+
+TEST_SEED = bytes(range(32))
+TEST_INFO = b"consortium-registry/oprf/v1"
+API_KEY = "test-member-key"
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+    raw: bytes
+
+
+@dataclass
+class FakeRegistry:
+    """State of the fake registry; ``url`` is set once the server listens."""
+
+    sk: bytes
+    pk: bytes
+    url: str = ""
+    requests: list[Recorded] = field(default_factory=list)
+    canned: deque = field(default_factory=deque)  # (status, headers, body) answered first
+    listed: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # token -> cases
+    velocity: dict[str, dict[str, int]] = field(default_factory=dict)  # token -> windows
+    cases: dict[str, dict[str, Any]] = field(default_factory=dict)  # live reference -> case
+    idempotency: dict[str, tuple[str, int, Any]] = field(default_factory=dict)
+    on_lookup: Callable[[], None] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def key_id(self) -> str:
+        return oprf.key_id(self.pk)
+
+    def token_of(self, kind: str, value: str) -> str:
+        """The token the registry's key gives a raw value (computed without blinding)."""
+        private_input = oprf.oprf_input(kind, canonicalize(kind, value))
+        return oprf.token_hex(oprf.evaluate(self.sk, private_input))
+
+    def list_identifier(self, kind: str, value: str, *categories: str) -> str:
+        token = self.token_of(kind, value)
+        self.listed[token] = [
+            {
+                "case_id": str(uuid.uuid4()),
+                "category": category,
+                "confirmed_at": "2026-01-15",
+                "status": "active",
+                "reported_by_you": False,
+                "reporting_members": 1,
+                "has_subject_statement": False,
+            }
+            for category in categories
+        ]
+        return token
+
+    def calls(self, path: str) -> list[Recorded]:
+        return [request for request in self.requests if request.path.split("?")[0] == path]
+
+    def all_sent_text(self) -> str:
+        return "\n".join(request.raw.decode("utf-8", "replace") for request in self.requests)
+
+
+def problem(status: int, code: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "about:blank", "title": code, "status": status, "detail": code, "code": code, **extra}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    registry: FakeRegistry  # set on a subclass per server
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
+        pass
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def _handle(self, method: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        body = json.loads(raw) if raw else None
+        registry = self.registry
+        with registry.lock:
+            registry.requests.append(Recorded(method, self.path, dict(self.headers), body, raw))
+            canned = registry.canned.popleft() if registry.canned else None
+        if canned is not None:
+            self._send(*canned)
+            return
+        if self.headers.get("Authorization") != f"Bearer {API_KEY}":
+            self._send(401, {}, problem(401, "unauthenticated"))
+            return
+        route = {
+            ("POST", "/api/v1/oprf/evaluate"): self._evaluate,
+            ("POST", "/api/v1/lookups"): self._lookups,
+            ("POST", "/api/v1/cases/batch"): self._cases_batch,
+        }.get((method, self.path.split("?")[0]))
+        if route is None:
+            self._send(404, {}, problem(404, "not_found"))
+            return
+        self._send(*route(body))
+
+    def _evaluate(self, body: dict) -> tuple[int, dict, Any]:
+        registry = self.registry
+        try:
+            elements = [oprf.parse_element_hex(text) for text in body["blinded_elements"]]
+        except oprf.InvalidElement:
+            return 400, {}, problem(400, "validation_error")
+        evaluated = oprf.blind_evaluate_many(registry.sk, elements)
+        answer = {"key_id": registry.key_id, "evaluated_elements": [e.hex() for e in evaluated]}
+        return 200, {}, answer
+
+    def _lookups(self, body: dict) -> tuple[int, dict, Any]:
+        registry = self.registry
+        if registry.on_lookup is not None:
+            registry.on_lookup()
+        results = []
+        for item in body["identifiers"]:
+            token = item["token"]
+            cases = registry.listed.get(token, [])
+            windows = {"1h": 0, "24h": 0, "7d": 0, "30d": 0, "90d": 0}
+            windows.update(registry.velocity.get(token, {}))
+            results.append(
+                {
+                    "kind": item["kind"],
+                    "token": token,
+                    "matched": bool(cases),
+                    "cases": cases,
+                    "velocity": windows,
+                }
+            )
+        return 200, {}, {"lookup_id": str(uuid.uuid4()), "results": results}
+
+    def _cases_batch(self, body: dict) -> tuple[int, dict, Any]:
+        registry = self.registry
+        key = self.headers.get("Idempotency-Key")
+        body_hash = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        if key and key in registry.idempotency:
+            first_hash, status, answer = registry.idempotency[key]
+            if first_hash != body_hash:
+                return 422, {}, problem(422, "idempotency_mismatch")
+            return status, {"Idempotent-Replayed": "true"}, answer
+        results = []
+        for index, case in enumerate(body["cases"]):
+            if case["reference"] in registry.cases:
+                results.append({"index": index, "status": "error", "error": problem(409, "conflict")})
+                continue
+            created = {
+                "id": str(uuid.uuid4()),
+                "reference": case["reference"],
+                "category": case["category"],
+                "status": "active",
+                "identifiers": [{"kind": i["kind"], "fingerprint": i["token"][:8]} for i in case["identifiers"]],
+            }
+            registry.cases[case["reference"]] = created
+            results.append({"index": index, "status": "created", "case": created})
+        answer = {"results": results}
+        if key:
+            registry.idempotency[key] = (body_hash, 200, answer)
+        return 200, {}, answer
+
+    def _send(self, status: int, headers: dict[str, str], body: Any) -> None:
+        payload = b"" if body is None else json.dumps(body).encode()
+        self.send_response(status)
+        content_type = "application/problem+json" if status >= 400 else "application/json"
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+@pytest.fixture
+def registry() -> Iterator[FakeRegistry]:
+    sk, pk = oprf.derive_key_pair(TEST_SEED, TEST_INFO)
+    state = FakeRegistry(sk=sk, pk=pk)
+    handler = type("Handler", (_Handler,), {"registry": state})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def api_key() -> str:
+    return API_KEY
+
+
+@pytest.fixture
+def make_problem() -> Callable[..., dict[str, Any]]:
+    return problem
