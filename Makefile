@@ -15,12 +15,12 @@ $(STAMP): requirements.txt client/pyproject.toml
 	touch $(STAMP)
 
 messages: $(STAMP)
-	cd registry && ../$(PY) ../manage.py compilemessages --ignore=.venv >/dev/null
+	$(PY) scripts/compile_messages.py >/dev/null
 
 # Development server: API + admin + Celery worker + beat in the foreground (Ctrl-C stops all).
 run: $(STAMP) messages
 	$(PY) scripts/dev_secrets.py
-	set -a; source var/dev.env; set +a; \
+	source var/dev.env; \
 	eval "$$($(PY) scripts/services.py --for run)"; \
 	$(PY) manage.py migrate --no-input && \
 	$(PY) scripts/dev_bootstrap.py && \

@@ -121,7 +121,6 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = REGISTRY_MAX_BODY_BYTES
 
 # --- Django --------------------------------------------------------------------------------
 INSTALLED_APPS = [
-    "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -135,6 +134,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "registry",
+    # After "registry" so that registry/templates/admin/ overrides the admin's templates.
+    "registry.apps.RegistryAdminConfig",
 ]
 
 MIDDLEWARE = [
@@ -178,6 +179,25 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 5))
 if env_str("REGISTRY_TEST_DB_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": env_str("REGISTRY_TEST_DB_NAME")}
+# The database password may come from a file (systemd credential, Docker secret) instead of
+# the URL, so that the environment file holds no secret.
+if _db_password := env_secret("DATABASE_PASSWORD"):
+    DATABASES["default"]["PASSWORD"] = _db_password
+# A read replica for lookups (see registry/db_router.py), only when configured.
+DATABASE_REPLICA_URL = env_str("DATABASE_REPLICA_URL")
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = {
+        **database_from_url(DATABASE_REPLICA_URL),
+        "CONN_MAX_AGE": DATABASES["default"]["CONN_MAX_AGE"],
+        "CONN_HEALTH_CHECKS": True,
+        "TEST": {"MIRROR": "default"},
+    }
+    DATABASES["replica"]["OPTIONS"].setdefault(
+        "connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 5)
+    )
+    if _replica_password := env_secret("DATABASE_REPLICA_PASSWORD"):
+        DATABASES["replica"]["PASSWORD"] = _replica_password
+    DATABASE_ROUTERS = ["registry.db_router.PrimaryReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")

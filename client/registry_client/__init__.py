@@ -9,9 +9,9 @@ from __future__ import annotations
 
 __version__ = "1.0.0"
 
-from .canonical import KINDS, CanonicalizationError, canonicalize  # noqa: E402
-from .client import Client  # noqa: E402
-from .errors import (  # noqa: E402
+from .canonical import KINDS, CanonicalizationError, canonicalize
+from .client import Client
+from .errors import (
     AuthenticationError,
     ConflictError,
     IdempotencyMismatchError,
@@ -24,7 +24,7 @@ from .errors import (  # noqa: E402
     TransportError,
     ValidationError,
 )
-from .pii import looks_like_raw_identifier  # noqa: E402
+from .pii import looks_like_raw_identifier
 
 __all__ = [
     "KINDS",

@@ -26,12 +26,17 @@ from .pii import looks_like_raw_identifier
 __all__ = [
     "CATEGORIES",
     "ColumnSpec",
+    "FatalJobError",
     "LookupJob",
     "LookupSummary",
+    "ResultWriter",
     "SubmitJob",
     "SubmitSummary",
     "TokenCache",
+    "batch_idempotency_key",
     "case_idempotency_key",
+    "read_rows",
+    "resolve_columns",
 ]
 
 CATEGORIES = (
@@ -93,7 +98,7 @@ class TokenCache:
                 self._tokens.move_to_end(item)
                 found[item] = token
         if missing:
-            for item, token in zip(missing, self._client.tokenize_canonical(missing)):
+            for item, token in zip(missing, self._client.tokenize_canonical(missing), strict=True):
                 found[item] = token
                 self._remember(item, token)
         return found
@@ -229,8 +234,10 @@ class LookupJob:
 
     def _add(self, row: _LookupRow) -> None:
         # A lookup call carries one consent reference, so a change of consent starts a chunk.
+        # Rows without identifiers count too, so that a run of empty rows stays bounded.
         consent_changes = bool(self._pending) and self._pending[-1].consent != row.consent
-        if consent_changes or self._pending_identifiers + row.identifier_count > LOOKUP_BATCH:
+        too_many = self._pending_identifiers + row.identifier_count > LOOKUP_BATCH
+        if consent_changes or too_many or len(self._pending) >= LOOKUP_BATCH:
             self._flush()
         self._pending.append(row)
         if row.problem is None:
@@ -247,10 +254,10 @@ class LookupJob:
         self._show_progress()
 
     def _look_up(self, rows: list[_LookupRow]) -> dict[tuple[str, str], dict[str, Any]]:
+        sendable = [row for row in rows if row.problem is None]
         wanted = [
             (spec.kind, canonical)
-            for row in rows
-            if row.problem is None
+            for row in sendable
             for spec, canonical, _ in row.columns
             if canonical is not None
         ]
@@ -260,10 +267,11 @@ class LookupJob:
             tokens = self.cache.tokens_for(wanted)
             pairs = list(tokens)
             identifiers = [{"kind": kind, "token": tokens[(kind, value)]} for kind, value in pairs]
-            answer = self.client.lookup(identifiers, self.purpose, rows[0].consent)
+            # _add keeps one consent reference per chunk.
+            answer = self.client.lookup(identifiers, self.purpose, sendable[0].consent)
         except RegistryError as error:
             raise _registry_failure(error) from None
-        return dict(zip(pairs, answer["results"]))
+        return dict(zip(pairs, answer["results"], strict=True))
 
     def _write(self, row: _LookupRow, results: dict[tuple[str, str], dict[str, Any]]) -> None:
         self.summary.rows += 1
@@ -326,6 +334,17 @@ def _column_result(status: str, result: dict[str, Any] | None) -> dict[str, Any]
     }
 
 
+_CSV_VELOCITY_WINDOWS = ("24h", "7d", "30d")
+_CSV_COLUMN_FIELDS = (
+    "status",
+    "matched",
+    "cases",
+    "disputed",
+    "categories",
+    *(f"velocity_{window}" for window in _CSV_VELOCITY_WINDOWS),
+)
+
+
 class ResultWriter:
     """Writes one line per input row, as CSV or JSON lines; never a value or a token."""
 
@@ -336,19 +355,7 @@ class ResultWriter:
         if self._csv is not None:
             header = ["row", "status", "matched", "max_velocity_24h"]
             for spec in columns:
-                header += [
-                    f"{spec.header}.{name}"
-                    for name in (
-                        "status",
-                        "matched",
-                        "cases",
-                        "disputed",
-                        "categories",
-                        "velocity_24h",
-                        "velocity_7d",
-                        "velocity_30d",
-                    )
-                ]
+                header += [f"{spec.header}.{name}" for name in _CSV_COLUMN_FIELDS]
             self._csv.writerow(header)
 
     def write(
@@ -372,9 +379,7 @@ class ResultWriter:
                 item["cases"],
                 item["disputed"],
                 ";".join(item["categories"]),
-                velocity["24h"],
-                velocity["7d"],
-                velocity["30d"],
+                *(velocity[window] for window in _CSV_VELOCITY_WINDOWS),
             ]
         self._csv.writerow(cells)
 
@@ -496,7 +501,7 @@ class SubmitJob:
             results = self.client.submit_cases(bodies, idempotency_key=key)
         except RegistryError as error:
             raise _registry_failure(error) from None
-        for row, result in zip(rows, results):
+        for row, result in zip(rows, results, strict=True):
             self._count(row, result)
         self._show_progress()
 
@@ -558,6 +563,8 @@ def _case_body(row: _CaseRow, tokens: dict[tuple[str, str], str]) -> dict[str, A
         "reference": row.reference,
         "category": row.category,
         "confirmed_at": row.confirmed_at,
-        "identifiers": [{"kind": kind, "token": tokens[(kind, value)]} for kind, value in row.identifiers],
+        "identifiers": [
+            {"kind": kind, "token": tokens[(kind, value)]} for kind, value in row.identifiers
+        ],
         "attestation": True,
     }

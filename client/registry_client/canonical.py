@@ -107,7 +107,7 @@ def _canonical_resident_id(value: str) -> str | None:
 
 def resident_id_check_digit(first17: str) -> str:
     """GB 11643-1999 (ISO 7064 MOD 11-2) check character of the first 17 digits."""
-    total = sum(int(digit) * weight for digit, weight in zip(first17, _ID_WEIGHTS))
+    total = sum(int(digit) * weight for digit, weight in zip(first17, _ID_WEIGHTS, strict=True))
     return _ID_CHECK_CHARS[total % 11]
 
 

@@ -17,6 +17,7 @@ from typing import IO
 
 from . import __version__
 from .bulk import (
+    ColumnSpec,
     FatalJobError,
     LookupJob,
     ResultWriter,
@@ -48,7 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"registry-client: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("\nregistry-client: interrupted; re-running the same command is safe", file=sys.stderr)
+        print(
+            "\nregistry-client: interrupted; re-running the same command is safe", file=sys.stderr
+        )
         return EXIT_ROWS_FAILED
 
 
@@ -88,8 +91,11 @@ def _add_lookup_command(commands: argparse._SubParsersAction) -> None:
     lookup.add_argument("file", type=Path, help="CSV file with a header row")
     lookup.add_argument("--purpose", required=True, choices=PURPOSES)
     _add_csv_options(lookup)
-    lookup.add_argument("--output", help="result file, '-' for stdout "
-                        "(default: <input stem>.results.csv or .results.jsonl beside the input)")
+    lookup.add_argument(
+        "--output",
+        help="result file, '-' for stdout "
+        "(default: <input stem>.results.csv or .results.jsonl beside the input)",
+    )
     lookup.add_argument("--jsonl", action="store_true", help="write JSON lines instead of CSV")
     consent = lookup.add_mutually_exclusive_group()
     consent.add_argument("--consent-column", metavar="HEADER", help="per-row consent reference")
@@ -256,7 +262,7 @@ def _stdin_values() -> list[str]:
 
 def _open_input(args: argparse.Namespace) -> IO[str]:
     try:
-        return open(args.file, encoding=args.encoding, newline="")  # noqa: SIM115
+        return open(args.file, encoding=args.encoding, newline="")
     except (OSError, LookupError) as error:
         raise UsageError(f"cannot read {args.file}: {type(error).__name__}") from None
 
@@ -274,7 +280,7 @@ def _open_output(path: Path | None) -> IO[str]:
     if path is None:
         return _Unclosable(sys.stdout)
     try:
-        return open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        return open(path, "w", encoding="utf-8", newline="")
     except OSError as error:
         raise UsageError(f"cannot write {path}: {type(error).__name__}") from None
 
@@ -292,7 +298,7 @@ class _Unclosable:
         self._stream.flush()
 
 
-def _columns(header: list[str], requested: list[str]) -> list:
+def _columns(header: list[str], requested: list[str]) -> list[ColumnSpec]:
     pairs = []
     for text in requested:
         kind, sep, name = text.partition("=")

@@ -24,7 +24,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.message import Message
 from typing import Any
 
@@ -41,7 +41,7 @@ from .errors import (
 )
 from .pii import looks_like_raw_identifier
 
-__all__ = ["EVALUATE_BATCH", "LOOKUP_BATCH", "CASE_BATCH", "Client", "is_token"]
+__all__ = ["CASE_BATCH", "EVALUATE_BATCH", "LOOKUP_BATCH", "Client", "is_token"]
 
 EVALUATE_BATCH = 1000  # blinded elements per /oprf/evaluate call
 LOOKUP_BATCH = 1000  # identifiers per /lookups call
@@ -152,7 +152,7 @@ class Client:
         answer = self.evaluate([element for _, element in blinded])
         return [
             oprf.token_hex(oprf.finalize(private_input, blind, evaluated))
-            for private_input, (blind, _), evaluated in zip(inputs, blinded, answer)
+            for private_input, (blind, _), evaluated in zip(inputs, blinded, answer, strict=True)
         ]
 
     def evaluate(self, blinded_elements: Sequence[bytes]) -> list[bytes]:
@@ -240,7 +240,9 @@ class Client:
         (``Idempotent-Replayed: true`` header), i.e. nothing new was created.
         """
         bodies = [_checked_case(case, f"/cases/{index}") for index, case in enumerate(cases)]
-        batches = [bodies[start : start + CASE_BATCH] for start in range(0, len(bodies), CASE_BATCH)]
+        batches = [
+            bodies[start : start + CASE_BATCH] for start in range(0, len(bodies), CASE_BATCH)
+        ]
         results: list[dict[str, Any]] = []
         for number, batch in enumerate(batches):
             key = _batch_key(idempotency_key, number, len(batches))
@@ -304,7 +306,9 @@ class Client:
 
     def _paginate(self, path: str, query: Mapping[str, str | None]) -> Iterator[dict[str, Any]]:
         params = {name: value for name, value in query.items() if value is not None}
-        url: str | None = self.base_url + path + ("?" + urllib.parse.urlencode(params) if params else "")
+        url: str | None = (
+            self.base_url + path + ("?" + urllib.parse.urlencode(params) if params else "")
+        )
         while url:
             page = self._request_url("GET", url)
             if isinstance(page, list):  # an unpaginated list is accepted too
@@ -383,7 +387,8 @@ class Client:
     def _send_once(
         self, method: str, url: str, data: bytes | None, extra: Mapping[str, str]
     ) -> tuple[Any, Message]:
-        request = urllib.request.Request(url, data=data, method=method)
+        # The scheme is http(s) only (checked in the constructor) and redirects are refused.
+        request = urllib.request.Request(url, data=data, method=method)  # noqa: S310
         request.add_header("Authorization", f"Bearer {self._api_key}")
         request.add_header("Accept", "application/json, application/problem+json")
         request.add_header("User-Agent", self._user_agent)
@@ -527,5 +532,5 @@ def _parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError, IndexError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

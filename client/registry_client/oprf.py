@@ -59,6 +59,7 @@ _UNIFORM_BYTES = 64  # ristretto255 maps take 64 uniform bytes (RFC 9380 / RFC 9
 
 # Order of the ristretto255 group: 2^252 + 27742317777372353535851937790883648493.
 GROUP_ORDER = 2**252 + 27742317777372353535851937790883648493
+_FIELD_PRIME = 2**255 - 19
 _IDENTITY = bytes(ELEMENT_BYTES)  # the identity's canonical encoding is 32 zero bytes
 
 
@@ -112,7 +113,7 @@ def expand_message_xmd(msg: bytes, dst: bytes, length: int) -> bytes:
     b_i = hashlib.sha512(b_0 + b"\x01" + dst_prime).digest()
     uniform = [b_i]
     for i in range(2, ell + 1):
-        mixed = bytes(x ^ y for x, y in zip(b_0, b_i))
+        mixed = bytes(x ^ y for x, y in zip(b_0, b_i, strict=True))
         b_i = hashlib.sha512(mixed + _i2osp(i, 1) + dst_prime).digest()
         uniform.append(b_i)
     return b"".join(uniform)[:length]
@@ -120,9 +121,7 @@ def expand_message_xmd(msg: bytes, dst: bytes, length: int) -> bytes:
 
 def hash_to_group(msg: bytes, dst: bytes = _HASH_TO_GROUP_DST) -> bytes:
     """ristretto255 HashToGroup: the one-way map applied to 64 bytes of expand_message_xmd."""
-    return pysodium.crypto_core_ristretto255_from_hash(
-        expand_message_xmd(msg, dst, _UNIFORM_BYTES)
-    )
+    return pysodium.crypto_core_ristretto255_from_hash(expand_message_xmd(msg, dst, _UNIFORM_BYTES))
 
 
 def hash_to_scalar(msg: bytes, dst: bytes = _HASH_TO_SCALAR_DST) -> bytes:
@@ -146,9 +145,14 @@ def decode_element(data: bytes) -> bytes:
     if not isinstance(data, (bytes, bytearray)) or len(data) != ELEMENT_BYTES:
         raise InvalidElement("length")
     data = bytes(data)
-    # Constant-time compare is not needed for public data, but it is cheap and harmless.
     if hmac.compare_digest(data, _IDENTITY):
         raise InvalidElement("identity")
+    # RFC 9496 section 4.3.1: the encoding is a field element s < p that is non-negative (even).
+    # Checked here as well because libsodium 1.0.18 ignores the top bit (it masks it away and
+    # accepts the encoding; later releases refuse it), which would make encodings malleable.
+    s = int.from_bytes(data, "little")
+    if s >= _FIELD_PRIME or s & 1:
+        raise InvalidElement("encoding")
     if not pysodium.crypto_core_ristretto255_is_valid_point(data):
         raise InvalidElement("encoding")
     return data

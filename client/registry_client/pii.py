@@ -52,7 +52,8 @@ _SEPARATOR = re.compile(r"[ .\-]")
 _E164 = re.compile(r"\+[ (]{0,2}[1-9](?:[ .\-()]{0,2}[0-9]){7,14}(?![0-9])")
 # Chinese landline with a parenthesised or dash-separated area code: "(010) 6552 9988".
 _CN_LANDLINE = re.compile(
-    r"(?<![0-9])(?:\(0[1-9][0-9]{1,2}\)[ \-]?|0[1-9][0-9]{1,2}[ \-])[0-9]{3,4}[ \-]?[0-9]{4}(?![0-9])"
+    r"(?<![0-9])(?:\(0[1-9][0-9]{1,2}\)[ \-]?|0[1-9][0-9]{1,2}[ \-])"
+    r"[0-9]{3,4}[ \-]?[0-9]{4}(?![0-9])"
 )
 # Bounded repetitions keep the search linear on long statements.
 _EMAIL = re.compile(
@@ -122,9 +123,7 @@ def _is_identifier(groups: list[str]) -> bool:
         return True
     if size == 15 and _plausible_date("19" + joined[6:12]):
         return True
-    if 12 <= size <= 19 and _card_like_grouping(groups) and _luhn_ok(joined):
-        return True
-    return False
+    return 12 <= size <= 19 and _card_like_grouping(groups) and _luhn_ok(joined)
 
 
 def _card_like_grouping(groups: list[str]) -> bool:

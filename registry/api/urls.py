@@ -2,9 +2,17 @@
 
 from django.urls import path
 
-from registry.api import audit, oprf
+from registry.api import audit, compliance, disputes, oprf
 
 urlpatterns = [
     path("oprf/evaluate", oprf.OprfEvaluateApi.as_view(), name="oprf-evaluate"),
     path("audit-events", audit.AuditEventListApi.as_view(), name="audit-events"),
+    path("disputes", disputes.DisputeListCreateApi.as_view(), name="disputes"),
+    path("disputes/<uuid:dispute_id>", disputes.DisputeDetailApi.as_view(), name="dispute"),
+    path("disputes/<uuid:dispute_id>/response", disputes.DisputeResponseApi.as_view(),
+         name="dispute-response"),
+    path("disputes/<uuid:dispute_id>/decision", disputes.DisputeDecisionApi.as_view(),
+         name="dispute-decision"),
+    path("compliance/subject-access", compliance.SubjectAccessApi.as_view(),
+         name="subject-access"),
 ]

@@ -1,9 +1,13 @@
 """Reads of cases, always scoped to the caller."""
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Prefetch, Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from registry.models import CaseStatus, Dispute, DisputeStatus
+from registry.actors import Actor
+from registry.errors import NotFound
+from registry.models import Case, CaseIdentifier, CaseStatus, Dispute, DisputeStatus
+from registry.services.audit import audit_record
 
 
 def overdue_dispute_exists():
@@ -26,3 +30,37 @@ def matchable_cases_q() -> Q:
         Q(status=CaseStatus.ACTIVE)
         | (Q(status=CaseStatus.DISPUTED) & ~Q(overdue_dispute_exists()))
     ) & Q(expires_at__gt=today)
+
+
+CASE_FILTERS = ("status", "category", "reference")
+
+
+def cases_of_member(*, actor: Actor, status: str = "", category: str = "", reference: str = ""):
+    """The caller's own cases, newest first, with their identifiers. Filters are exact.
+    The read is audited (the spec audits every call that reads registry data)."""
+    cases = (
+        Case.objects.filter(member_id=actor.member_id if actor.is_member else None)
+        .prefetch_related(
+            Prefetch("identifiers", queryset=CaseIdentifier.objects.only("case_id", "kind",
+                                                                        "fingerprint"))
+        )
+        .order_by("-created_at", "-pk")
+    )
+    filters = {"status": status, "category_id": category, "reference": reference}
+    cases = cases.filter(**{name: value for name, value in filters.items() if value})
+    audit_record(actor=actor, action="case.listed", object_type="case",
+                 details={"filters": sorted(name for name, value in filters.items() if value)})
+    return cases
+
+
+def case_of_member(*, actor: Actor, case_id) -> Case:
+    """One of the caller's own cases; anyone else's is NotFound, exactly like a missing one."""
+    case = (
+        Case.objects.filter(pk=case_id, member_id=actor.member_id if actor.is_member else None)
+        .prefetch_related("identifiers")
+        .first()
+    )
+    if case is None:
+        raise NotFound(_("No such case."))
+    audit_record(actor=actor, action="case.viewed", object_type="case", object_id=case.pk)
+    return case

@@ -66,6 +66,28 @@ def audit_record(
     )
 
 
+def audit_build(
+    *,
+    actor: Actor,
+    action: str,
+    object_type: str = "",
+    object_id: str = "",
+    details: dict | None = None,
+) -> AuditEvent:
+    """An unsaved event, for writers that record many at once with `audit_record_many`."""
+    return AuditEvent(
+        created_at=timezone.now(),
+        actor_type=actor.type,
+        member=actor.member,
+        api_key_prefix=actor.api_key_prefix,
+        officer=actor.officer_username,
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id),
+        details=details or {},
+    )
+
+
 def audit_record_many(events: list[AuditEvent]) -> None:
     AuditEvent.objects.bulk_create(events)
 

@@ -28,8 +28,8 @@ try:
 except ImportError:  # not installed: use the source tree
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "client"))
 
-from registry_client import oprf  # noqa: E402
-from registry_client.canonical import canonicalize  # noqa: E402
+from registry_client import oprf
+from registry_client.canonical import canonicalize
 
 TEST_SEED = bytes(range(32))
 TEST_INFO = b"consortium-registry/oprf/v1"
@@ -59,6 +59,7 @@ class FakeRegistry:
     cases: dict[str, dict[str, Any]] = field(default_factory=dict)  # live reference -> case
     idempotency: dict[str, tuple[str, int, Any]] = field(default_factory=dict)
     on_lookup: Callable[[], None] | None = None
+    batch_calls_allowed: int | None = None  # then 503 for every batch call (a crash halfway)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -94,13 +95,20 @@ class FakeRegistry:
 
 
 def problem(status: int, code: str, **extra: Any) -> dict[str, Any]:
-    return {"type": "about:blank", "title": code, "status": status, "detail": code, "code": code, **extra}
+    return {
+        "type": "about:blank",
+        "title": code,
+        "status": status,
+        "detail": code,
+        "code": code,
+        **extra,
+    }
 
 
 class _Handler(BaseHTTPRequestHandler):
     registry: FakeRegistry  # set on a subclass per server
 
-    def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
+    def log_message(self, fmt: str, *args: Any) -> None:  # keep test output quiet
         pass
 
     def do_GET(self) -> None:
@@ -166,6 +174,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _cases_batch(self, body: dict) -> tuple[int, dict, Any]:
         registry = self.registry
+        if registry.batch_calls_allowed is not None:
+            if registry.batch_calls_allowed <= 0:
+                return 503, {}, problem(503, "service_unavailable")
+            registry.batch_calls_allowed -= 1
         key = self.headers.get("Idempotency-Key")
         body_hash = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
         if key and key in registry.idempotency:
@@ -176,14 +188,18 @@ class _Handler(BaseHTTPRequestHandler):
         results = []
         for index, case in enumerate(body["cases"]):
             if case["reference"] in registry.cases:
-                results.append({"index": index, "status": "error", "error": problem(409, "conflict")})
+                results.append(
+                    {"index": index, "status": "error", "error": problem(409, "conflict")}
+                )
                 continue
             created = {
                 "id": str(uuid.uuid4()),
                 "reference": case["reference"],
                 "category": case["category"],
                 "status": "active",
-                "identifiers": [{"kind": i["kind"], "fingerprint": i["token"][:8]} for i in case["identifiers"]],
+                "identifiers": [
+                    {"kind": i["kind"], "fingerprint": i["token"][:8]} for i in case["identifiers"]
+                ],
             }
             registry.cases[case["reference"]] = created
             results.append({"index": index, "status": "created", "case": created})
@@ -212,7 +228,7 @@ def registry() -> Iterator[FakeRegistry]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     try:
         yield state

@@ -1,0 +1,95 @@
+"""The compliance officers' admin site: password + TOTP sign-in, lock-out shared with
+django-axes, the dashboard on the index page and the site-wide views (subject access)."""
+
+from django import forms
+from django.contrib.auth.signals import user_login_failed
+from django.urls import path
+from django.utils.translation import gettext_lazy as _
+from django_otp import devices_for_user
+from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
+
+
+class OfficerLoginForm(OTPAdminAuthenticationForm):
+    """Username, password and the 6-digit code in one step.
+
+    django-otp asks the user to pick a device in a second round trip; an officer has exactly
+    one authenticator, so it is chosen for them. A wrong code counts as a failed sign-in for
+    django-axes, so guessing codes locks the account out like guessing passwords does."""
+
+    otp_token = forms.CharField(
+        label=_("Authenticator code"),
+        required=False,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "maxlength": "8"}
+        ),
+    )
+    otp_error_messages = {
+        **OTPAdminAuthenticationForm.otp_error_messages,
+        "token_required": _("Enter the 6-digit code from your authenticator app."),
+        "invalid_token": _("That code is not valid. Enter the current code from your app."),
+    }
+
+    def _chosen_device(self, user):
+        device = super()._chosen_device(user)
+        if device is not None:
+            return device
+        devices = list(devices_for_user(user, confirmed=True))
+        if not devices:
+            raise forms.ValidationError(
+                _(
+                    "This account has no second factor yet. An administrator sets one up "
+                    "with: manage.py create_officer USERNAME --reset-totp"
+                ),
+                code="no_device",
+            )
+        return devices[0] if len(devices) == 1 else None
+
+    def clean_otp(self, user):
+        try:
+            super().clean_otp(user)
+        except forms.ValidationError:
+            if user is not None and self.cleaned_data.get("otp_token"):
+                user_login_failed.send(
+                    sender=type(self),
+                    credentials={"username": user.get_username()},
+                    request=self.request,
+                )
+            raise
+
+
+class RegistryAdminSite(OTPAdminSite):
+    site_header = _("Consortium fraud registry")
+    site_title = _("Fraud registry")
+    index_title = _("Compliance desk")
+    index_template = "registry/admin/index.html"
+    login_form = OfficerLoginForm
+    login_template = "registry/admin/login.html"
+    enable_nav_sidebar = True
+
+    def __init__(self, name: str = "admin"):
+        super().__init__(name)
+
+    def get_urls(self):
+        from registry.admin import subject_access
+
+        own = [
+            path(
+                "subject-access/",
+                self.admin_view(subject_access.subject_access_view),
+                name="registry_subject_access",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def index(self, request, extra_context=None):
+        from registry.admin.dashboard import dashboard_context
+
+        context = {**dashboard_context(request), **(extra_context or {})}
+        return super().index(request, extra_context=context)
+
+    def each_context(self, request):
+        from registry.admin.subject_access import may_use_subject_access
+
+        context = super().each_context(request)
+        context["may_use_subject_access"] = may_use_subject_access(request.user)
+        return context

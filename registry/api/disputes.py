@@ -1,0 +1,214 @@
+"""/api/v1/disputes: filing (any member), the reporting member's response, the officer's
+decision, and reads (the two members concerned and officers only)."""
+
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from registry.api.base import RegistryView
+from registry.api.fields import FreeTextField
+from registry.api.pagination import NewestFirstCursorPagination
+from registry.models import Dispute, DisputeStatus
+from registry.selectors.disputes import dispute_get, dispute_list
+from registry.services.disputes import (
+    dispute_decide,
+    dispute_effective_status,
+    dispute_file,
+    dispute_respond,
+)
+
+STATEMENT_MAX = 4000
+
+
+class ProblemOutput(serializers.Serializer):
+    """RFC 9457 problem details (application/problem+json)."""
+
+    type = serializers.CharField()
+    title = serializers.CharField()
+    status = serializers.IntegerField()
+    detail = serializers.CharField()
+    code = serializers.CharField()
+    errors = serializers.ListField(child=serializers.DictField(), required=False)
+
+
+def problems(**descriptions: str) -> dict:
+    """{status: OpenApiResponse(problem)} for extend_schema, e.g. problems(_404="...")."""
+    return {int(code.lstrip("_")): OpenApiResponse(ProblemOutput, description=text)
+            for code, text in descriptions.items()}
+
+
+COMMON = {"_401": "unauthenticated", "_403": "forbidden_scope", "_429": "rate_limited"}
+
+
+class DisputeFileInput(serializers.Serializer):
+    case_id = serializers.UUIDField()
+    reason = serializers.ChoiceField(choices=Dispute.Reason.choices)
+    statement = FreeTextField(max_length=STATEMENT_MAX, required=False, allow_blank=True,
+                              default="", help_text=_("The data subject's statement."))
+
+
+class DisputeResponseInput(serializers.Serializer):
+    position = serializers.ChoiceField(choices=Dispute.Position.choices)
+    statement = FreeTextField(max_length=STATEMENT_MAX, required=False, allow_blank=True,
+                              default="")
+
+
+class DisputeDecisionInput(serializers.Serializer):
+    outcome = serializers.ChoiceField(
+        choices=[DisputeStatus.UPHELD, DisputeStatus.REJECTED]
+    )
+    rationale = FreeTextField(max_length=STATEMENT_MAX)
+    subject_statement = FreeTextField(
+        max_length=STATEMENT_MAX, required=False, allow_blank=True, default="",
+        help_text=_("Attached to the case when the dispute is rejected; lookups flag it."),
+    )
+
+
+class DisputeListFilter(serializers.Serializer):
+    status = serializers.ChoiceField(choices=DisputeStatus.choices, required=False)
+    case_id = serializers.UUIDField(required=False)
+
+
+class DisputeOutput(serializers.Serializer):
+    """Which member filed and which reported are named only to that member itself and to
+    officers (or everyone, when the registry discloses reporters)."""
+
+    id = serializers.UUIDField()
+    case_id = serializers.UUIDField()
+    case_status = serializers.CharField(source="case.status")
+    status = serializers.SerializerMethodField()
+    reason = serializers.CharField()
+    statement = serializers.CharField()
+    filed_at = serializers.DateTimeField()
+    due_at = serializers.DateTimeField()
+    filed_by_you = serializers.SerializerMethodField()
+    about_your_case = serializers.SerializerMethodField()
+    filed_by = serializers.SerializerMethodField()
+    reporting_member = serializers.SerializerMethodField()
+    response_position = serializers.CharField()
+    response_statement = serializers.CharField()
+    responded_at = serializers.DateTimeField(allow_null=True)
+    decided_at = serializers.DateTimeField(allow_null=True)
+    rationale = serializers.CharField()
+
+    def _actor(self):
+        return self.context["actor"]
+
+    def get_status(self, dispute) -> str:
+        return getattr(dispute, "effective_status", None) or dispute_effective_status(dispute)
+
+    def get_filed_by_you(self, dispute) -> bool:
+        return dispute.filed_by_id == self._actor().member_id
+
+    def get_about_your_case(self, dispute) -> bool:
+        return dispute.case.member_id == self._actor().member_id
+
+    def _named(self, member) -> str | None:
+        actor = self._actor()
+        if actor.is_officer or settings.REGISTRY_DISCLOSE_REPORTERS or (
+            member.pk == actor.member_id
+        ):
+            return member.code
+        return None
+
+    def get_filed_by(self, dispute) -> str | None:
+        return self._named(dispute.filed_by)
+
+    def get_reporting_member(self, dispute) -> str | None:
+        return self._named(dispute.case.member)
+
+
+def _out(dispute, request) -> dict:
+    return DisputeOutput(dispute, context={"actor": request.user}).data
+
+
+class DisputePagination(NewestFirstCursorPagination):
+    ordering = ("-filed_at", "-pk")
+
+
+class DisputeListCreateApi(RegistryView):
+    @property
+    def required_scopes(self):
+        # Officers read every dispute; only members file.
+        if self.request.method == "POST":
+            return ("dispute",)
+        return ("dispute", "compliance")
+
+    @extend_schema(
+        operation_id="disputes_file",
+        request=DisputeFileInput,
+        responses={201: DisputeOutput, **problems(
+            _400="validation_error | raw_pii_rejected",
+            _404="not_found: no live case with this id", _409="conflict: already disputed",
+            **COMMON)},
+    )
+    def post(self, request):
+        data = DisputeFileInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        dispute = dispute_file(actor=request.user, **data.validated_data)
+        return Response(_out(dispute, request), status=201)
+
+    @extend_schema(
+        operation_id="disputes_list",
+        parameters=[DisputeListFilter],
+        responses={200: DisputeOutput(many=True), **problems(_400="validation_error", **COMMON)},
+    )
+    def get(self, request):
+        filters = DisputeListFilter(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        disputes = dispute_list(actor=request.user, **filters.validated_data)
+        paginator = DisputePagination()
+        page = paginator.paginate_queryset(disputes, request, self)
+        return paginator.get_paginated_response(
+            DisputeOutput(page, many=True, context={"actor": request.user}).data
+        )
+
+
+class DisputeDetailApi(RegistryView):
+    required_scopes = ("dispute", "compliance")
+
+    @extend_schema(
+        operation_id="disputes_get",
+        responses={200: DisputeOutput, **problems(_404="not_found", **COMMON)},
+    )
+    def get(self, request, dispute_id):
+        return Response(_out(dispute_get(actor=request.user, dispute_id=dispute_id), request))
+
+
+class DisputeResponseApi(RegistryView):
+    required_scopes = ("dispute",)
+
+    @extend_schema(
+        operation_id="disputes_respond",
+        request=DisputeResponseInput,
+        responses={200: DisputeOutput, **problems(
+            _400="validation_error | raw_pii_rejected",
+            _404="not_found: not a dispute about one of your cases",
+            _409="invalid_transition: decided, or past its deadline", **COMMON)},
+    )
+    def post(self, request, dispute_id):
+        data = DisputeResponseInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        dispute = dispute_respond(actor=request.user, dispute_id=dispute_id,
+                                  **data.validated_data)
+        return Response(_out(dispute, request))
+
+
+class DisputeDecisionApi(RegistryView):
+    required_scopes = ("compliance",)
+
+    @extend_schema(
+        operation_id="disputes_decide",
+        request=DisputeDecisionInput,
+        responses={200: DisputeOutput, **problems(
+            _400="validation_error | raw_pii_rejected", _404="not_found",
+            _409="invalid_transition: already decided", **COMMON)},
+    )
+    def post(self, request, dispute_id):
+        data = DisputeDecisionInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        dispute = dispute_decide(actor=request.user, dispute_id=dispute_id,
+                                 **data.validated_data)
+        return Response(_out(dispute, request))

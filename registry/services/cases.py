@@ -1,0 +1,227 @@
+"""Submitting and withdrawing cases.
+
+A case is stored as one `Case` row and one `CaseIdentifier` per identifier, holding
+`digest = HMAC(pepper, token)` at the current pepper version and a fingerprint; the token
+itself is dropped as soon as it is digested.
+
+Single and batch submission share one set-based path (`_create_cases`), so that a batch of
+500 cases with 20 identifiers each costs a handful of statements, not 10,000 round trips:
+
+1. business checks that need the database or the clock (known category, `confirmed_at` not
+   in the future and not already past retention, reference free among the member's live
+   cases and within the batch) turn bad cases into errors without touching the others;
+2. the remaining cases are inserted with one `INSERT ... ON CONFLICT DO NOTHING`. Their ids
+   are UUIDs made here, so reading back which ids exist tells which cases lost a race for
+   their reference against a concurrent submission (the partial unique index
+   `one_live_case_per_reference` makes the second inserter wait for the first to commit, then
+   skip its row): those become 409 `conflict`, and exactly one submission wins;
+3. identifiers and one audit event per created case are bulk-inserted in the same
+   transaction.
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from registry import tokens
+from registry.actors import Actor
+from registry.errors import (
+    Conflict,
+    FieldError,
+    InvalidTransition,
+    NotFound,
+    RegistryError,
+    ValidationFailed,
+)
+from registry.models import LIVE_CASE_STATUSES, Case, CaseIdentifier, CaseStatus, Category
+from registry.services.audit import audit_build, audit_record_many
+from registry.services.case_lifecycle import case_close
+
+MAX_IDENTIFIERS_PER_CASE = 20
+MAX_CASES_PER_BATCH = 500
+INSERT_BATCH_SIZE = 2000
+
+
+@dataclass(frozen=True)
+class NewCase:
+    """One case as the member sent it, already checked for shape (the API's serializer):
+    1 to 20 identifiers, well-formed tokens, no token twice, no raw identifier anywhere."""
+
+    reference: str
+    category: str
+    confirmed_at: date
+    identifiers: list[tuple[str, str]]  # (kind, token)
+
+
+def case_submit(*, actor: Actor, case: NewCase) -> Case:
+    """Record one confirmed case of the calling member. Raises ValidationFailed (unknown
+    category, future or too old `confirmed_at`) or Conflict (reference already live)."""
+    (result,) = case_submit_batch(actor=actor, cases=[case])
+    if isinstance(result, RegistryError):
+        raise result
+    return result
+
+
+@transaction.atomic
+def case_submit_batch(*, actor: Actor, cases: list[NewCase]) -> list[Case | RegistryError]:
+    """Record many cases at once; one result per case, in order: the created Case or the
+    error that refused it. One bad case never blocks the others."""
+    if not actor.is_member:
+        raise NotFound(_("Only members report cases."))
+    if len(cases) > MAX_CASES_PER_BATCH:
+        raise ValidationFailed(_("At most %(n)d cases per batch.") % {"n": MAX_CASES_PER_BATCH})
+    return _create_cases(actor, cases)
+
+
+def _create_cases(actor: Actor, cases: list[NewCase]) -> list[Case | RegistryError]:
+    retention = dict(Category.objects.values_list("code", "retention_days"))
+    today = timezone.localdate()
+    results: list[Case | RegistryError] = [
+        _check_case(case, retention, today) for case in cases
+    ]
+    _refuse_taken_references(actor, cases, results)
+    pending = {
+        index: _new_case_row(actor, case, retention[case.category])
+        for index, case in enumerate(cases)
+        if results[index] is None
+    }
+    Case.objects.bulk_create(
+        pending.values(), ignore_conflicts=True, batch_size=INSERT_BATCH_SIZE
+    )
+    created = set(
+        Case.objects.filter(pk__in=[row.pk for row in pending.values()]).values_list(
+            "pk", flat=True
+        )
+    )
+    identifiers, events = [], []
+    for index, row in pending.items():
+        if row.pk not in created:  # a concurrent submission took the reference first
+            results[index] = _reference_taken()
+            continue
+        row.identifier_rows = _identifier_rows(row, cases[index].identifiers)
+        identifiers.extend(row.identifier_rows)
+        events.append(_created_event(actor, row))
+        results[index] = row
+    CaseIdentifier.objects.bulk_create(identifiers, batch_size=INSERT_BATCH_SIZE)
+    audit_record_many(events)
+    return results
+
+
+def _check_case(case: NewCase, retention: dict[str, int], today: date) -> RegistryError | None:
+    """The checks the serializer cannot make: they need the categories or the clock."""
+    if case.category not in retention:
+        return _invalid("/category", "unknown_category", _("Unknown category."))
+    if case.confirmed_at > today:
+        return _invalid("/confirmed_at", "in_future", _("confirmed_at cannot be in the future."))
+    if case.confirmed_at + timedelta(days=retention[case.category]) <= today:
+        return _invalid(
+            "/confirmed_at", "past_retention",
+            _("This case is older than its category's retention period."),
+        )
+    if not 1 <= len(case.identifiers) <= MAX_IDENTIFIERS_PER_CASE:
+        return _invalid(
+            "/identifiers", "too_many_identifiers",
+            _("A case has 1 to %(n)d identifiers.") % {"n": MAX_IDENTIFIERS_PER_CASE},
+        )
+    return None
+
+
+def _invalid(pointer: str, code: str, detail: str) -> ValidationFailed:
+    return ValidationFailed(_("The case has an invalid field; see errors."),
+                            [FieldError(pointer, code, detail)])
+
+
+def _reference_taken() -> Conflict:
+    return Conflict(
+        _("You already have a live case with this reference."),
+        [FieldError("/reference", "duplicate_reference", _("Reference already in use."))],
+    )
+
+
+def _refuse_taken_references(
+    actor: Actor, cases: list[NewCase], results: list[Case | RegistryError | None]
+) -> None:
+    """A reference already live for this member, or used earlier in the same batch, is a
+    conflict. (The unique index is the last word under concurrency; this gives the common
+    case its answer without an insert.)"""
+    wanted = {case.reference for index, case in enumerate(cases) if results[index] is None}
+    taken = set(
+        Case.objects.filter(
+            member_id=actor.member_id, reference__in=wanted, status__in=LIVE_CASE_STATUSES
+        ).values_list("reference", flat=True)
+    )
+    for index, case in enumerate(cases):
+        if results[index] is not None:
+            continue
+        if case.reference in taken:
+            results[index] = _reference_taken()
+        taken.add(case.reference)
+
+
+def _new_case_row(actor: Actor, case: NewCase, retention_days: int) -> Case:
+    return Case(
+        id=uuid.uuid4(),
+        member_id=actor.member_id,
+        reference=case.reference,
+        category_id=case.category,
+        status=CaseStatus.ACTIVE,
+        confirmed_at=case.confirmed_at,
+        expires_at=case.confirmed_at + timedelta(days=retention_days),
+    )
+
+
+def _identifier_rows(case: Case, identifiers: list[tuple[str, str]]) -> list[CaseIdentifier]:
+    version = tokens.current_pepper_version()
+    rows = []
+    for kind, token in identifiers:
+        digest, fingerprint = tokens.digest_and_fingerprint(token)
+        rows.append(CaseIdentifier(case_id=case.pk, kind=kind, digest=digest,
+                                   fingerprint=fingerprint, pepper_version=version))
+    return rows
+
+
+def _created_event(actor: Actor, case: Case):
+    return audit_build(
+        actor=actor, action="case.submitted", object_type="case", object_id=case.pk,
+        details={
+            "reference": case.reference,
+            "category": case.category_id,
+            "confirmed_at": case.confirmed_at.isoformat(),
+            "expires_at": case.expires_at.isoformat(),
+            "identifiers": [
+                {"kind": row.kind, "fingerprint": row.fingerprint} for row in case.identifier_rows
+            ],
+        },
+    )
+
+
+@transaction.atomic
+def case_withdraw(*, actor: Actor, case_id, reason: str) -> Case:
+    """The reporting member takes its case back: status `withdrawn`, identifiers purged at
+    once, and an undecided dispute of the case closed as upheld (the subject got what they
+    asked for). Only from `active` or `disputed`; another member's case is 404."""
+    from registry.services.disputes import dispute_close_for_closed_case
+
+    case = (
+        Case.objects.select_for_update()
+        .filter(pk=case_id, member_id=actor.member_id)
+        .first()
+        if actor.is_member
+        else None
+    )
+    if case is None:
+        raise NotFound(_("No such case."))
+    if case.status not in LIVE_CASE_STATUSES:
+        raise InvalidTransition(
+            _("A case that is %(status)s cannot be withdrawn.") % {"status": case.status}
+        )
+    # The reason is the member's free text: like dispute statements, only its length goes
+    # into the append-only audit trail.
+    case_close(actor=actor, case=case, status=CaseStatus.WITHDRAWN, action="case.withdrawn",
+               details={"reason_length": len(reason)})
+    dispute_close_for_closed_case(actor=actor, case=case)
+    return case
