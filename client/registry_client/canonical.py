@@ -56,6 +56,7 @@ class CanonicalizationError(ValueError):
         super().__init__(code)
         self.code = code
         self.kind = kind
+        self.index: int | None = None  # position in a batch, set by Client.tokens
 
 
 def canonicalize(kind: str, value: str) -> str:

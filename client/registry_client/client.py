@@ -135,7 +135,7 @@ class Client:
             try:
                 items.append((kind, canonicalize(kind, value)))
             except CanonicalizationError as error:
-                error.index = index  # type: ignore[attr-defined]
+                error.index = index
                 raise
         return self.tokenize_canonical(items)
 

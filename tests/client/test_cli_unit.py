@@ -9,7 +9,11 @@ import contextlib
 import csv
 import io
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from registry_client.bulk import TokenCache
@@ -386,3 +390,21 @@ def test_it_refuses_a_file_without_the_case_columns(env, tmp_path, capsys):
     assert main(["submit", str(source), "--attest"]) == 2
     assert "category" in capsys.readouterr().err
     assert env.requests == []
+
+
+def test_it_runs_as_a_module_with_the_registry_url_from_the_environment(env, api_key):
+    client_source = str(Path(__file__).resolve().parents[2] / "client")
+    environment = {**os.environ, "REGISTRY_URL": env.url, "REGISTRY_API_KEY": api_key}
+    environment["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [client_source, os.environ.get("PYTHONPATH")])
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "registry_client", "token", "--kind", "email", "Li.Wei@Example.COM"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environment,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == env.token_of("email", "li.wei@example.com")

@@ -7,6 +7,8 @@ import time
 import uuid
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from registry_client.pii import looks_like_raw_identifier
 
 POSITIVES = {
@@ -99,3 +101,33 @@ def test_it_stays_linear_on_long_hostile_text():
     started = time.perf_counter()
     looks_like_raw_identifier(hostile)
     assert time.perf_counter() - started < 1.0
+
+
+def _luhn_complete(body: str) -> str:
+    total = 0
+    for index, char in enumerate(reversed(body)):
+        value = int(char) * (2 if index % 2 == 0 else 1)
+        total += value - 9 if value > 9 else value
+    return body + str((10 - total % 10) % 10)
+
+
+@given(
+    prefix=st.sampled_from(["13", "14", "15", "16", "17", "18", "19"]),
+    rest=st.text("0123456789", min_size=9, max_size=9),
+    before=st.sampled_from(["", "手机", "tel: ", "客户 ", "(", "CASE-1 "]),
+    after=st.sampled_from(["", "已确认", " ok", ")", "。"]),
+)
+def test_it_flags_any_chinese_mobile_inside_text(prefix, rest, before, after):
+    assert looks_like_raw_identifier(f"{before}{prefix}{rest}{after}")
+
+
+@given(body=st.text("0123456789", min_size=15, max_size=15), sep=st.sampled_from(["", " ", "-"]))
+def test_it_flags_any_luhn_valid_card_number(body, sep):
+    number = _luhn_complete(body)
+    grouped = sep.join(number[i : i + 4] for i in range(0, len(number), 4))
+    assert looks_like_raw_identifier(f"卡号{grouped}")
+
+
+@given(st.binary(min_size=64, max_size=64))
+def test_it_never_flags_a_token(raw):
+    assert not looks_like_raw_identifier(raw.hex())
