@@ -86,3 +86,4 @@ def make_world() -> World:
 
 def user_model():
     return get_user_model()
+ROOT_DIR = __import__("pathlib").Path(__file__).resolve().parent.parent
