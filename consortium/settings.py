@@ -110,6 +110,13 @@ REGISTRY_VELOCITY_RETENTION_DAYS = env_int("REGISTRY_VELOCITY_RETENTION_DAYS", 9
 REGISTRY_IDEMPOTENCY_TTL_HOURS = env_int("REGISTRY_IDEMPOTENCY_TTL_HOURS", 48)
 REGISTRY_AUDIT_SEAL_LAG_ALARM_SECONDS = env_int("REGISTRY_AUDIT_SEAL_LAG_ALARM_SECONDS", 300)
 REGISTRY_JOB_BATCH_SIZE = env_int("REGISTRY_JOB_BATCH_SIZE", 5000)
+# Finished JobRun rows are deleted after this many days (the hourly housekeeping job).
+REGISTRY_JOB_RUN_RETENTION_DAYS = env_int("REGISTRY_JOB_RUN_RETENTION_DAYS", 30)
+# Test only (ignored in production): seconds each job batch holds its transaction open, so
+# that a test can kill a worker in the middle of a batch.
+REGISTRY_JOB_BATCH_PAUSE_SECONDS = (
+    0.0 if IS_PRODUCTION else float(env_str("REGISTRY_JOB_BATCH_PAUSE_SECONDS", "0") or 0)
+)
 REGISTRY_OFFICER_EMAILS = env_list("REGISTRY_OFFICER_EMAILS")
 # Default per-minute rate limits and per-day quotas per scope; officers override per member.
 REGISTRY_DEFAULT_RATE_PER_MINUTE = env_int("REGISTRY_DEFAULT_RATE_PER_MINUTE", 600)
@@ -142,6 +149,7 @@ MIDDLEWARE = [
     "registry.middleware.RequestIdMiddleware",
     "registry.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "registry.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -232,6 +240,11 @@ AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 30) / 60  # hours
 AXES_LOCKOUT_PARAMETERS = ["username"]
 AXES_RESET_ON_SUCCESS = True
+# axes.W006 wants the IP address among the lockout parameters, against attackers who rotate
+# user agents or cookies. Locking by username already stops that (the count follows the
+# account, whatever the client), and the officers sit behind shared office and proxy
+# addresses, where an IP lockout would let one mistyped password lock out everyone.
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]
 
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True

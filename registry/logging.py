@@ -25,7 +25,16 @@ class JsonFormatter(logging.Formatter):
         }
         if getattr(record, "request_id", ""):
             entry["request_id"] = record.request_id
-        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        entry.update({k: _safe(v) for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def _safe(value):
+    """Django attaches the request to its log records; its repr carries the query string,
+    where a member could have put a raw identifier (e.g. ?reference=13812345678). Log the
+    method and path only."""
+    if hasattr(value, "method") and hasattr(value, "path") and hasattr(value, "META"):
+        return f"{value.method} {value.path}"
+    return value

@@ -68,3 +68,42 @@ def _flushable_audit_trail():
     DatabaseOperations.execute_sql_flush = execute_sql_flush
     yield
     DatabaseOperations.execute_sql_flush = original
+
+
+def _needs_database(request) -> bool:
+    return request.node.get_closest_marker("django_db") is not None or any(
+        name in request.fixturenames for name in ("db", "transactional_db", "live_server")
+    )
+
+
+@pytest.fixture(autouse=True)
+def _reference_data(request):
+    """The migrations' reference data (categories, officer groups, beat schedule) is emptied by
+    every transactional test's flush; put it back before each database test."""
+    if not _needs_database(request):
+        yield
+        return
+    request.getfixturevalue(
+        "transactional_db" if "transactional_db" in request.fixturenames
+        or _is_transactional(request) else "db"
+    )
+    from django.contrib.auth.models import Group
+
+    from registry.models import Category
+
+    if Category.objects.count() < 7 or Group.objects.count() < 2:
+        import importlib
+
+        from django.apps import apps
+
+        for module in ("0002_audit_triggers_groups_categories", "0003_beat_schedule"):
+            migration = importlib.import_module(f"registry.migrations.{module}")
+            seed = getattr(migration, "seed", None) or migration.seed_schedule
+            seed(apps, None)
+    yield
+
+
+def _is_transactional(request) -> bool:
+    marker = request.node.get_closest_marker("django_db")
+    return bool(marker and (marker.kwargs.get("transaction") or
+                            (marker.args and marker.args[0])))

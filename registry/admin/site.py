@@ -70,16 +70,19 @@ class RegistryAdminSite(OTPAdminSite):
         super().__init__(name)
 
     def get_urls(self):
-        from registry.admin import subject_access
-
         own = [
             path(
                 "subject-access/",
-                self.admin_view(subject_access.subject_access_view),
+                self.admin_view(self.subject_access),
                 name="registry_subject_access",
             ),
         ]
         return own + super().get_urls()
+
+    def subject_access(self, request):
+        from registry.admin.subject_access import subject_access_view
+
+        return subject_access_view(request, self)
 
     def index(self, request, extra_context=None):
         from registry.admin.dashboard import dashboard_context

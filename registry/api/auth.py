@@ -1,6 +1,7 @@
 """Bearer API keys and scopes."""
 
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
 from registry.actors import Actor
@@ -40,3 +41,14 @@ class HasScope(permissions.BasePermission):
             raise exceptions.NotAuthenticated(_("Authentication required: send a Bearer API key."))
         required = getattr(view, "required_scopes", ())
         return bool(actor.scopes.intersection(required))
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    """Tells drf-spectacular that every API view takes the bearer key (the schema's
+    `bearer` security scheme)."""
+
+    target_class = "registry.api.auth.ApiKeyAuthentication"
+    name = "bearer"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "description": "rk_<prefix>_<secret>"}

@@ -5,11 +5,11 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from registry.api.base import RegistryView
 from registry.api.disputes import COMMON, problems
 from registry.api.fields import TokenField
 from registry.models import IdentifierKind, Purpose
 from registry.selectors.compliance import subject_access_report
-from registry.api.base import RegistryView
 
 
 class SubjectAccessInput(serializers.Serializer):
@@ -54,13 +54,18 @@ class SubjectAccessOutput(serializers.Serializer):
 
 
 class SubjectAccessApi(RegistryView):
+    """What the registry holds about one identifier, for a data subject's request: every case
+    still on record (any status) and every lookup of it, with member, time and purpose."""
+
     required_scopes = ("compliance",)
 
     @extend_schema(
         operation_id="compliance_subject_access",
         parameters=[SubjectAccessInput],
-        responses={200: SubjectAccessOutput,
-                   **problems(_400="validation_error | raw_pii_rejected", **COMMON)},
+        responses={
+            200: SubjectAccessOutput,
+            **problems(_400="validation_error | raw_pii_rejected", **COMMON),
+        },
     )
     def get(self, request):
         data = SubjectAccessInput(data=request.query_params)

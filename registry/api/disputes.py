@@ -3,7 +3,7 @@ decision, and reads (the two members concerned and officers only)."""
 
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
@@ -34,9 +34,13 @@ class ProblemOutput(serializers.Serializer):
 
 
 def problems(**descriptions: str) -> dict:
-    """{status: OpenApiResponse(problem)} for extend_schema, e.g. problems(_404="...")."""
-    return {int(code.lstrip("_")): OpenApiResponse(ProblemOutput, description=text)
-            for code, text in descriptions.items()}
+    """Problem-details responses for extend_schema: problems(_404="not_found", ...)."""
+    return {
+        (int(code.lstrip("_")), "application/problem+json"): OpenApiResponse(
+            ProblemOutput, description=text
+        )
+        for code, text in descriptions.items()
+    }
 
 
 COMMON = {"_401": "unauthenticated", "_403": "forbidden_scope", "_429": "rate_limited"}
@@ -45,23 +49,30 @@ COMMON = {"_401": "unauthenticated", "_403": "forbidden_scope", "_429": "rate_li
 class DisputeFileInput(serializers.Serializer):
     case_id = serializers.UUIDField()
     reason = serializers.ChoiceField(choices=Dispute.Reason.choices)
-    statement = FreeTextField(max_length=STATEMENT_MAX, required=False, allow_blank=True,
-                              default="", help_text=_("The data subject's statement."))
+    statement = FreeTextField(
+        max_length=STATEMENT_MAX,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text=_("The data subject's statement."),
+    )
 
 
 class DisputeResponseInput(serializers.Serializer):
     position = serializers.ChoiceField(choices=Dispute.Position.choices)
-    statement = FreeTextField(max_length=STATEMENT_MAX, required=False, allow_blank=True,
-                              default="")
+    statement = FreeTextField(
+        max_length=STATEMENT_MAX, required=False, allow_blank=True, default=""
+    )
 
 
 class DisputeDecisionInput(serializers.Serializer):
-    outcome = serializers.ChoiceField(
-        choices=[DisputeStatus.UPHELD, DisputeStatus.REJECTED]
-    )
+    outcome = serializers.ChoiceField(choices=[DisputeStatus.UPHELD, DisputeStatus.REJECTED])
     rationale = FreeTextField(max_length=STATEMENT_MAX)
     subject_statement = FreeTextField(
-        max_length=STATEMENT_MAX, required=False, allow_blank=True, default="",
+        max_length=STATEMENT_MAX,
+        required=False,
+        allow_blank=True,
+        default="",
         help_text=_("Attached to the case when the dispute is rejected; lookups flag it."),
     )
 
@@ -107,8 +118,10 @@ class DisputeOutput(serializers.Serializer):
 
     def _named(self, member) -> str | None:
         actor = self._actor()
-        if actor.is_officer or settings.REGISTRY_DISCLOSE_REPORTERS or (
-            member.pk == actor.member_id
+        if (
+            actor.is_officer
+            or settings.REGISTRY_DISCLOSE_REPORTERS
+            or (member.pk == actor.member_id)
         ):
             return member.code
         return None
@@ -120,6 +133,18 @@ class DisputeOutput(serializers.Serializer):
         return self._named(dispute.case.member)
 
 
+class DisputePageOutput(serializers.Serializer):
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = DisputeOutput(many=True)
+
+
+PAGE_PARAMETERS = [
+    OpenApiParameter("cursor", str, description=_("Opaque cursor from `next` or `previous`.")),
+    OpenApiParameter("page_size", int, description=_("1 to 500; 50 by default.")),
+]
+
+
 def _out(dispute, request) -> dict:
     return DisputeOutput(dispute, context={"actor": request.user}).data
 
@@ -129,6 +154,9 @@ class DisputePagination(NewestFirstCursorPagination):
 
 
 class DisputeListCreateApi(RegistryView):
+    """POST files a dispute for a data subject (any member, about any live case). GET lists
+    the disputes the member filed or that concern its cases, newest first (officers: all)."""
+
     @property
     def required_scopes(self):
         # Officers read every dispute; only members file.
@@ -139,10 +167,15 @@ class DisputeListCreateApi(RegistryView):
     @extend_schema(
         operation_id="disputes_file",
         request=DisputeFileInput,
-        responses={201: DisputeOutput, **problems(
-            _400="validation_error | raw_pii_rejected",
-            _404="not_found: no live case with this id", _409="conflict: already disputed",
-            **COMMON)},
+        responses={
+            201: DisputeOutput,
+            **problems(
+                _400="validation_error | raw_pii_rejected",
+                _404="not_found: no live case with this id",
+                _409="conflict: already disputed",
+                **COMMON,
+            ),
+        },
     )
     def post(self, request):
         data = DisputeFileInput(data=request.data)
@@ -152,8 +185,8 @@ class DisputeListCreateApi(RegistryView):
 
     @extend_schema(
         operation_id="disputes_list",
-        parameters=[DisputeListFilter],
-        responses={200: DisputeOutput(many=True), **problems(_400="validation_error", **COMMON)},
+        parameters=[DisputeListFilter, *PAGE_PARAMETERS],
+        responses={200: DisputePageOutput, **problems(_400="validation_error", **COMMON)},
     )
     def get(self, request):
         filters = DisputeListFilter(data=request.query_params)
@@ -167,6 +200,9 @@ class DisputeListCreateApi(RegistryView):
 
 
 class DisputeDetailApi(RegistryView):
+    """One dispute, to the member that filed it, the member whose case it is, or an officer.
+    `status` is `overdue` as soon as the deadline has passed without a decision."""
+
     required_scopes = ("dispute", "compliance")
 
     @extend_schema(
@@ -178,37 +214,52 @@ class DisputeDetailApi(RegistryView):
 
 
 class DisputeResponseApi(RegistryView):
+    """The reporting member's answer: `maintain` (while open) or `withdraw_case` (until the
+    decision; withdraws the case and closes the dispute as upheld)."""
+
     required_scopes = ("dispute",)
 
     @extend_schema(
         operation_id="disputes_respond",
         request=DisputeResponseInput,
-        responses={200: DisputeOutput, **problems(
-            _400="validation_error | raw_pii_rejected",
-            _404="not_found: not a dispute about one of your cases",
-            _409="invalid_transition: decided, or past its deadline", **COMMON)},
+        responses={
+            200: DisputeOutput,
+            **problems(
+                _400="validation_error | raw_pii_rejected",
+                _404="not_found: not a dispute about one of your cases",
+                _409="invalid_transition: decided, or past its deadline",
+                **COMMON,
+            ),
+        },
     )
     def post(self, request, dispute_id):
         data = DisputeResponseInput(data=request.data)
         data.is_valid(raise_exception=True)
-        dispute = dispute_respond(actor=request.user, dispute_id=dispute_id,
-                                  **data.validated_data)
+        dispute = dispute_respond(actor=request.user, dispute_id=dispute_id, **data.validated_data)
         return Response(_out(dispute, request))
 
 
 class DisputeDecisionApi(RegistryView):
+    """A compliance officer decides: `upheld` removes the case and purges its identifiers;
+    `rejected` restores it, with the subject's statement if given. Decided once only."""
+
     required_scopes = ("compliance",)
 
     @extend_schema(
         operation_id="disputes_decide",
         request=DisputeDecisionInput,
-        responses={200: DisputeOutput, **problems(
-            _400="validation_error | raw_pii_rejected", _404="not_found",
-            _409="invalid_transition: already decided", **COMMON)},
+        responses={
+            200: DisputeOutput,
+            **problems(
+                _400="validation_error | raw_pii_rejected",
+                _404="not_found",
+                _409="invalid_transition: already decided",
+                **COMMON,
+            ),
+        },
     )
     def post(self, request, dispute_id):
         data = DisputeDecisionInput(data=request.data)
         data.is_valid(raise_exception=True)
-        dispute = dispute_decide(actor=request.user, dispute_id=dispute_id,
-                                 **data.validated_data)
+        dispute = dispute_decide(actor=request.user, dispute_id=dispute_id, **data.validated_data)
         return Response(_out(dispute, request))

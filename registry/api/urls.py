@@ -2,11 +2,16 @@
 
 from django.urls import path
 
-from registry.api import audit, compliance, disputes, oprf
+from registry.api import audit, cases, compliance, disputes, lookups, oprf
 
 urlpatterns = [
     path("oprf/evaluate", oprf.OprfEvaluateApi.as_view(), name="oprf-evaluate"),
     path("audit-events", audit.AuditEventListApi.as_view(), name="audit-events"),
+    path("cases", cases.CaseCollectionApi.as_view(), name="cases"),
+    path("cases/batch", cases.CaseBatchApi.as_view(), name="cases-batch"),
+    path("cases/<uuid:case_id>", cases.CaseDetailApi.as_view(), name="case"),
+    path("cases/<uuid:case_id>/withdraw", cases.CaseWithdrawApi.as_view(), name="case-withdraw"),
+    path("lookups", lookups.LookupApi.as_view(), name="lookups"),
     path("disputes", disputes.DisputeListCreateApi.as_view(), name="disputes"),
     path("disputes/<uuid:dispute_id>", disputes.DisputeDetailApi.as_view(), name="dispute"),
     path("disputes/<uuid:dispute_id>/response", disputes.DisputeResponseApi.as_view(),

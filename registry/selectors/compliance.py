@@ -41,10 +41,16 @@ def subject_access_report(*, actor: Actor, kind: str, token: str) -> dict:
         "lookups": _lookups(kind, layers),
     }
     audit_record(
-        actor=actor, action="compliance.subject_access", object_type="identifier",
+        actor=actor,
+        action="compliance.subject_access",
+        object_type="identifier",
         object_id=fingerprint,
-        details={"kind": kind, "fingerprint": fingerprint, "cases": len(report["cases"]),
-                 "lookups": len(report["lookups"])},
+        details={
+            "kind": kind,
+            "fingerprint": fingerprint,
+            "cases": len(report["cases"]),
+            "lookups": len(report["lookups"]),
+        },
     )
     return report
 
@@ -80,14 +86,16 @@ def _disputes_by_case(case_ids: list) -> dict:
     out: dict = {}
     now = timezone.now()
     for dispute in Dispute.objects.filter(case_id__in=case_ids).order_by("filed_at"):
-        out.setdefault(dispute.case_id, []).append({
-            "dispute_id": dispute.pk,
-            "status": dispute_effective_status(dispute, now=now),
-            "reason": dispute.reason,
-            "filed_at": dispute.filed_at,
-            "due_at": dispute.due_at,
-            "decided_at": dispute.decided_at,
-        })
+        out.setdefault(dispute.case_id, []).append(
+            {
+                "dispute_id": dispute.pk,
+                "status": dispute_effective_status(dispute, now=now),
+                "reason": dispute.reason,
+                "filed_at": dispute.filed_at,
+                "due_at": dispute.due_at,
+                "decided_at": dispute.decided_at,
+            }
+        )
     return out
 
 
@@ -103,17 +111,31 @@ def _lookups(kind: str, layers: list[bytes]) -> list[dict]:
         if entry.lookup_id in seen:  # the same identifier twice in one lookup counts once
             continue
         seen.add(entry.lookup_id)
-        lookups.append({
-            "lookup_id": entry.lookup_id,
-            "member": entry.member.code,
-            "looked_up_at": entry.created_at,
-            "purpose": entry.lookup.purpose,
-        })
+        lookups.append(
+            {
+                "lookup_id": entry.lookup_id,
+                "member": entry.member.code,
+                "looked_up_at": entry.created_at,
+                "purpose": entry.lookup.purpose,
+            }
+        )
     return lookups
 
 
-CSV_COLUMNS = ("record", "id", "member", "time", "purpose", "category", "status",
-               "confirmed_at", "expires_at", "has_subject_statement", "kind", "fingerprint")
+CSV_COLUMNS = (
+    "record",
+    "id",
+    "member",
+    "time",
+    "purpose",
+    "category",
+    "status",
+    "confirmed_at",
+    "expires_at",
+    "has_subject_statement",
+    "kind",
+    "fingerprint",
+)
 
 
 def subject_access_csv_rows(report: dict):
@@ -123,13 +145,33 @@ def subject_access_csv_rows(report: dict):
     yield [_column_title(c) for c in CSV_COLUMNS]
     ident = [report["kind"], report["fingerprint"]]
     for case in report["cases"]:
-        yield ["case", str(case["case_id"]), case["member"], _iso(case["created_at"]), "",
-               case["category"], case["status"], _iso(case["confirmed_at"]),
-               _iso(case["expires_at"]), "yes" if case["has_subject_statement"] else "no",
-               *ident]
+        yield [
+            "case",
+            str(case["case_id"]),
+            case["member"],
+            _iso(case["created_at"]),
+            "",
+            case["category"],
+            case["status"],
+            _iso(case["confirmed_at"]),
+            _iso(case["expires_at"]),
+            "yes" if case["has_subject_statement"] else "no",
+            *ident,
+        ]
     for lookup in report["lookups"]:
-        yield ["lookup", str(lookup["lookup_id"]), lookup["member"],
-               _iso(lookup["looked_up_at"]), lookup["purpose"], "", "", "", "", "", *ident]
+        yield [
+            "lookup",
+            str(lookup["lookup_id"]),
+            lookup["member"],
+            _iso(lookup["looked_up_at"]),
+            lookup["purpose"],
+            "",
+            "",
+            "",
+            "",
+            "",
+            *ident,
+        ]
 
 
 def _iso(value) -> str:

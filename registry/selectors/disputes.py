@@ -1,6 +1,8 @@
 """Reads of disputes. A member sees the disputes it filed and those about its own cases,
 nothing else; an officer sees all. Every read is audited."""
 
+import uuid
+
 from django.db import models
 from django.db.models import F, Q, Value
 from django.utils import timezone
@@ -18,12 +20,16 @@ def disputes_visible_to(*, actor: Actor):
     dispute past its deadline reads as overdue even before the sweep has recorded it."""
     disputes = Dispute.objects.select_related("case", "case__member", "filed_by")
     if not actor.is_officer:
-        disputes = disputes.filter(Q(filed_by_id=actor.member_id)
-                                   | Q(case__member_id=actor.member_id))
+        disputes = disputes.filter(
+            Q(filed_by_id=actor.member_id) | Q(case__member_id=actor.member_id)
+        )
     return disputes.annotate(
         effective_status=models.Case(
-            models.When(status__in=RUNNING_STATUSES, due_at__lte=timezone.now(),
-                        then=Value(DisputeStatus.OVERDUE)),
+            models.When(
+                status__in=RUNNING_STATUSES,
+                due_at__lte=timezone.now(),
+                then=Value(DisputeStatus.OVERDUE),
+            ),
             default=F("status"),
             output_field=models.CharField(),
         )
@@ -37,15 +43,22 @@ def dispute_list(*, actor: Actor, status: str = "", case_id=None):
         disputes = disputes.filter(effective_status=status)
     if case_id:
         disputes = disputes.filter(case_id=case_id)
-    audit_record(actor=actor, action="dispute.listed", object_type="dispute",
-                 details={"status": status, "case_id": str(case_id or "")})
+    audit_record(
+        actor=actor,
+        action="dispute.listed",
+        object_type="dispute",
+        details={"status": status, "case_id": str(case_id or "")},
+    )
     return disputes.order_by("-filed_at", "-pk")
 
 
 def dispute_get(*, actor: Actor, dispute_id) -> Dispute:
+    try:
+        dispute_id = uuid.UUID(str(dispute_id))
+    except ValueError:
+        raise NotFound(_("No such dispute.")) from None
     dispute = disputes_visible_to(actor=actor).filter(pk=dispute_id).first()
     if dispute is None:
         raise NotFound(_("No such dispute."))
-    audit_record(actor=actor, action="dispute.viewed", object_type="dispute",
-                 object_id=dispute.pk)
+    audit_record(actor=actor, action="dispute.viewed", object_type="dispute", object_id=dispute.pk)
     return dispute

@@ -20,10 +20,19 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from registry_client.pii import looks_like_raw_identifier
 
 from registry.actors import Actor
-from registry.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from registry.errors import (
+    Conflict,
+    FieldError,
+    InvalidTransition,
+    NotFound,
+    RawPiiRejected,
+    ValidationFailed,
+)
 from registry.models import (
+    LIVE_CASE_STATUSES,
     UNDECIDED_DISPUTE_STATUSES,
     Case,
     CaseStatus,
@@ -64,13 +73,18 @@ def dispute_file(*, actor: Actor, case_id, reason: str, statement: str = "") -> 
         raise NotFound(_("No such case."))
     if reason not in Dispute.Reason.values:
         raise ValidationFailed(_("Unknown dispute reason."))
+    _screen(statement=statement)
     case = _lock_live_case(case_id)
     if case.status == CaseStatus.DISPUTED:
         raise Conflict(_("This case already has an undecided dispute."))
     now = timezone.now()
     dispute = Dispute(
-        case=case, filed_by=actor.member, reason=reason, statement=statement,
-        filed_at=now, due_at=dispute_deadline(now),
+        case=case,
+        filed_by=actor.member,
+        reason=reason,
+        statement=statement,
+        filed_at=now,
+        due_at=dispute_deadline(now),
     )
     try:
         with transaction.atomic():  # savepoint: the constraint is the last line of defence
@@ -79,9 +93,16 @@ def dispute_file(*, actor: Actor, case_id, reason: str, statement: str = "") -> 
         raise Conflict(_("This case already has an undecided dispute.")) from None
     _set_case_status(case, CaseStatus.DISPUTED, now)
     audit_record(
-        actor=actor, action="dispute.filed", object_type="dispute", object_id=dispute.pk,
-        details={"case_id": str(case.pk), "reason": reason, "statement_length": len(statement),
-                 "due_at": dispute.due_at.isoformat()},
+        actor=actor,
+        action="dispute.filed",
+        object_type="dispute",
+        object_id=dispute.pk,
+        details={
+            "case_id": str(case.pk),
+            "reason": reason,
+            "statement_length": len(statement),
+            "due_at": dispute.due_at.isoformat(),
+        },
     )
     outbox_enqueue(TASK_FILED_NOTICE, dispute_id=str(dispute.pk))
     return dispute
@@ -94,13 +115,13 @@ def dispute_respond(*, actor: Actor, dispute_id, position: str, statement: str =
     always the member's right and always in the subject's favour."""
     if position not in Dispute.Position.values:
         raise ValidationFailed(_("Unknown position."))
+    _screen(statement=statement)
     dispute = _lock_dispute(dispute_id)
     if not actor.is_member or dispute.case.member_id != actor.member_id:
         raise NotFound(_("No such dispute."))
     status = dispute_effective_status(dispute)
-    allowed = (DisputeStatus.OPEN,) if position == Dispute.Position.MAINTAIN else (
-        UNDECIDED_DISPUTE_STATUSES
-    )
+    maintain = position == Dispute.Position.MAINTAIN
+    allowed = (DisputeStatus.OPEN,) if maintain else UNDECIDED_DISPUTE_STATUSES
     if status not in allowed:
         raise InvalidTransition(
             _("A dispute that is %(status)s cannot take this response.") % {"status": status}
@@ -110,16 +131,22 @@ def dispute_respond(*, actor: Actor, dispute_id, position: str, statement: str =
     dispute.response_statement = statement
     dispute.responded_at = now
     update = ["response_position", "response_statement", "responded_at"]
-    if position == Dispute.Position.MAINTAIN:
+    if maintain:
         dispute.status = DisputeStatus.RESPONDED
         update.append("status")
     dispute.save(update_fields=update)
     audit_record(
-        actor=actor, action="dispute.responded", object_type="dispute", object_id=dispute.pk,
-        details={"case_id": str(dispute.case_id), "position": position,
-                 "statement_length": len(statement)},
+        actor=actor,
+        action="dispute.responded",
+        object_type="dispute",
+        object_id=dispute.pk,
+        details={
+            "case_id": str(dispute.case_id),
+            "position": position,
+            "statement_length": len(statement),
+        },
     )
-    if position == Dispute.Position.WITHDRAW_CASE:
+    if not maintain:
         _withdraw_disputed_case(actor=actor, dispute=dispute)
         dispute.refresh_from_db()
     return dispute
@@ -130,8 +157,11 @@ def _withdraw_disputed_case(*, actor: Actor, dispute: Dispute) -> None:
     itself (dispute_close_for_closed_case), the second call below finds nothing to do."""
     from registry.services.cases import case_withdraw
 
-    case_withdraw(actor=actor, case_id=dispute.case_id,
-                  reason=f"Withdrawn in response to dispute {dispute.pk}")
+    case_withdraw(
+        actor=actor,
+        case_id=dispute.case_id,
+        reason=f"Withdrawn in response to dispute {dispute.pk}",
+    )
     case = Case.objects.get(pk=dispute.case_id)
     dispute_close_for_closed_case(actor=actor, case=case)
 
@@ -151,17 +181,30 @@ def dispute_decide(
         raise ValidationFailed(_("A decision needs a rationale."))
     if subject_statement and outcome != DisputeStatus.REJECTED:
         raise ValidationFailed(_("A subject's statement is attached only to a rejected dispute."))
+    _screen(rationale=rationale, subject_statement=subject_statement)
     dispute = _lock_dispute(dispute_id)
     _check_undecided(dispute)
     case = dispute.case
     _record_decision(dispute, actor=actor, outcome=outcome, rationale=rationale)
     if case.status == CaseStatus.DISPUTED:  # an expired case stays expired
-        _apply_outcome_to_case(actor=actor, case=case, dispute=dispute, outcome=outcome,
-                               subject_statement=subject_statement)
+        _apply_outcome_to_case(
+            actor=actor,
+            case=case,
+            dispute=dispute,
+            outcome=outcome,
+            subject_statement=subject_statement,
+        )
     audit_record(
-        actor=actor, action="dispute.decided", object_type="dispute", object_id=dispute.pk,
-        details={"case_id": str(case.pk), "outcome": outcome, "rationale_length": len(rationale),
-                 "subject_statement_attached": bool(subject_statement)},
+        actor=actor,
+        action="dispute.decided",
+        object_type="dispute",
+        object_id=dispute.pk,
+        details={
+            "case_id": str(case.pk),
+            "outcome": outcome,
+            "rationale_length": len(rationale),
+            "subject_statement_attached": bool(subject_statement),
+        },
     )
     outbox_enqueue(TASK_DECISION_NOTICE, dispute_id=str(dispute.pk))
     return dispute
@@ -182,9 +225,16 @@ def dispute_close_for_closed_case(
     for dispute in disputes:
         _record_decision(dispute, actor=actor, outcome=outcome, rationale=rationale)
         audit_record(
-            actor=actor, action="dispute.decided", object_type="dispute", object_id=dispute.pk,
-            details={"case_id": str(case.pk), "outcome": outcome, "case_status": case.status,
-                     "rationale_length": len(rationale)},
+            actor=actor,
+            action="dispute.decided",
+            object_type="dispute",
+            object_id=dispute.pk,
+            details={
+                "case_id": str(case.pk),
+                "outcome": outcome,
+                "case_status": case.status,
+                "rationale_length": len(rationale),
+            },
         )
         outbox_enqueue(TASK_DECISION_NOTICE, dispute_id=str(dispute.pk))
         closed.append(dispute)
@@ -215,8 +265,10 @@ def _reminder_due(now: datetime):
         return Dispute.objects.none()
     window = timedelta(days=settings.REGISTRY_DISPUTE_REMINDER_DAYS)
     return Dispute.objects.filter(
-        status__in=RUNNING_STATUSES, reminder_sent_at__isnull=True,
-        due_at__gt=now, due_at__lte=now + window,
+        status__in=RUNNING_STATUSES,
+        reminder_sent_at__isnull=True,
+        due_at__gt=now,
+        due_at__lte=now + window,
     )
 
 
@@ -224,15 +276,20 @@ def _reminder_due(now: datetime):
 def _mark_overdue(now: datetime) -> int:
     system = Actor.system()
     # skip_locked: a dispute being decided right now is the officer's, not the job's.
-    due = Dispute.objects.select_for_update(skip_locked=True).filter(
-        status__in=RUNNING_STATUSES, due_at__lte=now
-    ).order_by("due_at")[: settings.REGISTRY_JOB_BATCH_SIZE]
+    due = (
+        Dispute.objects.select_for_update(skip_locked=True)
+        .filter(status__in=RUNNING_STATUSES, due_at__lte=now)
+        .order_by("due_at")[: settings.REGISTRY_JOB_BATCH_SIZE]
+    )
     count = 0
     for dispute in due:
         dispute.status = DisputeStatus.OVERDUE
         dispute.save(update_fields=["status"])
         audit_record(
-            actor=system, action="dispute.overdue", object_type="dispute", object_id=dispute.pk,
+            actor=system,
+            action="dispute.overdue",
+            object_type="dispute",
+            object_id=dispute.pk,
             details={"case_id": str(dispute.case_id), "due_at": dispute.due_at.isoformat()},
         )
         count += 1
@@ -241,11 +298,26 @@ def _mark_overdue(now: datetime) -> int:
 
 @transaction.atomic
 def _enqueue_each(task: str, disputes) -> int:
-    ids = list(disputes.order_by("due_at").values_list("pk", flat=True)
-               [: settings.REGISTRY_JOB_BATCH_SIZE])
+    ids = list(
+        disputes.order_by("due_at").values_list("pk", flat=True)[: settings.REGISTRY_JOB_BATCH_SIZE]
+    )
     for dispute_id in ids:
         outbox_enqueue(task, dispute_id=str(dispute_id))
     return len(ids)
+
+
+def _screen(**texts: str) -> None:
+    """The API's fields screen these already; this guards the other callers (the admin's
+    dispute desk), so that no path stores a raw identifier in a statement or rationale."""
+    bad = [name for name, text in texts.items() if looks_like_raw_identifier(text or "")]
+    if bad:
+        raise RawPiiRejected(
+            _("A field looks like a raw personal identifier; send tokens only."),
+            [
+                FieldError(f"/{name}", "raw_pii_rejected", _("Looks like a raw identifier."))
+                for name in bad
+            ],
+        )
 
 
 def _as_uuid(value, message: str) -> uuid.UUID:
@@ -259,8 +331,11 @@ def _lock_live_case(case_id) -> Case:
     """The case, locked, if a lookup could show it (or it is disputed: then 409, not 404)."""
     case = (
         Case.objects.select_for_update()
-        .filter(pk=_as_uuid(case_id, _("No such case.")), status__in=(CaseStatus.ACTIVE, CaseStatus.DISPUTED),
-                expires_at__gt=timezone.localdate())
+        .filter(
+            pk=_as_uuid(case_id, _("No such case.")),
+            status__in=LIVE_CASE_STATUSES,
+            expires_at__gt=timezone.localdate(),
+        )
         .first()
     )
     if case is None:
@@ -300,14 +375,22 @@ def _apply_outcome_to_case(
     *, actor: Actor, case: Case, dispute: Dispute, outcome: str, subject_statement: str
 ) -> None:
     if outcome == DisputeStatus.UPHELD:
-        case_close(actor=actor, case=case, status=CaseStatus.REMOVED, action="case.removed",
-                   details={"dispute_id": str(dispute.pk)})
+        case_close(
+            actor=actor,
+            case=case,
+            status=CaseStatus.REMOVED,
+            action="case.removed",
+            details={"dispute_id": str(dispute.pk)},
+        )
         return
     if subject_statement:
         case.subject_statement = subject_statement
     _set_case_status(case, CaseStatus.ACTIVE, timezone.now(), extra=["subject_statement"])
     audit_record(
-        actor=actor, action="case.restored", object_type="case", object_id=case.pk,
+        actor=actor,
+        action="case.restored",
+        object_type="case",
+        object_id=case.pk,
         details={"dispute_id": str(dispute.pk), "subject_statement": bool(case.subject_statement)},
     )
 

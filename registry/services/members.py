@@ -34,6 +34,26 @@ def member_create(*, actor: Actor, code: str, name: str, contact_email: str = ""
 
 
 @transaction.atomic
+def member_update(*, actor: Actor, member_id: int, name: str, contact_email: str) -> Member:
+    """Change a member's name and contact address (its code never changes)."""
+    member = Member.objects.select_for_update().get(pk=member_id)
+    changed = [f for f, v in (("name", name), ("contact_email", contact_email))
+               if getattr(member, f) != v]
+    if not changed:
+        return member
+    member.name, member.contact_email = name, contact_email
+    try:
+        member.full_clean()
+    except DjangoValidationError as exc:
+        raise ValidationFailed("; ".join(f"{k}: {' '.join(v)}" for k, v in
+                                         exc.message_dict.items())) from None
+    member.save(update_fields=changed)
+    audit_record(actor=actor, action="member.updated", object_type="member",
+                 object_id=member.code, details={"changed": changed})
+    return member
+
+
+@transaction.atomic
 def member_set_status(*, actor: Actor, member: Member, status: str, rationale: str = "") -> Member:
     if status not in Member.Status.values:
         raise ValidationFailed(f"Unknown status {status!r}.")

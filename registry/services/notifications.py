@@ -33,9 +33,11 @@ from registry.services.members import OFFICERS_GROUP
 
 def officer_emails() -> list[str]:
     """REGISTRY_OFFICER_EMAILS plus every active officer user with an address."""
-    users = get_user_model().objects.filter(
-        is_active=True, is_staff=True, groups__name=OFFICERS_GROUP
-    ).exclude(email="")
+    users = (
+        get_user_model()
+        .objects.filter(is_active=True, is_staff=True, groups__name=OFFICERS_GROUP)
+        .exclude(email="")
+    )
     return _unique([*settings.REGISTRY_OFFICER_EMAILS, *users.values_list("email", flat=True)])
 
 
@@ -62,12 +64,19 @@ def dispute_reminder_send(*, dispute_id) -> int:
     Returns how many messages were sent (0 when there is nothing, or nothing more, to do)."""
     dispute = _lock(dispute_id)
     now = timezone.now()
-    if (dispute is None or dispute.reminder_sent_at is not None
-            or dispute_effective_status(dispute, now=now) not in RUNNING_STATUSES
-            or now < dispute_reminder_window_start(dispute)):
+    if (
+        dispute is None
+        or dispute.reminder_sent_at is not None
+        or dispute_effective_status(dispute, now=now) not in RUNNING_STATUSES
+        or now < dispute_reminder_window_start(dispute)
+    ):
         return 0
-    sent = _send(dispute, "reminder", _reporting_member_and_officers(dispute),
-                 _("Dispute %(id)s: decision due soon"))
+    sent = _send(
+        dispute,
+        "reminder",
+        _reporting_member_and_officers(dispute),
+        _("Dispute %(id)s: decision due soon"),
+    )
     dispute.reminder_sent_at = now
     dispute.save(update_fields=["reminder_sent_at"])
     _audit_sent(dispute, "dispute.reminder_sent", sent)
@@ -78,11 +87,15 @@ def dispute_reminder_send(*, dispute_id) -> int:
 def dispute_overdue_alert_send(*, dispute_id) -> int:
     """The deadline passed without a decision: the case is out of lookups until decided."""
     dispute = _lock(dispute_id)
-    if (dispute is None or dispute.overdue_alert_sent_at is not None
-            or dispute.status != DisputeStatus.OVERDUE):
+    if (
+        dispute is None
+        or dispute.overdue_alert_sent_at is not None
+        or dispute.status != DisputeStatus.OVERDUE
+    ):
         return 0
-    sent = _send(dispute, "overdue", _reporting_member_and_officers(dispute),
-                 _("Dispute %(id)s is overdue"))
+    sent = _send(
+        dispute, "overdue", _reporting_member_and_officers(dispute), _("Dispute %(id)s is overdue")
+    )
     dispute.overdue_alert_sent_at = timezone.now()
     dispute.save(update_fields=["overdue_alert_sent_at"])
     _audit_sent(dispute, "dispute.overdue_alert_sent", sent)
@@ -95,8 +108,12 @@ def dispute_filed_notice_send(*, dispute_id) -> int:
     dispute = _lock(dispute_id)
     if dispute is None or _already(dispute, "dispute.filed_notice_sent"):
         return 0
-    sent = _send(dispute, "filed", _reporting_member_and_officers(dispute),
-                 _("Dispute %(id)s filed about one of your cases"))
+    sent = _send(
+        dispute,
+        "filed",
+        _reporting_member_and_officers(dispute),
+        _("Dispute %(id)s filed"),
+    )
     _audit_sent(dispute, "dispute.filed_notice_sent", sent)
     return sent
 
@@ -105,11 +122,13 @@ def dispute_filed_notice_send(*, dispute_id) -> int:
 def dispute_decision_notice_send(*, dispute_id) -> int:
     """Tell both members concerned how the dispute ended: the filer answers the subject."""
     dispute = _lock(dispute_id)
-    if (dispute is None or dispute.status not in (DisputeStatus.UPHELD, DisputeStatus.REJECTED)
-            or _already(dispute, "dispute.decision_notice_sent")):
+    if (
+        dispute is None
+        or dispute.status not in (DisputeStatus.UPHELD, DisputeStatus.REJECTED)
+        or _already(dispute, "dispute.decision_notice_sent")
+    ):
         return 0
-    sent = _send(dispute, "decided", _members_concerned(dispute),
-                 _("Dispute %(id)s decided"))
+    sent = _send(dispute, "decided", _members_concerned(dispute), _("Dispute %(id)s decided"))
     _audit_sent(dispute, "dispute.decision_notice_sent", sent)
     return sent
 
@@ -141,11 +160,17 @@ def _send(dispute: Dispute, template: str, recipients: list[str], subject: str) 
     if not recipients:
         return 0
     connection = get_connection()
-    messages = [EmailMessage(subject, body, to=[address], connection=connection)
-                for address in recipients]
+    messages = [
+        EmailMessage(subject, body, to=[address], connection=connection) for address in recipients
+    ]
     return connection.send_messages(messages) or 0
 
 
 def _audit_sent(dispute: Dispute, action: str, sent: int) -> None:
-    audit_record(actor=Actor.system(), action=action, object_type="dispute",
-                 object_id=dispute.pk, details={"messages": sent})
+    audit_record(
+        actor=Actor.system(),
+        action=action,
+        object_type="dispute",
+        object_id=dispute.pk,
+        details={"messages": sent},
+    )

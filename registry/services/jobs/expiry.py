@@ -51,8 +51,12 @@ def expiry_run(
     """Expire every live case whose expiry date is today or earlier (as of `now`)."""
     today = timezone.localdate(job_now(now))
     size = job_batch_size(batch_size)
-    summary = {"expires_on_or_before": today.isoformat(), "batches": 0, "cases_expired": 0,
-               "identifiers_purged": 0}
+    summary = {
+        "expires_on_or_before": today.isoformat(),
+        "batches": 0,
+        "cases_expired": 0,
+        "identifiers_purged": 0,
+    }
     while more_batches_allowed(summary["batches"], max_batches):
         batch = _expire_batch(today=today, batch_size=size)
         if batch is None:

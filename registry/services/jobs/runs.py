@@ -38,8 +38,11 @@ def job_run(name: str) -> Iterator[JobRun]:
     try:
         yield run
     except Exception as exc:
-        _finish(run, JobRun.Status.FAILED,
-                {**run.details, "error": type(exc).__name__, "message": str(exc)[:500]})
+        _finish(
+            run,
+            JobRun.Status.FAILED,
+            {**run.details, "error": type(exc).__name__, "message": str(exc)[:500]},
+        )
         raise
     _finish(run, JobRun.Status.SUCCEEDED, run.details)
 
@@ -50,16 +53,19 @@ def _finish(run: JobRun, status: str, details: dict) -> None:
         run.save(update_fields=["status", "details", "finished_at"])
     except DatabaseError:
         # The database is what failed (the task retries): do not hide the original error.
-        logger.warning("could not record the end of a job run",
-                       extra={"job": run.job, "job_run_id": run.pk})
+        logger.warning(
+            "could not record the end of a job run", extra={"job": run.job, "job_run_id": run.pk}
+        )
 
 
 def _mark_abandoned(name: str) -> int:
     return JobRun.objects.filter(
-        job=name, status=JobRun.Status.RUNNING,
+        job=name,
+        status=JobRun.Status.RUNNING,
         started_at__lt=timezone.now() - ABANDONED_AFTER,
-    ).update(status=JobRun.Status.FAILED, finished_at=timezone.now(),
-             details={"error": "abandoned"})
+    ).update(
+        status=JobRun.Status.FAILED, finished_at=timezone.now(), details={"error": "abandoned"}
+    )
 
 
 def job_runs_latest() -> dict[str, JobRun]:

@@ -1,0 +1,347 @@
+"""The audit trail, read-only for everyone (superusers included): filters, chain
+verification and a CSV export of a filtered range for a regulator.
+
+The database refuses UPDATE/DELETE/TRUNCATE on the table anyway (migration 0002); the admin
+does not even offer them: no add, change or delete permission, no delete action."""
+
+import csv
+import json
+from datetime import datetime, time
+
+from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.cache import cache
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils import timezone
+from django.utils.dateparse import parse_date
+from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from registry.admin.common import RegistryModelAdmin, Tool, actor_for, admin_url, require
+from registry.admin.members import status_pill
+from registry.models import AuditEvent, AuditSeal
+from registry.services.audit import audit_record, audit_seal_lag_seconds, audit_verify
+
+CSV_COLUMNS = (
+    "id",
+    "created_at",
+    "actor_type",
+    "member",
+    "api_key_prefix",
+    "officer",
+    "action",
+    "object_type",
+    "object_id",
+    "details",
+    "sealed",
+)
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+class DateRangeFilter(admin.DateFieldListFilter):
+    """The usual presets plus a from/before range of dates, for a regulator's period."""
+
+    template = "registry/admin/date_range_filter.html"
+
+    def choices(self, changelist):
+        yield from super().choices(changelist)
+        keep = [
+            (k, v) for k, v in changelist.params.items() if not k.startswith(self.field_generic)
+        ]
+        yield {
+            "range": True,
+            "keep": keep,
+            "since_name": self.lookup_kwarg_since,
+            "until_name": self.lookup_kwarg_until,
+            "since": self.date_params.get(self.lookup_kwarg_since, "")[:10],
+            "until": self.date_params.get(self.lookup_kwarg_until, "")[:10],
+            "selected": False,
+        }
+
+    def queryset(self, request, queryset):
+        """A bare date means midnight where the officer is, not a naive datetime."""
+        try:
+            values = {
+                key: value[-1] if isinstance(value, list) else value
+                for key, value in self.used_parameters.items()
+            }
+            # An empty end of the range (one date left blank) means "open-ended".
+            params = {key: _local_midnight(value) for key, value in values.items() if value}
+            return queryset.filter(**params)
+        except (ValueError, DjangoValidationError) as exc:
+            raise IncorrectLookupParameters(exc) from exc
+
+
+def _local_midnight(value):
+    day = parse_date(value) if isinstance(value, str) and len(value) == 10 else None
+    return timezone.make_aware(datetime.combine(day, time.min)) if day else value
+
+
+class ActionFilter(admin.SimpleListFilter):
+    """The actions seen so far. DISTINCT over the whole trail is a full index scan, so the
+    list is cached for a few minutes."""
+
+    title = gettext_lazy("action")
+    parameter_name = "action"
+
+    def lookups(self, request, model_admin):
+        actions = cache.get("admin:audit-actions")
+        if actions is None:
+            actions = sorted(AuditEvent.objects.values_list("action", flat=True).distinct())
+            cache.set("admin:audit-actions", actions, 300)
+        return [(a, a) for a in actions]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(action=self.value()) if self.value() else queryset
+
+
+class ActorFilter(admin.SimpleListFilter):
+    title = gettext_lazy("actor type")
+    parameter_name = "actor_type"
+
+    def lookups(self, request, model_admin):
+        return AuditEvent.ActorType.choices
+
+    def queryset(self, request, queryset):
+        return queryset.filter(actor_type=self.value()) if self.value() else queryset
+
+
+def sealed_q():
+    return Exists(AuditSeal.objects.filter(event_id=OuterRef("pk")))
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(RegistryModelAdmin):
+    list_display = (
+        "id",
+        "created_at",
+        "actor",
+        "action",
+        "object_type",
+        "object_id",
+        "details_summary",
+        "sealed_display",
+    )
+    list_filter = (
+        ("created_at", DateRangeFilter),
+        ActorFilter,
+        ActionFilter,
+        "object_type",
+        "member",
+    )
+    search_fields = ("=officer", "=api_key_prefix", "=object_id", "=member__code", "=action")
+    search_help_text = gettext_lazy(
+        "Exact match on an officer's user name, a member code, an API key prefix, an action "
+        "or an object id."
+    )
+    list_select_related = ("member",)
+    fields = (
+        "id",
+        "created_at",
+        "actor_type",
+        "member",
+        "api_key_prefix",
+        "officer",
+        "action",
+        "object_type",
+        "object_id",
+        "details_pretty",
+        "sealed_display",
+    )
+    readonly_fields = fields
+    change_list_template = "registry/admin/audit_change_list.html"
+    show_full_result_count = False  # counting millions of rows on each page is slow
+    actions = ("export_selected",)
+
+    # --- Nobody changes history --------------------------------------------------------------
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_export_permission(self, request):
+        return self.has_view_permission(request)
+
+    # --- Display ---------------------------------------------------------------------------------
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_sealed=sealed_q())
+
+    @admin.display(description=gettext_lazy("actor"))
+    def actor(self, obj):
+        return actor_label(obj)
+
+    @admin.display(description=gettext_lazy("details"))
+    def details_summary(self, obj):
+        text = json.dumps(obj.details, ensure_ascii=False, sort_keys=True)
+        return text if len(text) <= 80 else text[:79] + "…"
+
+    @admin.display(description=gettext_lazy("details"))
+    def details_pretty(self, obj):
+        text = json.dumps(obj.details, ensure_ascii=False, sort_keys=True, indent=2)
+        return format_html("<pre class='registry-json'>{}</pre>", text)
+
+    @admin.display(description=gettext_lazy("sealed"), boolean=False)
+    def sealed_display(self, obj):
+        sealed = getattr(obj, "_sealed", None)
+        if sealed is None:
+            sealed = AuditSeal.objects.filter(event_id=obj.pk).exists()
+        return (
+            status_pill("active", _("sealed"))
+            if sealed
+            else status_pill("open", _("not yet sealed"))
+        )
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "registry_tools": [
+                Tool(_("Verify chain"), admin_url(AuditEvent, "verify")),
+                Tool(
+                    _("Export CSV (this filter)"),
+                    admin_url(AuditEvent, "export") + _query_string(request),
+                ),
+            ],
+        }
+        return super().changelist_view(request, extra_context)
+
+    def get_urls(self):
+        own = [
+            path(
+                "verify/",
+                self.admin_site.admin_view(self.verify_view),
+                name=self.url_name("verify"),
+            ),
+            path(
+                "export/",
+                self.admin_site.admin_view(self.export_view),
+                name=self.url_name("export"),
+            ),
+        ]
+        return own + super().get_urls()
+
+    # --- Verify -------------------------------------------------------------------------------
+    def verify_view(self, request):
+        require(self.has_view_permission(request))
+        started = timezone.now()
+        result = audit_verify()
+        with transaction.atomic():
+            audit_record(
+                actor=actor_for(request),
+                action="audit.verified",
+                object_type="audit",
+                details={
+                    "ok": result.ok,
+                    "checked": result.checked,
+                    "unsealed": result.unsealed,
+                    "first_bad_event_id": result.first_bad_event_id,
+                },
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Audit chain verification"),
+            "opts": self.opts,
+            "result": result,
+            "started": started,
+            "seconds": (timezone.now() - started).total_seconds(),
+            "seal_lag": audit_seal_lag_seconds(),
+            "bad_event_url": (
+                admin_url(AuditEvent, "change", result.first_bad_event_id)
+                if result.first_bad_event_id
+                else ""
+            ),
+        }
+        return TemplateResponse(request, "registry/admin/audit_verify.html", context)
+
+    # --- Export -------------------------------------------------------------------------------
+    def export_view(self, request):
+        """The changelist's own filters (same query string) decide what is exported."""
+        require(self.has_export_permission(request))
+        try:
+            changelist = self.get_changelist_instance(request)
+        except IncorrectLookupParameters:
+            messages.error(request, _("The filter is not valid; nothing was exported."))
+            return HttpResponseRedirect(admin_url(AuditEvent, "changelist"))
+        events = changelist.get_queryset(request).order_by("id")
+        return self._csv_response(request, events, filters=dict(request.GET.items()))
+
+    @admin.action(
+        description=gettext_lazy("Export the selected events as CSV"), permissions=("export",)
+    )
+    def export_selected(self, request, queryset):
+        return self._csv_response(
+            request, queryset.order_by("id"), filters={"selected": queryset.count()}
+        )
+
+    def _csv_response(self, request, events, *, filters):
+        with transaction.atomic():
+            count = events.count()
+            audit_record(
+                actor=actor_for(request),
+                action="audit.exported",
+                object_type="audit",
+                details={"count": count, "filters": filters},
+            )
+        filename = f"audit-{timezone.localtime():%Y%m%d-%H%M%S}.csv"
+        response = StreamingHttpResponse(_csv_lines(events), content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+
+
+def actor_label(event: AuditEvent) -> str:
+    if event.actor_type == AuditEvent.ActorType.MEMBER:
+        code = event.member.code if event.member_id and event.member else str(event.member_id)
+        return f"{code} ({event.api_key_prefix})" if event.api_key_prefix else code
+    if event.actor_type == AuditEvent.ActorType.OFFICER:
+        return _("officer %(username)s") % {"username": event.officer}
+    return _("system")
+
+
+def _query_string(request) -> str:
+    query = request.GET.urlencode()
+    return f"?{query}" if query else ""
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+def _safe_cell(value) -> str:
+    """No cell may start a spreadsheet formula (CSV injection)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
+def _csv_lines(events):
+    writer = csv.writer(_Echo())
+    yield "\ufeff"  # BOM: spreadsheet programs then read the file as UTF-8 (Chinese text)
+    yield writer.writerow(CSV_COLUMNS)
+    for event in events.select_related("member").iterator(chunk_size=2000):
+        yield writer.writerow(
+            [
+                _safe_cell(v)
+                for v in (
+                    event.pk,
+                    event.created_at.isoformat(),
+                    event.actor_type,
+                    event.member.code if event.member_id and event.member else "",
+                    event.api_key_prefix,
+                    event.officer,
+                    event.action,
+                    event.object_type,
+                    event.object_id,
+                    json.dumps(event.details, ensure_ascii=False, sort_keys=True),
+                    "yes" if getattr(event, "_sealed", False) else "no",
+                )
+            ]
+        )

@@ -1,0 +1,230 @@
+"""Cases and categories. Nothing of a case is edited by hand: officers search and read, and
+change a case only through audited actions (withdrawal on the member's written request);
+categories change only their retention period, through the service that re-dates cases."""
+
+import re
+import uuid
+
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path
+from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from registry.admin.common import (
+    ReadOnlyTabularInline,
+    RegistryModelAdmin,
+    Tool,
+    actor_for,
+    admin_url,
+    category_label,
+    report_error,
+    require,
+)
+from registry.admin.members import status_pill
+from registry.errors import RegistryError
+from registry.models import LIVE_CASE_STATUSES, Case, CaseIdentifier, Category, Dispute
+from registry.tokens import FINGERPRINT_LENGTH
+
+FINGERPRINT_RE = re.compile(rf"^[0-9a-f]{{{FINGERPRINT_LENGTH}}}$")
+
+
+class WithdrawCaseForm(forms.Form):
+    reason = forms.CharField(
+        label=gettext_lazy("The member's written request"),
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 60}),
+        help_text=gettext_lazy(
+            "Reference of the member's letter or e-mail asking for the withdrawal."
+        ),
+    )
+
+
+class CaseIdentifierInline(ReadOnlyTabularInline):
+    """Kind and fingerprint only: the digest is never shown."""
+
+    model = CaseIdentifier
+    fields = ("kind", "fingerprint", "pepper_version")
+    readonly_fields = fields
+
+
+class CaseDisputeInline(ReadOnlyTabularInline):
+    model = Dispute
+    fields = ("reason", "status", "filed_by", "filed_at", "due_at", "decided_at")
+    readonly_fields = fields
+    show_change_link = True
+
+
+@admin.register(Case)
+class CaseAdmin(RegistryModelAdmin):
+    list_display = (
+        "short_id",
+        "member",
+        "reference",
+        "category_display",
+        "status_display",
+        "confirmed_at",
+        "expires_at",
+        "created_at",
+    )
+    list_filter = ("status", "category", "member")
+    list_select_related = ("member", "category")
+    search_fields = ("reference", "member__code")
+    search_help_text = gettext_lazy(
+        "Search by member code, case reference, case id or identifier fingerprint."
+    )
+    fields = (
+        "id",
+        "member",
+        "reference",
+        "category",
+        "status",
+        "confirmed_at",
+        "expires_at",
+        "created_at",
+        "status_changed_at",
+        "subject_statement",
+    )
+    readonly_fields = fields
+    inlines = (CaseIdentifierInline, CaseDisputeInline)
+    date_hierarchy = "created_at"
+
+    @admin.display(description=gettext_lazy("case"), ordering="id")
+    def short_id(self, obj):
+        return str(obj.pk)[:8]
+
+    @admin.display(description=gettext_lazy("status"), ordering="status")
+    def status_display(self, obj):
+        return status_pill(obj.status, obj.get_status_display())
+
+    @admin.display(description=gettext_lazy("category"), ordering="category")
+    def category_display(self, obj):
+        return category_label(obj.category_id, obj.category.name)
+
+    def get_search_results(self, request, queryset, search_term):
+        """A fingerprint or a case id finds exactly that; other terms search the member
+        code and the reference."""
+        term = search_term.strip().lower()
+        if FINGERPRINT_RE.match(term):
+            return queryset.filter(identifiers__fingerprint=term).distinct(), False
+        try:
+            return queryset.filter(pk=uuid.UUID(term)), False
+        except ValueError:
+            return super().get_search_results(request, queryset, search_term)
+
+    def has_add_permission(self, request):
+        return False  # cases arrive through the API only
+
+    def has_change_permission(self, request, obj=None):
+        return False  # no field is edited by hand; see withdraw_view
+
+    def has_withdraw_permission(self, request):
+        return request.user.has_perm("registry.change_case")
+
+    def object_tools(self, request, obj):
+        if obj.status in LIVE_CASE_STATUSES and self.has_withdraw_permission(request):
+            return [
+                Tool(
+                    _("Withdraw on the member's request"),
+                    admin_url(obj, "withdraw", obj.pk),
+                    danger=True,
+                )
+            ]
+        return []
+
+    def get_urls(self):
+        own = [
+            path(
+                "<uuid:pk>/withdraw/",
+                self.admin_site.admin_view(self.withdraw_view),
+                name=self.url_name("withdraw"),
+            ),
+        ]
+        return own + super().get_urls()
+
+    def withdraw_view(self, request, pk):
+        case = get_object_or_404(Case, pk=pk)
+        require(self.has_withdraw_permission(request))
+        form = WithdrawCaseForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                from registry.services.cases import case_withdraw
+
+                case_withdraw(
+                    actor=actor_for(request), case_id=case.pk, reason=form.cleaned_data["reason"]
+                )
+            except RegistryError as exc:
+                report_error(request, exc)
+            else:
+                messages.success(request, _("Case withdrawn; its identifiers were purged."))
+                return HttpResponseRedirect(admin_url(case, "change", case.pk))
+        return self.form_page(
+            request,
+            title=_("Withdraw case"),
+            form=form,
+            obj=case,
+            intro=_(
+                "Only on the reporting member's written request. The case leaves the "
+                "registry and its identifiers are deleted at once; an undecided dispute "
+                "of the case is closed as upheld."
+            ),
+            submit_label=_("Withdraw case"),
+            danger=True,
+        )
+
+
+class CategoryForm(forms.ModelForm):
+    class Meta:
+        model = Category
+        fields = ("retention_days",)
+
+
+@admin.register(Category)
+class CategoryAdmin(RegistryModelAdmin):
+    list_display = ("code", "label", "retention_display")
+    form = CategoryForm
+    fields = ("code", "name", "retention_days")
+    readonly_fields = ("code", "name")
+
+    @admin.display(description=gettext_lazy("name"), ordering="name")
+    def label(self, obj):
+        return category_label(obj.code, obj.name)
+
+    @admin.display(description=gettext_lazy("retention"), ordering="retention_days")
+    def retention_display(self, obj):
+        return format_html(
+            "{} <span class='quiet'>({})</span>",
+            _("%(days)d days") % {"days": obj.retention_days},
+            _("about %(years).1f years") % {"years": obj.retention_days / 365.25},
+        )
+
+    def has_add_permission(self, request):
+        return False  # the categories are part of the contract with members
+
+    def save_model(self, request, obj, form, change):
+        from registry.services.categories import category_set_retention
+
+        redated = category_set_retention(
+            actor=actor_for(request),
+            category=obj.pk,
+            retention_days=form.cleaned_data["retention_days"],
+        )
+        messages.info(request, _("%(count)d live case(s) re-dated.") % {"count": redated})
+
+    def object_tools(self, request, obj):
+        return [
+            Tool(
+                _("Cases of this category"),
+                admin_url(Case, "changelist") + f"?category__code__exact={obj.pk}",
+            )
+        ]
+
+
+def case_link(case: Case) -> str:
+    return format_html(
+        '<a href="{}">{}</a>',
+        admin_url(case, "change", case.pk),
+        f"{case.member.code} · {case.reference}",
+    )

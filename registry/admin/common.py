@@ -1,0 +1,157 @@
+"""What every registry ModelAdmin shares: the acting officer, service errors shown as
+messages (never a 500), buttons on the change page, and simple form pages for the audited
+actions (suspend, withdraw, revoke, ...)."""
+
+from dataclasses import dataclass
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.translation import gettext_lazy
+
+from registry.actors import Actor
+from registry.errors import RegistryError
+
+# The contract's categories (spec/api.md), so that their names read in the officer's
+# language; the database keeps the English name for any category added later.
+CATEGORY_LABELS = {
+    "identity_theft": gettext_lazy("Identity theft"),
+    "forged_documents": gettext_lazy("Forged documents"),
+    "synthetic_identity": gettext_lazy("Synthetic identity"),
+    "first_party_fraud": gettext_lazy("First-party fraud"),
+    "account_takeover": gettext_lazy("Account takeover"),
+    "money_mule": gettext_lazy("Money mule"),
+    "loan_intermediary_fraud": gettext_lazy("Loan-intermediary fraud"),
+}
+
+
+def category_label(code: str, name: str = "") -> str:
+    return str(CATEGORY_LABELS.get(code, name or code))
+
+
+def actor_for(request) -> Actor:
+    return Actor.for_officer(request.user)
+
+
+def report_error(request, exc: RegistryError) -> None:
+    """A service refused: say why, in the officer's language where the service allows."""
+    detail = str(exc.detail) if exc.detail else ""
+    text = f"{exc.title}: {detail}" if detail else str(exc.title)
+    messages.error(request, text)
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A button in the change page's object tools."""
+
+    label: str
+    url: str
+    danger: bool = False
+
+
+def admin_url(obj_or_model, view: str, *args) -> str:
+    opts = obj_or_model._meta
+    return reverse(f"admin:{opts.app_label}_{opts.model_name}_{view}", args=args)
+
+
+def require(allowed: bool) -> None:
+    if not allowed:
+        raise PermissionDenied
+
+
+class RegistryModelAdmin(admin.ModelAdmin):
+    """Base class: errors from services become messages and leave everything unchanged (the
+    admin's own transaction rolls back before we redirect)."""
+
+    change_form_template = "registry/admin/change_form.html"
+    # The admin's "delete selected" bypasses services; no registry object is deleted by hand.
+    actions = None
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def object_tools(self, request, obj) -> list[Tool]:
+        return []
+
+    def url_name(self, view: str) -> str:
+        return f"{self.opts.app_label}_{self.opts.model_name}_{view}"
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        extra_context = dict(extra_context or {})
+        if object_id is not None:
+            obj = self.get_object(request, admin.utils.unquote(object_id))
+            if obj is not None:
+                extra_context["registry_tools"] = self.object_tools(request, obj)
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except RegistryError as exc:
+            report_error(request, exc)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def changelist_view(self, request, extra_context=None):
+        try:
+            return super().changelist_view(request, extra_context)
+        except RegistryError as exc:
+            report_error(request, exc)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def form_page(
+        self, request, *, title, form, obj=None, submit_label, intro="", danger=False, status=200
+    ):
+        """A small page with one form, for an action that needs input (a reason, a limit)."""
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "subtitle": str(obj) if obj is not None else None,
+            "opts": self.opts,
+            "original": obj,
+            "form": form,
+            "submit_label": submit_label,
+            "intro": intro,
+            "danger": danger,
+            "cancel_url": (
+                admin_url(obj, "change", obj.pk)
+                if obj is not None
+                else admin_url(self.model, "changelist")
+            ),
+        }
+        return TemplateResponse(request, "registry/admin/form_page.html", context, status=status)
+
+
+class ReadOnlyTabularInline(admin.TabularInline):
+    """Rows shown on the parent's page; nothing added, changed or deleted from there."""
+
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+def no_store(response):
+    """Pages that show a secret once must not be kept by the browser or a proxy."""
+    response["Cache-Control"] = "no-store, private"
+    response["Pragma"] = "no-cache"
+    return response
+
+
+__all__ = [
+    "ReadOnlyTabularInline",
+    "RegistryModelAdmin",
+    "Tool",
+    "actor_for",
+    "admin_url",
+    "category_label",
+    "no_store",
+    "report_error",
+    "require",
+]

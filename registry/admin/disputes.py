@@ -1,0 +1,250 @@
+"""The dispute desk: a queue sorted by deadline, the case file, and the decision.
+
+The decision goes through `dispute_decide`, the same service as the API's
+POST /disputes/{id}/decision: one code path, the same audit events, and the same refusal of
+a second decision (InvalidTransition, shown here as an error message; nothing changes)."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Q
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.timesince import timesince, timeuntil
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from registry.admin.common import (
+    RegistryModelAdmin,
+    actor_for,
+    admin_url,
+    category_label,
+    report_error,
+    require,
+)
+from registry.admin.members import status_pill
+from registry.errors import NotFound, RegistryError
+from registry.models import (
+    UNDECIDED_DISPUTE_STATUSES,
+    AuditEvent,
+    Dispute,
+    DisputeStatus,
+)
+from registry.selectors.disputes import dispute_get, disputes_visible_to
+from registry.services.disputes import dispute_decide
+
+
+class DecisionForm(forms.Form):
+    outcome = forms.ChoiceField(
+        label=gettext_lazy("Outcome"),
+        choices=[
+            (
+                DisputeStatus.UPHELD,
+                gettext_lazy("Upheld: remove the case and purge its identifiers"),
+            ),
+            (DisputeStatus.REJECTED, gettext_lazy("Rejected: the case is active again")),
+        ],
+        widget=forms.RadioSelect,
+    )
+    rationale = forms.CharField(
+        label=gettext_lazy("Rationale"),
+        widget=forms.Textarea(attrs={"rows": 5, "cols": 70}),
+        help_text=gettext_lazy("Sent to both members with the decision."),
+    )
+    subject_statement = forms.CharField(
+        label=gettext_lazy("Subject's statement (rejected only)"),
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 70}),
+        required=False,
+        help_text=gettext_lazy(
+            "Attached to the case if the dispute is rejected; lookups then show that a "
+            "statement exists."
+        ),
+    )
+
+
+class QueueFilter(admin.SimpleListFilter):
+    """The desk opens on the undecided disputes; decided ones are one click away."""
+
+    title = gettext_lazy("queue")
+    parameter_name = "queue"
+
+    def lookups(self, request, model_admin):
+        return (
+            ("undecided", _("Undecided")),
+            ("overdue", _("Overdue")),
+            ("decided", _("Decided")),
+            ("all", _("All")),
+        )
+
+    def value(self):
+        return super().value() or "undecided"
+
+    def choices(self, changelist):
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": self.value() == str(lookup),
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == "undecided":
+            return queryset.filter(status__in=UNDECIDED_DISPUTE_STATUSES)
+        if value == "overdue":
+            return queryset.filter(effective_status=DisputeStatus.OVERDUE)
+        if value == "decided":
+            return queryset.exclude(status__in=UNDECIDED_DISPUTE_STATUSES)
+        return queryset
+
+
+def time_left(dispute: Dispute, now=None) -> str:
+    now = now or timezone.now()
+    if dispute.status not in UNDECIDED_DISPUTE_STATUSES:
+        return "—"
+    if dispute.due_at <= now:
+        return _("overdue by %(time)s") % {"time": timesince(dispute.due_at, now, depth=2)}
+    return _("%(time)s left") % {"time": timeuntil(dispute.due_at, now, depth=2)}
+
+
+def is_overdue(dispute: Dispute, now=None) -> bool:
+    now = now or timezone.now()
+    return dispute.status in UNDECIDED_DISPUTE_STATUSES and dispute.due_at <= now
+
+
+@admin.register(Dispute)
+class DisputeAdmin(RegistryModelAdmin):
+    list_display = (
+        "due_at",
+        "time_left_display",
+        "status_display",
+        "case_display",
+        "category",
+        "reason",
+        "filed_by",
+        "filed_at",
+    )
+    list_display_links = ("due_at", "case_display")
+    list_filter = (QueueFilter, "reason", "filed_by")
+    search_fields = ("case__reference", "case__member__code", "filed_by__code")
+    ordering = ("due_at",)
+    list_per_page = 50
+
+    def get_queryset(self, request):
+        return disputes_visible_to(actor=actor_for(request)).select_related("case__category")
+
+    @admin.display(description=gettext_lazy("time left"), ordering="due_at")
+    def time_left_display(self, obj):
+        css = "registry-overdue" if is_overdue(obj) else "registry-due"
+        return format_html('<span class="{}">{}</span>', css, time_left(obj))
+
+    @admin.display(description=gettext_lazy("status"), ordering="status")
+    def status_display(self, obj):
+        status = getattr(obj, "effective_status", obj.status)
+        return status_pill(status, DisputeStatus(status).label)
+
+    @admin.display(description=gettext_lazy("case"), ordering="case__reference")
+    def case_display(self, obj):
+        return f"{obj.case.member.code} · {obj.case.reference}"
+
+    @admin.display(description=gettext_lazy("category"), ordering="case__category")
+    def category(self, obj):
+        return category_label(obj.case.category_id, obj.case.category.name)
+
+    def has_add_permission(self, request):
+        return False  # disputes are filed by members through the API
+
+    def has_change_permission(self, request, obj=None):
+        return False  # decided through decide_view, never edited
+
+    def has_decide_permission(self, request):
+        return request.user.has_perm("registry.change_dispute")
+
+    def get_urls(self):
+        own = [
+            path(
+                "<uuid:pk>/decide/",
+                self.admin_site.admin_view(self.decide_view),
+                name=self.url_name("decide"),
+            ),
+        ]
+        return own + super().get_urls()
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """The case file: the case, both members' statements, the history, the decision."""
+        require(self.has_view_permission(request))
+        try:
+            dispute = dispute_get(actor=actor_for(request), dispute_id=object_id)
+        except (NotFound, DjangoValidationError):  # unknown or malformed id
+            return self._missing(request)
+        return self._case_file(request, dispute, DecisionForm())
+
+    def _missing(self, request):
+        messages.error(request, _("No such dispute."))
+        return HttpResponseRedirect(admin_url(Dispute, "changelist"))
+
+    def _case_file(self, request, dispute, form, status=200):
+        case = dispute.case
+        undecided = dispute.status in UNDECIDED_DISPUTE_STATUSES
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Dispute about case %(reference)s") % {"reference": case.reference},
+            "subtitle": None,
+            "opts": self.opts,
+            "original": dispute,
+            "dispute": dispute,
+            "case": case,
+            "category": category_label(case.category_id, case.category.name),
+            "identifiers": list(case.identifiers.order_by("kind", "fingerprint")),
+            "effective_status": DisputeStatus(
+                getattr(dispute, "effective_status", dispute.status)
+            ).label,
+            "time_left": time_left(dispute),
+            "overdue": is_overdue(dispute),
+            "undecided": undecided,
+            "can_decide": undecided and self.has_decide_permission(request),
+            "form": form,
+            "decide_url": admin_url(dispute, "decide", dispute.pk),
+            "case_url": admin_url(case, "change", case.pk),
+            "history": self._history(dispute),
+        }
+        return TemplateResponse(
+            request, "registry/admin/dispute_case_file.html", context, status=status
+        )
+
+    def _history(self, dispute):
+        return list(
+            AuditEvent.objects.filter(
+                Q(object_type="dispute", object_id=str(dispute.pk))
+                | Q(object_type="case", object_id=str(dispute.case_id))
+            )
+            .select_related("member")
+            .order_by("id")[:200]
+        )
+
+    def decide_view(self, request, pk):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        require(self.has_decide_permission(request))
+        actor = actor_for(request)
+        form = DecisionForm(request.POST)
+        if form.is_valid():
+            try:
+                dispute = dispute_decide(actor=actor, dispute_id=pk, **form.cleaned_data)
+            except RegistryError as exc:
+                report_error(request, exc)
+                return HttpResponseRedirect(admin_url(Dispute, "change", pk))
+            messages.success(
+                request,
+                _("Dispute decided: %(outcome)s.")
+                % {"outcome": DisputeStatus(dispute.status).label},
+            )
+            return HttpResponseRedirect(admin_url(Dispute, "changelist"))
+        try:
+            dispute = dispute_get(actor=actor, dispute_id=pk)
+        except NotFound:
+            return self._missing(request)
+        return self._case_file(request, dispute, form, status=400)

@@ -1,0 +1,398 @@
+"""Members: onboarding, suspension, rate limits and quotas, contact addresses, API keys.
+
+Every change goes through an audited service (registry/services/members.py, api_keys.py);
+a new key's secret is shown once, on the page that issued it, and never again."""
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Q
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from registry.admin.common import (
+    ReadOnlyTabularInline,
+    RegistryModelAdmin,
+    Tool,
+    actor_for,
+    admin_url,
+    no_store,
+    report_error,
+    require,
+)
+from registry.api.throttling import forget_limits
+from registry.errors import RegistryError
+from registry.models import MEMBER_SCOPES, ApiKey, Member, MemberLimit, Scope
+from registry.services.api_keys import api_key_issue, api_key_revoke
+from registry.services.members import (
+    member_create,
+    member_set_limit,
+    member_set_status,
+    member_update,
+)
+
+MEMBER_SCOPE_CHOICES = [(s.value, s.label) for s in MEMBER_SCOPES]
+
+
+def status_pill(value: str, label: str) -> str:
+    return format_html('<span class="registry-pill registry-pill-{}">{}</span>', value, label)
+
+
+# --- Forms ------------------------------------------------------------------------------
+
+
+class MemberStatusForm(forms.Form):
+    rationale = forms.CharField(
+        label=gettext_lazy("Rationale"),
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text=gettext_lazy("Recorded in the audit trail."),
+    )
+
+
+class MemberLimitForm(forms.Form):
+    scope = forms.ChoiceField(label=gettext_lazy("Scope"), choices=MEMBER_SCOPE_CHOICES)
+    per_minute = forms.IntegerField(label=gettext_lazy("Requests per minute"), min_value=1)
+    per_day = forms.IntegerField(label=gettext_lazy("Requests per day"), min_value=1)
+
+
+class IssueKeyForm(forms.Form):
+    member = forms.ModelChoiceField(
+        label=gettext_lazy("Member"), queryset=Member.objects.all(), required=False
+    )
+    officer = forms.ModelChoiceField(
+        label=gettext_lazy("Compliance officer"),
+        queryset=get_user_model().objects.filter(is_staff=True, is_active=True),
+        required=False,
+        help_text=gettext_lazy("For a compliance system's key: leave the member empty."),
+    )
+    scopes = forms.MultipleChoiceField(
+        label=gettext_lazy("Scopes"),
+        choices=Scope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=gettext_lazy(
+            "A member's key: lookup, submit and/or dispute. An officer's key: compliance."
+        ),
+    )
+    name = forms.CharField(label=gettext_lazy("Label"), max_length=100, required=False)
+
+    def clean(self):
+        data = super().clean()
+        if bool(data.get("member")) == bool(data.get("officer")):
+            raise forms.ValidationError(
+                _("Choose either a member or a compliance officer as the key's owner.")
+            )
+        return data
+
+
+# --- Members ------------------------------------------------------------------------------
+
+
+class MemberLimitInline(ReadOnlyTabularInline):
+    model = MemberLimit
+    fields = ("scope", "per_minute", "per_day")
+    readonly_fields = fields
+    verbose_name_plural = gettext_lazy("Rate limits and quotas (absent scopes use the defaults)")
+
+
+class MemberApiKeyInline(ReadOnlyTabularInline):
+    model = ApiKey
+    fields = ("key_prefix", "name", "scopes", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = fields
+    show_change_link = True
+
+    @admin.display(description=gettext_lazy("key"))
+    def key_prefix(self, obj):
+        return str(obj)
+
+
+@admin.register(Member)
+class MemberAdmin(RegistryModelAdmin):
+    list_display = ("code", "name", "status_display", "contact_email", "active_keys", "created_at")
+    list_filter = ("status",)
+    search_fields = ("code", "name", "contact_email")
+    inlines = (MemberLimitInline, MemberApiKeyInline)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("code", "name", "contact_email")
+        return ("code", "name", "contact_email", "status", "created_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else ("code", "status", "created_at")
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(_active_keys=Count("api_keys", filter=Q(api_keys__revoked_at__isnull=True)))
+        )
+
+    @admin.display(description=gettext_lazy("status"), ordering="status")
+    def status_display(self, obj):
+        return status_pill(obj.status, obj.get_status_display())
+
+    @admin.display(description=gettext_lazy("active keys"), ordering="_active_keys")
+    def active_keys(self, obj):
+        return obj._active_keys
+
+    def save_model(self, request, obj, form, change):
+        actor = actor_for(request)
+        if change:
+            member_update(
+                actor=actor, member_id=obj.pk, name=obj.name, contact_email=obj.contact_email
+            )
+            return
+        created = member_create(
+            actor=actor, code=obj.code, name=obj.name, contact_email=obj.contact_email
+        )
+        obj.pk = created.pk
+        obj.refresh_from_db()
+
+    def save_related(self, request, form, formsets, change):
+        """The inlines are read-only: limits and keys change through their own pages."""
+
+    def object_tools(self, request, obj):
+        if not self.has_change_permission(request, obj):
+            return []
+        tools = [Tool(_("Set rate limit"), admin_url(obj, "limit", obj.pk))]
+        if obj.is_active:
+            tools.append(Tool(_("Suspend"), admin_url(obj, "suspend", obj.pk), danger=True))
+        else:
+            tools.append(Tool(_("Reactivate"), admin_url(obj, "reactivate", obj.pk)))
+        if request.user.has_perm("registry.add_apikey"):
+            tools.append(Tool(_("Issue API key"), admin_url(ApiKey, "add") + f"?member={obj.pk}"))
+        return tools
+
+    def get_urls(self):
+        own = [
+            path(
+                "<int:pk>/suspend/",
+                self.admin_site.admin_view(self.suspend_view),
+                name=self.url_name("suspend"),
+            ),
+            path(
+                "<int:pk>/reactivate/",
+                self.admin_site.admin_view(self.reactivate_view),
+                name=self.url_name("reactivate"),
+            ),
+            path(
+                "<int:pk>/limit/",
+                self.admin_site.admin_view(self.limit_view),
+                name=self.url_name("limit"),
+            ),
+        ]
+        return own + super().get_urls()
+
+    def suspend_view(self, request, pk):
+        return self._status_view(request, pk, Member.Status.SUSPENDED)
+
+    def reactivate_view(self, request, pk):
+        return self._status_view(request, pk, Member.Status.ACTIVE)
+
+    def _status_view(self, request, pk, status):
+        member = get_object_or_404(Member, pk=pk)
+        require(self.has_change_permission(request, member))
+        suspending = status == Member.Status.SUSPENDED
+        form = MemberStatusForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                member_set_status(
+                    actor=actor_for(request),
+                    member=member,
+                    status=status,
+                    rationale=form.cleaned_data["rationale"],
+                )
+            except RegistryError as exc:
+                report_error(request, exc)
+            else:
+                messages.success(
+                    request,
+                    _("%(member)s is now %(status)s.")
+                    % {"member": member.code, "status": member.get_status_display()},
+                )
+                return HttpResponseRedirect(admin_url(member, "change", member.pk))
+        return self.form_page(
+            request,
+            title=_("Suspend member") if suspending else _("Reactivate member"),
+            intro=(
+                _(
+                    "A suspended member's API keys stop working at once; its cases stay in "
+                    "the registry."
+                )
+                if suspending
+                else _("The member's unrevoked API keys work again at once.")
+            ),
+            form=form,
+            obj=member,
+            submit_label=_("Suspend") if suspending else _("Reactivate"),
+            danger=suspending,
+        )
+
+    def limit_view(self, request, pk):
+        member = get_object_or_404(Member, pk=pk)
+        require(self.has_change_permission(request, member))
+        form = MemberLimitForm(
+            request.POST or None,
+            initial={
+                "scope": Scope.LOOKUP,
+                "per_minute": settings.REGISTRY_DEFAULT_RATE_PER_MINUTE,
+                "per_day": settings.REGISTRY_DEFAULT_QUOTA_PER_DAY,
+            },
+        )
+        if request.method == "POST" and form.is_valid():
+            try:
+                member_set_limit(actor=actor_for(request), member=member, **form.cleaned_data)
+            except RegistryError as exc:
+                report_error(request, exc)
+            else:
+                # The API caches limits for 30 s; the new one applies from the next call.
+                forget_limits(member.pk)
+                messages.success(
+                    request,
+                    _("Rate limit for %(scope)s set.") % {"scope": form.cleaned_data["scope"]},
+                )
+                return HttpResponseRedirect(admin_url(member, "change", member.pk))
+        return self.form_page(
+            request,
+            title=_("Set rate limit"),
+            form=form,
+            obj=member,
+            intro=_("Defaults: %(minute)d requests per minute and %(day)d per day, per scope.")
+            % {
+                "minute": settings.REGISTRY_DEFAULT_RATE_PER_MINUTE,
+                "day": settings.REGISTRY_DEFAULT_QUOTA_PER_DAY,
+            },
+            submit_label=_("Save"),
+        )
+
+
+# --- API keys -------------------------------------------------------------------------------
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(RegistryModelAdmin):
+    list_display = (
+        "key_display",
+        "owner",
+        "name",
+        "scopes",
+        "created_at",
+        "last_used_at",
+        "revoked_display",
+    )
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter), "member")
+    search_fields = ("prefix", "name", "member__code", "officer__username")
+    list_select_related = ("member", "officer")
+    fields = ("key_display", "owner", "name", "scopes", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = fields
+    actions = ("revoke_selected",)
+
+    @admin.display(description=gettext_lazy("key"), ordering="prefix")
+    def key_display(self, obj):
+        # Only the prefix: the secret was shown once, when the key was issued.
+        return str(obj)
+
+    @admin.display(description=gettext_lazy("owner"))
+    def owner(self, obj):
+        if obj.member_id:
+            return obj.member.code
+        return _("officer %(username)s") % {"username": obj.officer.get_username()}
+
+    @admin.display(description=gettext_lazy("revoked"), ordering="revoked_at")
+    def revoked_display(self, obj):
+        if obj.revoked_at is None:
+            return status_pill("active", _("in use"))
+        return status_pill("suspended", _("revoked"))
+
+    def has_change_permission(self, request, obj=None):
+        return False  # keys are issued and revoked, never edited
+
+    def has_revoke_permission(self, request, obj=None):
+        return request.user.has_perm("registry.change_apikey")
+
+    def object_tools(self, request, obj):
+        if obj.revoked_at is None and self.has_revoke_permission(request):
+            return [Tool(_("Revoke"), admin_url(obj, "revoke", obj.pk), danger=True)]
+        return []
+
+    def get_urls(self):
+        own = [
+            path(
+                "<int:pk>/revoke/",
+                self.admin_site.admin_view(self.revoke_view),
+                name=self.url_name("revoke"),
+            ),
+        ]
+        return own + super().get_urls()
+
+    @admin.action(description=gettext_lazy("Revoke the selected keys"), permissions=("revoke",))
+    def revoke_selected(self, request, queryset):
+        actor = actor_for(request)
+        revoked = 0
+        for key in queryset.filter(revoked_at__isnull=True):
+            api_key_revoke(actor=actor, api_key=key)
+            revoked += 1
+        messages.success(request, _("%(count)d key(s) revoked.") % {"count": revoked})
+
+    def revoke_view(self, request, pk):
+        key = get_object_or_404(ApiKey, pk=pk)
+        require(self.has_revoke_permission(request))
+        form = forms.Form(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                api_key_revoke(actor=actor_for(request), api_key=key)
+            except RegistryError as exc:
+                report_error(request, exc)
+            else:
+                messages.success(request, _("Key %(key)s revoked.") % {"key": str(key)})
+                return HttpResponseRedirect(admin_url(key, "change", key.pk))
+        return self.form_page(
+            request,
+            title=_("Revoke API key"),
+            form=form,
+            obj=key,
+            intro=_("The key stops working on its next call. This cannot be undone."),
+            submit_label=_("Revoke"),
+            danger=True,
+        )
+
+    def add_view(self, request, form_url="", extra_context=None):
+        """Issue a key through the service and show its secret once, on this response."""
+        require(self.has_add_permission(request))
+        initial = {"scopes": [s.value for s in MEMBER_SCOPES]}
+        if request.GET.get("member", "").isdigit():
+            initial["member"] = request.GET["member"]
+        form = IssueKeyForm(request.POST or None, initial=initial)
+        if request.method == "POST" and form.is_valid():
+            try:
+                issued = api_key_issue(actor=actor_for(request), **form.cleaned_data)
+            except RegistryError as exc:
+                report_error(request, exc)
+            else:
+                return self._issued_page(request, issued)
+        return self.form_page(
+            request,
+            title=_("Issue API key"),
+            form=form,
+            intro=_(
+                "The key is shown once, on the next page. The registry keeps only a hash of it."
+            ),
+            submit_label=_("Issue key"),
+        )
+
+    def _issued_page(self, request, issued):
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("API key issued"),
+            "opts": self.opts,
+            "api_key": issued.api_key,
+            "raw_key": issued.raw_key,
+            "key_url": admin_url(issued.api_key, "change", issued.api_key.pk),
+        }
+        return no_store(TemplateResponse(request, "registry/admin/api_key_issued.html", context))

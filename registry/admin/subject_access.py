@@ -1,0 +1,119 @@
+"""Subject access: an officer enters an identifier's kind and token (from the member that
+received the data subject's request) and gets what the registry holds about it, on screen
+or as CSV. The report and its audit event come from the compliance selector, the same as
+the API's GET /compliance/subject-access. The token travels in a POST body only, never in
+a URL (URLs end up in logs)."""
+
+import csv
+import io
+
+from django import forms
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from registry.admin.common import actor_for, no_store, report_error
+from registry.errors import RegistryError
+from registry.models import CaseStatus, DisputeStatus, IdentifierKind, Purpose
+from registry.selectors.compliance import subject_access_csv_rows, subject_access_report
+from registry.tokens import is_token
+
+
+class SubjectAccessForm(forms.Form):
+    kind = forms.ChoiceField(label=gettext_lazy("Identifier kind"), choices=IdentifierKind.choices)
+    token = forms.CharField(
+        label=gettext_lazy("Token"),
+        min_length=128,
+        max_length=128,
+        strip=True,
+        widget=forms.TextInput(attrs={"size": 80, "autocomplete": "off", "spellcheck": "false"}),
+        help_text=gettext_lazy(
+            "The 128-hex-character token the member's client computed for the identifier "
+            "(never the phone number, ID or card number itself)."
+        ),
+    )
+
+    def clean_token(self):
+        token = self.cleaned_data["token"].lower()
+        if not is_token(token):
+            raise forms.ValidationError(_("A token is 128 hexadecimal characters."))
+        return token
+
+
+def may_use_subject_access(user) -> bool:
+    return bool(
+        user.is_active
+        and user.is_staff
+        and user.has_perm("registry.view_case")
+        and user.has_perm("registry.view_lookup")
+    )
+
+
+def subject_access_view(request, site):
+    if not may_use_subject_access(request.user):
+        raise PermissionDenied
+    form = SubjectAccessForm(request.POST or None)
+    report = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            report = subject_access_report(actor=actor_for(request), **form.cleaned_data)
+        except RegistryError as exc:
+            report_error(request, exc)
+        else:
+            if "download" in request.POST:
+                return _csv(report)
+    context = {
+        **site.each_context(request),
+        "title": _("Subject access"),
+        "form": form,
+        "report": _presentable(report) if report else None,
+    }
+    return no_store(TemplateResponse(request, "registry/admin/subject_access.html", context))
+
+
+def _csv(report: dict) -> HttpResponse:
+    buffer = io.StringIO()
+    buffer.write("\ufeff")  # spreadsheet programs then read UTF-8 (Chinese headers)
+    writer = csv.writer(buffer)
+    for row in subject_access_csv_rows(report):
+        writer.writerow(row)
+    response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+    stamp = timezone.localtime(report["generated_at"]).strftime("%Y%m%d-%H%M%S")
+    response["Content-Disposition"] = (
+        f'attachment; filename="subject-access-{report["fingerprint"]}-{stamp}.csv"'
+    )
+    return no_store(response)
+
+
+def _label(choices, value) -> str:
+    try:
+        return str(choices(value).label)
+    except ValueError:
+        return str(value)
+
+
+def _presentable(report: dict) -> dict:
+    """Labels for the codes, in the officer's language."""
+    cases = [
+        {
+            **case,
+            "status_label": _label(CaseStatus, case["status"]),
+            "disputes": [
+                {**d, "status_label": _label(DisputeStatus, d["status"])} for d in case["disputes"]
+            ],
+        }
+        for case in report["cases"]
+    ]
+    lookups = [
+        {**lookup, "purpose_label": _label(Purpose, lookup["purpose"])}
+        for lookup in report["lookups"]
+    ]
+    return {
+        **report,
+        "kind_label": _label(IdentifierKind, report["kind"]),
+        "cases": cases,
+        "lookups": lookups,
+    }

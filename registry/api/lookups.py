@@ -1,0 +1,89 @@
+"""POST /api/v1/lookups (scope `lookup`).
+
+The hot path: 1000 identifiers are validated by one loop (IdentifierListField), looked up by
+the service in a constant number of statements, and the service's result dicts are sent as
+they are. The output serializers below document the answer in the OpenAPI schema; running
+them over 1000 results would cost more than the database work, so the view does not.
+"""
+
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from registry.api.base import RegistryView
+from registry.api.fields import FreeTextField, IdentifierListField, TokenField
+from registry.models import CaseStatus, IdentifierKind, Purpose
+from registry.selectors.lookups import VELOCITY_WINDOWS
+from registry.services.lookups import MAX_IDENTIFIERS_PER_LOOKUP, lookup_perform
+
+PROBLEM = OpenApiResponse(description=_("Problem details (RFC 9457)"))
+
+
+class LookupInput(serializers.Serializer):
+    purpose = serializers.ChoiceField(
+        choices=Purpose.choices,
+        error_messages={"invalid_choice": _("Unknown purpose.")},  # never echo the input
+    )
+    consent_reference = FreeTextField(max_length=100, required=False, allow_blank=True)
+    identifiers = IdentifierListField(
+        max_items=MAX_IDENTIFIERS_PER_LOOKUP, too_large_code="batch_too_large",
+        help_text=_("1 to 1000 objects {kind, token}."),
+    )
+
+
+class LookupCaseOutput(serializers.Serializer):
+    case_id = serializers.UUIDField()
+    category = serializers.CharField()
+    confirmed_at = serializers.DateField()
+    status = serializers.ChoiceField(choices=[CaseStatus.ACTIVE, CaseStatus.DISPUTED])
+    reported_by_you = serializers.BooleanField()
+    reporting_members = serializers.IntegerField(
+        help_text=_("Distinct members with a matchable case for this identifier."))
+    has_subject_statement = serializers.BooleanField()
+    reported_by = serializers.CharField(
+        required=False,
+        help_text=_("The reporting member's code; only when the registry discloses reporters."))
+
+
+# "1h", "24h", ... are not Python names, so the class is built from a dict.
+VelocityOutput = type(
+    "VelocityOutput",
+    (serializers.Serializer,),
+    {name: serializers.IntegerField() for name, _window in VELOCITY_WINDOWS},
+)
+
+
+class LookupResultOutput(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=IdentifierKind.choices)
+    token = TokenField()
+    matched = serializers.BooleanField()
+    cases = LookupCaseOutput(many=True)
+    velocity = VelocityOutput(
+        help_text=_("Other members that looked this identifier up in each window before this "
+                    "lookup (each member once)."))
+
+
+class LookupOutput(serializers.Serializer):
+    lookup_id = serializers.UUIDField()
+    results = LookupResultOutput(many=True)
+
+
+class LookupApi(RegistryView):
+    required_scopes = ("lookup",)
+
+    @extend_schema(
+        operation_id="lookups_create",
+        request=LookupInput,
+        responses={200: LookupOutput, 400: PROBLEM, 401: PROBLEM, 403: PROBLEM, 429: PROBLEM},
+    )
+    def post(self, request):
+        data = LookupInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        outcome = lookup_perform(
+            actor=request.user,
+            purpose=data.validated_data["purpose"],
+            identifiers=data.validated_data["identifiers"],
+            consent_reference=data.validated_data.get("consent_reference", ""),
+        )
+        return Response({"lookup_id": outcome.lookup_id, "results": outcome.results})

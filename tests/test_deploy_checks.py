@@ -1,0 +1,289 @@
+"""What an operator deploys: production settings pass `check --deploy`, the files in deploy/
+say what the settings read, and the replica router keeps writes and transactions on the
+primary."""
+
+import os
+import re
+import runpy
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import yaml
+from django.conf import settings as django_settings
+from django.db import transaction
+
+from registry.db_router import PrimaryReplicaRouter
+from registry.models import ApiKey, AuditEvent, Case, CaseIdentifier, Lookup, Sighting
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+SETTING_READERS = re.compile(r'env_(?:str|int|bool|list|secret)\(\s*"([A-Z0-9_]+)"')
+
+
+def production_env(tmp_path: Path, **overrides) -> dict:
+    """The environment of a production process, with its secrets in files (as systemd
+    credentials or Docker secrets would hand them over)."""
+    secrets = {
+        "DJANGO_SECRET_KEY": "p" * 20 + "-production-secret-key-with-enough-entropy-" + "q" * 20,
+        "REGISTRY_OPRF_SEED": "3c" * 32,
+        "REGISTRY_PEPPER": "4d" * 32,
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REGISTRY_", "DJANGO_"))}
+    for name, value in secrets.items():
+        path = tmp_path / name.lower()
+        path.write_text(value + "\n", encoding="utf-8")
+        env[f"{name}_FILE"] = str(path)
+    env.update(
+        REGISTRY_ENV="production",
+        ALLOWED_HOSTS="registry.example",
+        CSRF_TRUSTED_ORIGINS="https://registry.example",
+        REDIS_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        CELERY_BROKER_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    env.update(overrides)
+    return env
+
+
+def run_manage(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True,
+        text=True, timeout=120,
+    )
+
+
+def test_it_passes_check_deploy_under_production_settings(tmp_path):
+    result = run_manage(production_env(tmp_path), "check", "--deploy", "--fail-level", "WARNING")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues (1 silenced)" in result.stdout, result.stdout
+
+
+def test_it_silences_only_the_one_justified_check():
+    # axes.W006 is explained in settings.py; anything else must be fixed, not silenced.
+    assert django_settings.SILENCED_SYSTEM_CHECKS == ["axes.W006"]
+
+
+def test_it_fails_check_deploy_when_production_is_weakened(tmp_path):
+    env = production_env(tmp_path, SECURE_HSTS_SECONDS="0", SECURE_SSL_REDIRECT="false")
+    result = run_manage(env, "check", "--deploy", "--fail-level", "WARNING")
+    assert result.returncode != 0
+    assert "security.W004" in result.stderr and "security.W008" in result.stderr
+
+
+def test_it_refuses_to_start_production_without_secrets(tmp_path):
+    env = production_env(tmp_path)
+    del env["REGISTRY_PEPPER_FILE"]
+    result = run_manage(env, "check")
+    assert result.returncode != 0
+    assert "REGISTRY_PEPPER" in result.stderr
+
+
+@pytest.mark.django_db
+def test_it_sends_a_content_security_policy_without_inline_scripts_on_pages(client):
+    response = client.get("/admin/login/")
+    assert response.status_code == 200
+    policy = response["Content-Security-Policy"]
+    script_src = re.search(r"script-src ([^;]*)", policy).group(1)
+    assert script_src == "'self'"
+    assert "frame-ancestors 'none'" in policy
+    assert InlineScripts.found_in(response.content.decode()) == []
+
+
+def test_it_serves_the_api_docs_without_inline_scripts(client):
+    response = client.get("/api/v1/docs/")
+    assert response.status_code == 200
+    assert "script-src 'self'" in response["Content-Security-Policy"]
+    assert InlineScripts.found_in(response.content.decode()) == []
+
+
+def test_it_lets_json_answers_load_nothing(client):
+    response = client.get("/healthz")
+    assert response["Content-Security-Policy"].startswith("default-src 'none'")
+
+
+class InlineScripts(HTMLParser):
+    """Executable <script> elements without src (JSON data blocks are not executed)."""
+
+    def __init__(self):
+        super().__init__()
+        self.inline: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        kind = attributes.get("type", "text/javascript")
+        if tag == "script" and "src" not in attributes and "json" not in kind:
+            self.inline.append(str(attributes))
+
+    @classmethod
+    def found_in(cls, html: str) -> list[str]:
+        parser = cls()
+        parser.feed(html)
+        return parser.inline
+
+
+def test_it_lists_every_setting_in_the_env_example():
+    read = set(SETTING_READERS.findall((ROOT / "consortium" / "settings.py").read_text()))
+    read |= set(re.findall(r'"(GUNICORN_[A-Z_]+)"', (DEPLOY / "gunicorn.conf.py").read_text()))
+    example = (DEPLOY / ".env.example").read_text()
+    listed = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", example, flags=re.MULTILINE))
+    assert len(read) > 40
+    assert sorted(read - listed) == []
+    # Each variable has a comment line right above it (or above its group of alternatives).
+    lines = example.splitlines()
+    for index, line in enumerate(lines):
+        if re.match(r"^#? ?[A-Z][A-Z0-9_]+=", line):
+            above = [text for text in lines[:index] if text.strip()][-1]
+            assert above.startswith("#"), line
+
+
+def test_it_keeps_secret_values_out_of_the_env_example():
+    example = (DEPLOY / ".env.example").read_text()
+    for name in ("DJANGO_SECRET_KEY", "REGISTRY_OPRF_SEED", "REGISTRY_PEPPER", "DATABASE_PASSWORD"):
+        assert re.search(rf"^{name}=\S", example, flags=re.MULTILINE) is None
+        assert re.search(rf"^{name}=", example, flags=re.MULTILINE) is None
+
+
+def gunicorn_config(monkeypatch, **env) -> dict:
+    for name in [n for n in os.environ if n.startswith("GUNICORN_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return runpy.run_path(str(DEPLOY / "gunicorn.conf.py"))
+
+
+def test_it_configures_gunicorn_from_the_environment(monkeypatch):
+    config = gunicorn_config(
+        monkeypatch, GUNICORN_BIND="127.0.0.1:9001", GUNICORN_WORKERS="3",
+        GUNICORN_THREADS="4", GUNICORN_TIMEOUT="12",
+    )
+    assert config["bind"] == ["127.0.0.1:9001"]
+    assert (config["workers"], config["threads"], config["timeout"]) == (3, 4, 12)
+    assert config["worker_class"] == "gthread"
+    assert config["preload_app"] is True
+
+
+def test_it_defaults_gunicorn_to_loopback_and_sync_workers(monkeypatch):
+    config = gunicorn_config(monkeypatch)
+    assert config["bind"] == ["127.0.0.1:8000"]
+    assert config["workers"] == 2 * os.cpu_count() + 1
+    assert config["worker_class"] == "sync"
+
+
+def test_it_logs_access_without_query_strings(monkeypatch):
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    config = gunicorn_config(monkeypatch)
+    lines = []
+    logger = config["JsonAccessLogger"].__new__(config["JsonAccessLogger"])
+    logger.cfg = SimpleNamespace(accesslog="-", logconfig=None, syslog=False)
+    logger.access_log = SimpleNamespace(info=lines.append)
+    response = SimpleNamespace(status="200 OK", sent=12, headers=[("X-Request-Id", "abc")])
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/api/v1/compliance/subject-access",
+               "QUERY_STRING": "kind=phone&token=" + "ab" * 64, "REMOTE_ADDR": "127.0.0.1"}
+    logger.access(response, None, environ, timedelta(milliseconds=5))
+    assert len(lines) == 1
+    assert '"path": "/api/v1/compliance/subject-access"' in lines[0]
+    assert "token" not in lines[0] and "ab" * 64 not in lines[0]
+    assert '"request_id": "abc"' in lines[0]
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_it_ships_systemd_units_that_systemd_accepts(tmp_path):
+    for unit in sorted((DEPLOY / "systemd").glob("*.service")):
+        text = unit.read_text().replace("/opt/registry", str(ROOT))
+        (tmp_path / unit.name).write_text(text)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", *sorted(str(p) for p in tmp_path.iterdir())],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == ""
+
+
+def test_it_runs_exactly_one_beat_and_hands_secrets_over_as_files():
+    units = {p.stem: p.read_text() for p in (DEPLOY / "systemd").glob("*.service")}
+    assert set(units) == {"registry-web", "registry-worker", "registry-beat"}
+    for text in units.values():
+        assert "EnvironmentFile=/etc/registry/registry.env" in text
+        for secret in ("DJANGO_SECRET_KEY", "REGISTRY_OPRF_SEED", "REGISTRY_PEPPER"):
+            assert re.search(rf"^Environment={secret}_FILE=%d/", text, flags=re.MULTILINE)
+        assert "LoadCredential=" in text
+    assert "deploy/gunicorn.conf.py" in units["registry-web"]
+    assert "DatabaseScheduler" in units["registry-beat"]
+    assert "beat" not in re.search(r"^ExecStart=.*$", units["registry-worker"], re.M).group(0)
+
+
+def test_it_ships_a_compose_file_with_every_role():
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"web", "worker", "beat", "postgres", "redis"} <= set(services)
+    assert services["beat"]["deploy"]["replicas"] == 1
+    declared = set(compose["secrets"])
+    for name, service in services.items():
+        assert set(service.get("secrets", [])) <= declared, name
+        for key, value in (service.get("environment") or {}).items():
+            assert not key.endswith(("SECRET_KEY", "PEPPER", "SEED", "PASSWORD")), key
+            assert "@" not in str(value) or ":" not in str(value).split("@")[0].split("//")[-1]
+    assert "deploy/gunicorn.conf.py" in " ".join(services["web"]["command"])
+
+
+def test_it_limits_bodies_in_nginx_as_in_the_settings():
+    site = (DEPLOY / "nginx" / "registry.conf").read_text()
+    limit_mib = int(re.search(r"client_max_body_size (\d+)m;", site).group(1))
+    assert limit_mib * 1024 * 1024 == django_settings.REGISTRY_MAX_BODY_BYTES
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in site
+    proxy = (DEPLOY / "nginx" / "registry_proxy.conf").read_text()
+    assert "X-Forwarded-Proto $scheme" in proxy
+    assert "$request_uri" not in re.search(r"log_format.*?;", site, flags=re.S).group(0)
+
+
+def test_it_adds_a_replica_and_its_router_only_when_configured(tmp_path):
+    probe = ("import django, json; django.setup(); from django.conf import settings as s; "
+             "print(json.dumps([sorted(s.DATABASES), s.DATABASE_ROUTERS, "
+             "s.DATABASES.get('replica', {}).get('HOST')]))")
+    env = {**os.environ, "REGISTRY_ENV": "test", "DJANGO_SETTINGS_MODULE": "consortium.settings"}
+    env.pop("DATABASE_REPLICA_URL", None)
+    without = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=60, check=True)
+    assert without.stdout.strip().splitlines()[-1] == '[["default"], [], null]'
+    env["DATABASE_REPLICA_URL"] = "postgres://registry@10.9.8.7:5432/registry"
+    with_replica = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env,
+                                  capture_output=True, text=True, timeout=60, check=True)
+    assert with_replica.stdout.strip().splitlines()[-1] == (
+        '[["default", "replica"], ["registry.db_router.PrimaryReplicaRouter"], "10.9.8.7"]'
+    )
+
+
+@pytest.fixture
+def replica_configured(settings):
+    settings.DATABASES = {**settings.DATABASES, "replica": settings.DATABASES["default"]}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_reads_lookup_data_from_the_replica_outside_transactions(replica_configured):
+    router = PrimaryReplicaRouter()
+    for model in (Case, CaseIdentifier, Sighting):
+        assert router.db_for_read(model) == "replica"
+    for model in (ApiKey, AuditEvent, Lookup):
+        assert router.db_for_read(model) == "default"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_keeps_reads_inside_a_transaction_and_all_writes_on_the_primary(replica_configured):
+    router = PrimaryReplicaRouter()
+    with transaction.atomic():
+        assert router.db_for_read(Case) == "default"
+    for model in (Case, CaseIdentifier, Sighting, AuditEvent):
+        assert router.db_for_write(model) == "default"
+    assert router.allow_migrate("replica", "registry") is False
+    assert router.allow_migrate("default", "registry") is True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_reads_everything_from_the_primary_without_a_replica():
+    assert PrimaryReplicaRouter().db_for_read(Case) == "default"
