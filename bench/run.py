@@ -219,7 +219,7 @@ def clean_up(ctx: Context, marker: dict) -> None:
 
     from registry.models import ApiKey
 
-    log_end = marker["log_end"]
+    log_end = marker["loaded"]["log_end"]
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM registry_lookuplogentry WHERE created_at > %s", [log_end])
         cursor.execute("DELETE FROM registry_lookup WHERE created_at > %s", [log_end])
@@ -559,8 +559,7 @@ def describe(ctx: Context, marker: dict, server_env: dict) -> dict:
         "server": {"config": "deploy/gunicorn.conf.py", "workers": workers,
                    "threads": server_env.get("GUNICORN_THREADS", "1 (deploy default)"),
                    "settings": "REGISTRY_ENV=production, Redis cache, persistent connections"},
-        "seeded": {k: marker.get(k) for k in ("identifiers", "log_rows", "cases", "lookups",
-                                              "sightings", "seconds")},
+        "seeded": marker["loaded"],
         "sizes": ctx.sizes.__dict__,
     }
 

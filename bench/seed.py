@@ -488,10 +488,10 @@ def seed(plan: SeedPlan, *, log=print) -> dict:
         for conn in conns:
             conn.close()
     counts["seconds"] = round(time.monotonic() - started, 1)
-    RegistryState.objects.update_or_create(key="bench.seed",
-                                           defaults={"value": marker_value(plan) | counts})
+    marker = {**marker_value(plan), "loaded": counts}
+    RegistryState.objects.update_or_create(key="bench.seed", defaults={"value": marker})
     log(f"seed: done in {counts['seconds']} s")
-    return counts
+    return marker
 
 
 def ensure_seeded(plan: SeedPlan, *, force: bool = False, log=print) -> dict:
@@ -503,7 +503,8 @@ def ensure_seeded(plan: SeedPlan, *, force: bool = False, log=print) -> dict:
     if marker is None:
         marker = seed(plan, log=log)
     else:
-        log(f"seed: reusing {marker['identifiers']:,} identifiers / {marker['log_rows']:,} "
+        loaded = marker["loaded"]
+        log(f"seed: reusing {loaded['identifiers']:,} identifiers / {loaded['log_rows']:,} "
             f"log rows seeded earlier")
     queries = side_dir(database) / "queries.json"
     if force or not queries.exists() or json.loads(queries.read_text())["plan"] != asdict(plan):

@@ -318,7 +318,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "store_processed": False,
     }
     if CELERY_BROKER_URL.startswith("filesystem")
-    else {"socket_connect_timeout": 2, "socket_timeout": 5}
+    # max_retries 0: a publisher whose broker connection is down fails at once (kombu would
+    # otherwise retry connecting for broker_connection_timeout); the outbox keeps the task.
+    # Workers reconnect on their own terms (broker_connection_retry), unaffected.
+    else {"socket_connect_timeout": 2, "socket_timeout": 5, "max_retries": 0}
 )
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

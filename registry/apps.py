@@ -19,4 +19,4 @@ class RegistryAdminConfig(admin_apps.AdminConfig):
 
     default = False
 
-    default_site = "registry.admin.site.RegistryAdminSite"
+    default_site = "registry.admin.site.get_site"

@@ -128,6 +128,7 @@ def celery_worker_process(
         "CELERY_BROKER_URL": broker_url(),
         "CELERY_TASK_DEFAULT_QUEUE": queue,
         "REGISTRY_ENV": "test",
+        # Close connections after each task, so none is left for pytest-django's DROP DATABASE.
         "DATABASE_CONN_MAX_AGE": "0",
         **(env or {}),
     }

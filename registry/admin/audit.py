@@ -25,6 +25,7 @@ from django.utils.translation import gettext_lazy
 
 from registry.admin.common import RegistryModelAdmin, Tool, actor_for, admin_url, require
 from registry.admin.members import status_pill
+from registry.admin.site import site
 from registry.models import AuditEvent, AuditSeal
 from registry.services.audit import audit_record, audit_seal_lag_seconds, audit_verify
 
@@ -116,7 +117,7 @@ def sealed_q():
     return Exists(AuditSeal.objects.filter(event_id=OuterRef("pk")))
 
 
-@admin.register(AuditEvent)
+@admin.register(AuditEvent, site=site)
 class AuditEventAdmin(RegistryModelAdmin):
     list_display = (
         "id",

@@ -14,6 +14,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from registry.actors import Actor
 from registry.admin.common import (
     ReadOnlyTabularInline,
     RegistryModelAdmin,
@@ -21,15 +22,25 @@ from registry.admin.common import (
     actor_for,
     admin_url,
     category_label,
+    posted,
     report_error,
     require,
 )
 from registry.admin.members import status_pill
+from registry.admin.site import site
 from registry.errors import RegistryError
 from registry.models import LIVE_CASE_STATUSES, Case, CaseIdentifier, Category, Dispute
+from registry.services.cases import case_withdraw
 from registry.tokens import FINGERPRINT_LENGTH
 
 FINGERPRINT_RE = re.compile(rf"^[0-9a-f]{{{FINGERPRINT_LENGTH}}}$")
+
+
+def on_behalf_of(request, member) -> Actor:
+    """An officer entering a member's written request to withdraw its case: the member's
+    withdrawal (the service applies the member's rules: only its own, only a live case), and
+    the audit event also names the officer who entered it (AuditEvent.officer)."""
+    return Actor("member", member=member, user=request.user, scopes=frozenset({"submit"}))
 
 
 class WithdrawCaseForm(forms.Form):
@@ -57,7 +68,7 @@ class CaseDisputeInline(ReadOnlyTabularInline):
     show_change_link = True
 
 
-@admin.register(Case)
+@admin.register(Case, site=site)
 class CaseAdmin(RegistryModelAdmin):
     list_display = (
         "short_id",
@@ -147,13 +158,13 @@ class CaseAdmin(RegistryModelAdmin):
     def withdraw_view(self, request, pk):
         case = get_object_or_404(Case, pk=pk)
         require(self.has_withdraw_permission(request))
-        form = WithdrawCaseForm(request.POST or None)
+        form = WithdrawCaseForm(posted(request))
         if request.method == "POST" and form.is_valid():
             try:
-                from registry.services.cases import case_withdraw
-
                 case_withdraw(
-                    actor=actor_for(request), case_id=case.pk, reason=form.cleaned_data["reason"]
+                    actor=on_behalf_of(request, case.member),
+                    case_id=case.pk,
+                    reason=form.cleaned_data["reason"],
                 )
             except RegistryError as exc:
                 report_error(request, exc)
@@ -181,7 +192,7 @@ class CategoryForm(forms.ModelForm):
         fields = ("retention_days",)
 
 
-@admin.register(Category)
+@admin.register(Category, site=site)
 class CategoryAdmin(RegistryModelAdmin):
     list_display = ("code", "label", "retention_display")
     form = CategoryForm

@@ -75,6 +75,9 @@ class RegistryModelAdmin(admin.ModelAdmin):
     def object_tools(self, request, obj) -> list[Tool]:
         return []
 
+    def extra_change_context(self, request, obj) -> dict:
+        return {}
+
     def url_name(self, view: str) -> str:
         return f"{self.opts.app_label}_{self.opts.model_name}_{view}"
 
@@ -84,6 +87,7 @@ class RegistryModelAdmin(admin.ModelAdmin):
             obj = self.get_object(request, admin.utils.unquote(object_id))
             if obj is not None:
                 extra_context["registry_tools"] = self.object_tools(request, obj)
+                extra_context.update(self.extra_change_context(request, obj))
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except RegistryError as exc:
@@ -120,6 +124,11 @@ class RegistryModelAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "registry/admin/form_page.html", context, status=status)
 
 
+def posted(request):
+    """The POST data for a bound form (even an empty one), or None on GET."""
+    return request.POST if request.method == "POST" else None
+
+
 class ReadOnlyTabularInline(admin.TabularInline):
     """Rows shown on the parent's page; nothing added, changed or deleted from there."""
 
@@ -152,6 +161,7 @@ __all__ = [
     "admin_url",
     "category_label",
     "no_store",
+    "posted",
     "report_error",
     "require",
 ]

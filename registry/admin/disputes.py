@@ -4,6 +4,8 @@ The decision goes through `dispute_decide`, the same service as the API's
 POST /disputes/{id}/decision: one code path, the same audit events, and the same refusal of
 a second decision (InvalidTransition, shown here as an error message; nothing changes)."""
 
+from datetime import timedelta
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -13,9 +15,8 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.timesince import timesince, timeuntil
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 
 from registry.admin.common import (
     RegistryModelAdmin,
@@ -26,6 +27,7 @@ from registry.admin.common import (
     require,
 )
 from registry.admin.members import status_pill
+from registry.admin.site import site
 from registry.errors import NotFound, RegistryError
 from registry.models import (
     UNDECIDED_DISPUTE_STATUSES,
@@ -101,13 +103,29 @@ class QueueFilter(admin.SimpleListFilter):
         return queryset
 
 
+def duration(delta: timedelta) -> str:
+    """'19 days 23 hours', '5 hours 12 minutes', '40 minutes': a deadline in the units an
+    officer plans with (Django's timeuntil says '2 weeks, 5 days')."""
+    minutes_total = max(int(delta.total_seconds() // 60), 0)
+    days, rest = divmod(minutes_total, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    units = [
+        (days, ngettext("%(count)d day", "%(count)d days", days)),
+        (hours, ngettext("%(count)d hour", "%(count)d hours", hours)),
+        (minutes, ngettext("%(count)d minute", "%(count)d minutes", minutes)),
+    ]
+    shown = [text % {"count": n} for n, text in units if n][:2]
+    return " ".join(shown) or ngettext("%(count)d minute", "%(count)d minutes", 0) % {
+        "count": 0}
+
+
 def time_left(dispute: Dispute, now=None) -> str:
     now = now or timezone.now()
     if dispute.status not in UNDECIDED_DISPUTE_STATUSES:
         return "—"
     if dispute.due_at <= now:
-        return _("overdue by %(time)s") % {"time": timesince(dispute.due_at, now, depth=2)}
-    return _("%(time)s left") % {"time": timeuntil(dispute.due_at, now, depth=2)}
+        return _("overdue by %(time)s") % {"time": duration(now - dispute.due_at)}
+    return _("%(time)s left") % {"time": duration(dispute.due_at - now)}
 
 
 def is_overdue(dispute: Dispute, now=None) -> bool:
@@ -115,7 +133,7 @@ def is_overdue(dispute: Dispute, now=None) -> bool:
     return dispute.status in UNDECIDED_DISPUTE_STATUSES and dispute.due_at <= now
 
 
-@admin.register(Dispute)
+@admin.register(Dispute, site=site)
 class DisputeAdmin(RegistryModelAdmin):
     list_display = (
         "due_at",
@@ -221,6 +239,8 @@ class DisputeAdmin(RegistryModelAdmin):
                 Q(object_type="dispute", object_id=str(dispute.pk))
                 | Q(object_type="case", object_id=str(dispute.case_id))
             )
+            .exclude(action__endswith=".viewed")
+            .exclude(action__endswith=".listed")
             .select_related("member")
             .order_by("id")[:200]
         )

@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy
 
 from registry.admin.common import RegistryModelAdmin
 from registry.admin.members import status_pill
+from registry.admin.site import site
 from registry.models import JobRun
 
 
@@ -24,7 +25,7 @@ class JobFilter(admin.SimpleListFilter):
         return queryset.filter(job=self.value()) if self.value() else queryset
 
 
-@admin.register(JobRun)
+@admin.register(JobRun, site=site)
 class JobRunAdmin(RegistryModelAdmin):
     list_display = ("job", "status_display", "started_at", "finished_at", "duration", "summary")
     list_filter = (JobFilter, "status")

@@ -17,18 +17,19 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from registry.admin.common import (
-    ReadOnlyTabularInline,
     RegistryModelAdmin,
     Tool,
     actor_for,
     admin_url,
     no_store,
+    posted,
     report_error,
     require,
 )
+from registry.admin.site import site
 from registry.api.throttling import forget_limits
 from registry.errors import RegistryError
-from registry.models import MEMBER_SCOPES, ApiKey, Member, MemberLimit, Scope
+from registry.models import MEMBER_SCOPES, ApiKey, Member, Scope
 from registry.services.api_keys import api_key_issue, api_key_revoke
 from registry.services.members import (
     member_create,
@@ -93,30 +94,12 @@ class IssueKeyForm(forms.Form):
 # --- Members ------------------------------------------------------------------------------
 
 
-class MemberLimitInline(ReadOnlyTabularInline):
-    model = MemberLimit
-    fields = ("scope", "per_minute", "per_day")
-    readonly_fields = fields
-    verbose_name_plural = gettext_lazy("Rate limits and quotas (absent scopes use the defaults)")
-
-
-class MemberApiKeyInline(ReadOnlyTabularInline):
-    model = ApiKey
-    fields = ("key_prefix", "name", "scopes", "created_at", "last_used_at", "revoked_at")
-    readonly_fields = fields
-    show_change_link = True
-
-    @admin.display(description=gettext_lazy("key"))
-    def key_prefix(self, obj):
-        return str(obj)
-
-
-@admin.register(Member)
+@admin.register(Member, site=site)
 class MemberAdmin(RegistryModelAdmin):
     list_display = ("code", "name", "status_display", "contact_email", "active_keys", "created_at")
     list_filter = ("status",)
     search_fields = ("code", "name", "contact_email")
-    inlines = (MemberLimitInline, MemberApiKeyInline)
+    change_form_template = "registry/admin/member_change_form.html"
 
     def get_fields(self, request, obj=None):
         if obj is None:
@@ -154,8 +137,17 @@ class MemberAdmin(RegistryModelAdmin):
         obj.pk = created.pk
         obj.refresh_from_db()
 
-    def save_related(self, request, form, formsets, change):
-        """The inlines are read-only: limits and keys change through their own pages."""
+    def extra_change_context(self, request, obj):
+        """Limits and keys, shown (not edited) on the member's page: each changes through
+        its own audited action."""
+        return {
+            "member_limits": list(obj.limits.order_by("scope")),
+            "member_keys": list(obj.api_keys.order_by("-created_at")),
+            "default_limits": (
+                settings.REGISTRY_DEFAULT_RATE_PER_MINUTE,
+                settings.REGISTRY_DEFAULT_QUOTA_PER_DAY,
+            ),
+        }
 
     def object_tools(self, request, obj):
         if not self.has_change_permission(request, obj):
@@ -199,7 +191,7 @@ class MemberAdmin(RegistryModelAdmin):
         member = get_object_or_404(Member, pk=pk)
         require(self.has_change_permission(request, member))
         suspending = status == Member.Status.SUSPENDED
-        form = MemberStatusForm(request.POST or None)
+        form = MemberStatusForm(posted(request))
         if request.method == "POST" and form.is_valid():
             try:
                 member_set_status(
@@ -275,7 +267,7 @@ class MemberAdmin(RegistryModelAdmin):
 # --- API keys -------------------------------------------------------------------------------
 
 
-@admin.register(ApiKey)
+@admin.register(ApiKey, site=site)
 class ApiKeyAdmin(RegistryModelAdmin):
     list_display = (
         "key_display",
@@ -343,7 +335,7 @@ class ApiKeyAdmin(RegistryModelAdmin):
     def revoke_view(self, request, pk):
         key = get_object_or_404(ApiKey, pk=pk)
         require(self.has_revoke_permission(request))
-        form = forms.Form(request.POST or None)
+        form = forms.Form(posted(request))
         if request.method == "POST" and form.is_valid():
             try:
                 api_key_revoke(actor=actor_for(request), api_key=key)
@@ -368,7 +360,7 @@ class ApiKeyAdmin(RegistryModelAdmin):
         initial = {"scopes": [s.value for s in MEMBER_SCOPES]}
         if request.GET.get("member", "").isdigit():
             initial["member"] = request.GET["member"]
-        form = IssueKeyForm(request.POST or None, initial=initial)
+        form = IssueKeyForm(posted(request), initial=initial)
         if request.method == "POST" and form.is_valid():
             try:
                 issued = api_key_issue(actor=actor_for(request), **form.cleaned_data)

@@ -96,3 +96,14 @@ class RegistryAdminSite(OTPAdminSite):
         context = super().each_context(request)
         context["may_use_subject_access"] = may_use_subject_access(request.user)
         return context
+
+
+# The one instance. `django.contrib.admin.site` resolves to it through RegistryAdminConfig's
+# `default_site = "registry.admin.site.get_site"` (a callable returning the site), so the
+# registry's ModelAdmins and those of Django's own apps end up on the same site whatever
+# imports first.
+site = RegistryAdminSite()
+
+
+def get_site() -> RegistryAdminSite:
+    return site

@@ -1,4 +1,5 @@
-from drf_spectacular.utils import extend_schema
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 
 from registry.api.base import RegistryView
@@ -17,10 +18,16 @@ class AuditEventOutput(serializers.Serializer):
     details = serializers.JSONField()
 
 
+PROBLEM = OpenApiResponse(description=_("Problem details (RFC 9457)"))
+
+
 class AuditEventListApi(RegistryView):
     required_scopes = ("lookup", "submit", "dispute", "compliance")
+    pagination_class = NewestIdFirstCursorPagination  # for the schema: a cursor page
 
-    @extend_schema(responses=AuditEventOutput(many=True), operation_id="audit_events_list")
+    @extend_schema(responses={200: AuditEventOutput(many=True), 400: PROBLEM, 401: PROBLEM,
+                              403: PROBLEM, 429: PROBLEM},
+                   operation_id="audit_events_list")
     def get(self, request):
         paginator = NewestIdFirstCursorPagination()
         page = paginator.paginate_queryset(audit_events_for(actor=request.user), request, self)

@@ -22,6 +22,7 @@ from rest_framework import serializers
 from registry.models import IdentifierKind
 from registry.tokens import TOKEN_RE
 
+KINDS = frozenset(IdentifierKind.values)  # TextChoices.values builds a new list per call
 RAW_PII_CODE = "raw_pii_rejected"
 RAW_PII_DETAIL = _("This looks like a raw personal identifier; send tokens only.")
 TOKEN_DETAIL = _("A token is 128 lower-case hexadecimal characters.")
@@ -147,7 +148,7 @@ def _identifier_errors(item) -> dict | None:
         except serializers.ValidationError as exc:
             errors["token"] = exc.detail
     kind = item.get("kind")
-    if not isinstance(kind, str) or kind not in IdentifierKind.values:
+    if not isinstance(kind, str) or kind not in KINDS:
         errors["kind"] = [serializers.ErrorDetail(_("Unknown identifier kind."),
                                                   code="unknown_kind")]
     return errors or None

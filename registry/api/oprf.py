@@ -1,4 +1,5 @@
-from drf_spectacular.utils import extend_schema
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
@@ -20,10 +21,15 @@ class EvaluateOutput(serializers.Serializer):
     evaluated_elements = serializers.ListField(child=serializers.CharField())
 
 
+PROBLEM = OpenApiResponse(description=_("Problem details (RFC 9457)"))
+
+
 class OprfEvaluateApi(RegistryView):
     required_scopes = ("lookup", "submit", "dispute")
 
-    @extend_schema(request=EvaluateInput, responses=EvaluateOutput, operation_id="oprf_evaluate")
+    @extend_schema(request=EvaluateInput, operation_id="oprf_evaluate",
+                   responses={200: EvaluateOutput, 400: PROBLEM, 401: PROBLEM, 403: PROBLEM,
+                              429: PROBLEM})
     def post(self, request):
         data = EvaluateInput(data=request.data)
         data.is_valid(raise_exception=True)

@@ -16,6 +16,7 @@ from django.core.cache import cache
 from registry.actors import Actor
 from registry.errors import RateLimited
 from registry.models import MemberLimit
+from registry.services.abuse import rate_limit_exceeded_record
 
 logger = logging.getLogger(__name__)
 LIMITS_CACHE_SECONDS = 30
@@ -72,8 +73,10 @@ def consume(actor: Actor, scope: str, cost: int = 1) -> Budget | None:
         return None
     minute_reset = 60 - now % 60
     if used_day > per_day:
+        rate_limit_exceeded_record(actor=actor, scope=scope, limit=per_day, window="day")
         _reject(per_day, 86400 - now % 86400, "daily quota")
     if used_minute > per_minute:
+        rate_limit_exceeded_record(actor=actor, scope=scope, limit=per_minute, window="minute")
         _reject(per_minute, minute_reset, "rate limit")
     return Budget(per_minute, max(per_minute - used_minute, 0), minute_reset)
 

@@ -4,12 +4,12 @@ A lookup is a read of registry data AND a write (the lookup log, the velocity ro
 audit trail), all in one transaction. For a call with k identifiers (1 <= k <= 1000) it costs
 a constant number of statements, whatever k and whatever the size of the tables:
 
-    1 query   matches     unnest(probes) JOIN case_identifier(digest, kind) JOIN case
-    1 query   velocity    unnest(probes) JOIN sighting(digest, kind, member)
-    1 insert  Lookup      who, when, purpose, counts
-    1 insert  log         k LookupLogEntry rows from one INSERT ... SELECT unnest(...)
-    1 upsert  sightings   INSERT ... ON CONFLICT DO UPDATE, rows in digest order
-    1 insert  audit       ONE event per call (lookup id, counts)
+    1 query      matches    unnest(probes) x LATERAL case_identifier(digest, kind) JOIN case
+    1 insert     Lookup     who, when, purpose, counts
+    1 statement  velocity   unnest(probes) x LATERAL sighting(digest, kind, member), with
+                 + log      k LookupLogEntry rows inserted and k Sighting rows upserted by
+                 + upsert   data-modifying CTEs of the same statement
+    1 insert     audit      ONE event per call (lookup id, counts)
 
 Velocity storage. "How many other members looked this identifier up in the last 1 h / 24 h /
 7 d / 30 d / 90 d" must stay fast with a lookup log of tens of millions of rows, so velocity
@@ -25,10 +25,12 @@ identifier up twice updates its one row, so it counts once. The table grows with
 (identifier, member) pairs seen in 90 days, not with lookups; the jobs prune rows older than
 REGISTRY_VELOCITY_RETENTION_DAYS.
 
-Order matters: velocity is read BEFORE this call's sightings are upserted, so a call never
-counts itself ("before this lookup", and the caller is excluded anyway). Upserts keep the
-later of the stored and the new time (GREATEST), and write rows sorted by digest so two
-concurrent lookups sharing identifiers lock rows in the same order and cannot deadlock.
+Velocity is counted "before this lookup": the count and the upsert are one statement, and
+all parts of a statement see the same snapshot, taken before any of them writes (PostgreSQL's
+rule for data-modifying WITH queries), so a call never counts its own sightings (the caller
+is excluded anyway). Upserts keep the later of the stored and the new time (GREATEST), and
+write rows sorted by digest so two concurrent lookups sharing identifiers lock rows in the
+same order and cannot deadlock.
 
 The log (`LookupLogEntry`, one row per distinct identifier of the call) exists for subject
 access and the regulator: who looked up this identifier, when, why. It is insert-only.
@@ -39,9 +41,10 @@ version only.
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -50,33 +53,58 @@ from registry.actors import Actor
 from registry.errors import BatchTooLarge, FieldError, NotFound, ValidationFailed
 from registry.models import Lookup, LookupLogEntry, Purpose, Sighting
 from registry.selectors.lookups import (
+    PROBE_CTE,
     VELOCITY_WINDOWS,
     MatchRow,
     Probes,
     lookup_matches,
-    lookup_velocity,
 )
 from registry.services.audit import audit_record
+from registry.sql import execute_binary
 
 MAX_IDENTIFIERS_PER_LOOKUP = 1000
-ZERO_VELOCITY = {name: 0 for name, _window in VELOCITY_WINDOWS}
-
-_LOG_SQL = f"""
-    INSERT INTO {LookupLogEntry._meta.db_table}
-        (lookup_id, member_id, kind, digest, pepper_version, created_at)
-    SELECT %(lookup)s, %(member)s, t.kind, t.digest, %(version)s, %(now)s
-    FROM unnest(%(kind)s::text[], %(digest)s::bytea[]) AS t (kind, digest)
-"""  # noqa: S608 - table names come from the models, values are parameters
+WINDOW_NAMES = tuple(name for name, _window in VELOCITY_WINDOWS)
+ZERO_VELOCITY = dict.fromkeys(WINDOW_NAMES, 0)
+NO_CASES: list = []  # shared by every unmatched result: results are only serialised
 
 _SIGHTING_TABLE = Sighting._meta.db_table
-_SIGHTING_SQL = f"""
-    INSERT INTO {_SIGHTING_TABLE} (kind, digest, member_id, pepper_version, last_seen_at)
-    SELECT t.kind, t.digest, %(member)s, %(version)s, %(now)s
-    FROM unnest(%(kind)s::text[], %(digest)s::bytea[]) AS t (kind, digest)
-    ORDER BY t.digest, t.kind
-    ON CONFLICT (digest, kind, member_id) DO UPDATE
-    SET last_seen_at = GREATEST({_SIGHTING_TABLE}.last_seen_at, EXCLUDED.last_seen_at)
-"""  # noqa: S608
+_COUNTS = ",\n".join(
+    f"count(DISTINCT seen.member_id) FILTER (WHERE seen.last_seen_at > %(since_{name})s)"
+    for name in WINDOW_NAMES
+)
+# Writes rows at the current pepper version only.
+# DISTINCT in the counts matters only during a pepper rotation, when one member can have a
+# sighting at each of two versions.
+_RECORD_AND_COUNT_SQL = (
+    PROBE_CTE
+    + f""",
+    logged AS (
+        INSERT INTO {LookupLogEntry._meta.db_table}
+            (lookup_id, member_id, kind, digest, pepper_version, created_at)
+        SELECT %(lookup)s, %(member)s, probe.kind, probe.digest, probe.pepper_version, %(now)s
+        FROM probe WHERE probe.pepper_version = %(current_version)s
+    ),
+    sighted AS (
+        INSERT INTO {_SIGHTING_TABLE} (kind, digest, member_id, pepper_version, last_seen_at)
+        SELECT probe.kind, probe.digest, %(member)s, probe.pepper_version, %(now)s
+        FROM probe WHERE probe.pepper_version = %(current_version)s
+        ORDER BY probe.digest, probe.kind
+        ON CONFLICT (digest, kind, member_id) DO UPDATE
+        SET last_seen_at = GREATEST({_SIGHTING_TABLE}.last_seen_at, EXCLUDED.last_seen_at)
+    )
+    SELECT probe.n, {_COUNTS}
+    FROM probe
+    CROSS JOIN LATERAL (
+        SELECT s.member_id, s.last_seen_at
+        FROM {_SIGHTING_TABLE} s
+        WHERE s.digest = probe.digest AND s.kind = probe.kind
+          AND s.pepper_version = probe.pepper_version
+          AND s.member_id <> %(member)s AND s.last_seen_at > %(since_longest)s
+        OFFSET 0
+    ) seen
+    GROUP BY probe.n
+"""  # noqa: S608 - table names come from the models, values are parameters
+)
 
 
 @dataclass(frozen=True)
@@ -98,31 +126,29 @@ def lookup_perform(
     _check_request(actor, purpose, identifiers)
     now = timezone.now()
     distinct = list(dict.fromkeys(identifiers))  # (kind, token) -> n, in first-seen order
-    probes, current = _probes(distinct)
-    matches = _group_matches(lookup_matches(probes=probes, now=now,
-                                            today=timezone.localdate(now)))
-    velocity = lookup_velocity(actor=actor, probes=probes, now=now)
-
-    per_identifier = [_result_body(n, matches.get(n, []), velocity, actor)
-                      for n in range(len(distinct))]
+    probes = _probes(distinct)
+    cases = _cases_by_identifier(actor, lookup_matches(probes=probes, now=now,
+                                                       today=timezone.localdate(now)))
     position = {identifier: n for n, identifier in enumerate(distinct)}
-    results = [
-        {"kind": kind, "token": token, **per_identifier[position[(kind, token)]]}
-        for kind, token in identifiers
-    ]
-    match_count = sum(1 for result in results if result["matched"])
+    numbers = [position[identifier] for identifier in identifiers]
+    match_count = sum(1 for n in numbers if n in cases)
     lookup = Lookup.objects.create(
         member_id=actor.member_id, api_key=actor.api_key, purpose=purpose,
         consent_reference=consent_reference, identifier_count=len(identifiers),
         match_count=match_count, created_at=now,
     )
-    _record_sightings(actor, lookup, distinct, current, now)
+    velocity = _record_and_count(actor, lookup, probes, now)
     audit_record(
         actor=actor, action="lookup.performed", object_type="lookup", object_id=lookup.pk,
         details={"purpose": purpose, "identifiers": len(identifiers),
                  "distinct_identifiers": len(distinct), "matched": match_count,
                  "consent_reference": bool(consent_reference)},
     )
+    results = [
+        {"kind": kind, "token": token, "matched": n in cases, "cases": cases.get(n, NO_CASES),
+         "velocity": velocity.get(n, ZERO_VELOCITY)}
+        for (kind, token), n in zip(identifiers, numbers, strict=True)
+    ]
     return LookupOutcome(str(lookup.pk), results)
 
 
@@ -144,30 +170,30 @@ def _check_request(actor: Actor, purpose: str, identifiers: list) -> None:
                                [FieldError("/purpose", "invalid_choice", _("Unknown purpose."))])
 
 
-def _probes(distinct: list[tuple[str, str]]) -> tuple[Probes, list[bytes]]:
+def _probes(distinct: list[tuple[str, str]]) -> Probes:
     """Digests of each identifier at the current and (during a rotation) previous pepper
-    version; also returns the current digests, which are what gets written."""
+    version."""
     version = tokens.current_pepper_version()
-    probes, current = Probes(), []
+    probes = Probes()
     for n, (kind, token) in enumerate(distinct):
         layers = tokens.digest_layers(token)
         probes.add(n, kind, version, layers[-1])
         if version > 1:
             probes.add(n, kind, version - 1, layers[-2])
-        current.append(layers[-1])
-    return probes, current
+    return probes
 
 
-def _group_matches(rows: list[MatchRow]) -> dict[int, list[MatchRow]]:
+def _cases_by_identifier(actor: Actor, rows: list[MatchRow]) -> dict[int, list[dict]]:
+    """Result case objects per identifier n (only matched identifiers appear)."""
     grouped: dict[int, list[MatchRow]] = {}
     for row in rows:
         grouped.setdefault(row.n, []).append(row)
-    return grouped
-
-
-def _result_body(n: int, rows: list[MatchRow], velocity: dict, actor: Actor) -> dict:
-    reporting_members = len({row.member_id for row in rows})
     disclose = settings.REGISTRY_DISCLOSE_REPORTERS
+    return {n: _case_objects(actor, matches, disclose) for n, matches in grouped.items()}
+
+
+def _case_objects(actor: Actor, rows: list[MatchRow], disclose: bool) -> list[dict]:
+    reporting_members = len({row.member_id for row in rows})
     cases = []
     for row in rows:
         case = {
@@ -182,21 +208,20 @@ def _result_body(n: int, rows: list[MatchRow], velocity: dict, actor: Actor) -> 
         if disclose:
             case["reported_by"] = row.member_code
         cases.append(case)
-    return {"matched": bool(cases), "cases": cases,
-            "velocity": velocity.get(n, ZERO_VELOCITY).copy()}
+    return cases
 
 
-def _record_sightings(actor: Actor, lookup: Lookup, distinct: list[tuple[str, str]],
-                      current: list[bytes], now) -> None:
-    """The log rows and the velocity rollup: two multi-row statements."""
-    params = {
-        "lookup": lookup.pk,
-        "member": actor.member_id,
-        "version": tokens.current_pepper_version(),
-        "now": now,
-        "kind": [kind for kind, _token in distinct],
-        "digest": current,
+def _record_and_count(actor: Actor, lookup: Lookup, probes: Probes,
+                      now: datetime) -> dict[int, dict[str, int]]:
+    """Log and sight every identifier of the call and, in the same statement (so from the
+    snapshot before these writes), count the other members' sightings per window. Returns
+    {n: {"1h": .., ..., "90d": ..}} for identifiers seen by anyone else in 90 days."""
+    params = {**probes.params(), "lookup": lookup.pk, "member": actor.member_id,
+              "current_version": tokens.current_pepper_version(), "now": now,
+              "since_longest": now - VELOCITY_WINDOWS[-1][1]}
+    for name, window in VELOCITY_WINDOWS:
+        params[f"since_{name}"] = now - window
+    return {
+        row[0]: dict(zip(WINDOW_NAMES, row[1:], strict=True))
+        for row in execute_binary(_RECORD_AND_COUNT_SQL, params)
     }
-    with connection.cursor() as cursor:
-        cursor.execute(_LOG_SQL, params)
-        cursor.execute(_SIGHTING_SQL, params)

@@ -1,0 +1,60 @@
+"""Who has been throttled (services/abuse.py), for the officers' view in the admin."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Count, Max, Min
+
+from registry.actors import Actor
+from registry.models import AuditEvent, Lookup, Member
+from registry.services.abuse import AUDIT_ACTION
+
+USUAL_VOLUME_DAYS = 28
+
+
+@dataclass(frozen=True)
+class ThrottledMember:
+    member: Member
+    scopes: list[str]
+    windows_refused: int  # minute or day windows in which calls were refused
+    first_refused_at: datetime
+    last_refused_at: datetime
+    usual_lookups_per_day: float  # over the USUAL_VOLUME_DAYS before `since`
+
+
+def throttled_members(*, actor: Actor, since: datetime) -> list[ThrottledMember]:
+    """Members refused by their rate limit or quota since `since`, most refused first.
+    An officer sees every member; a member only itself."""
+    events = AuditEvent.objects.filter(action=AUDIT_ACTION, created_at__gte=since)
+    if not actor.is_officer:
+        events = events.filter(member_id=actor.member_id)
+    rows = list(
+        events.values("member_id")
+        .annotate(windows=Count("id"), first=Min("created_at"), last=Max("created_at"))
+        .order_by("-windows", "member_id")
+    )
+    members = Member.objects.in_bulk([row["member_id"] for row in rows])
+    return [
+        ThrottledMember(
+            member=members[row["member_id"]],
+            scopes=_scopes(events, row["member_id"]),
+            windows_refused=row["windows"],
+            first_refused_at=row["first"],
+            last_refused_at=row["last"],
+            usual_lookups_per_day=_usual_lookups_per_day(row["member_id"], since),
+        )
+        for row in rows
+        if row["member_id"] in members
+    ]
+
+
+def _scopes(events, member_id: int) -> list[str]:
+    details = events.filter(member_id=member_id).values_list("details", flat=True)
+    return sorted({d.get("scope", "") for d in details if isinstance(d, dict)} - {""})
+
+
+def _usual_lookups_per_day(member_id: int, since: datetime) -> float:
+    start = since - timedelta(days=USUAL_VOLUME_DAYS)
+    count = Lookup.objects.filter(member_id=member_id, created_at__gte=start,
+                                  created_at__lt=since).count()
+    return round(count / USUAL_VOLUME_DAYS, 1)

@@ -1,0 +1,167 @@
+"""Every API endpoint x {no key, revoked key, wrong scope, another member's object}.
+
+The endpoints come from the URL resolver (registry/api/urls.py), so a new endpoint without a
+row in ENDPOINTS fails `test_it_has_a_row_for_every_endpoint`, and a view whose scopes drift
+from its row fails `test_it_requires_the_scopes_the_table_says`.
+"""
+
+import uuid
+from dataclasses import dataclass
+
+import pytest
+from django.urls import URLPattern, reverse
+from rest_framework.test import APIRequestFactory
+
+from registry.actors import Actor
+from registry.api import urls as api_urls
+from registry.models import ApiKey
+from registry.services.api_keys import api_key_issue, api_key_revoke
+from tests.base import KeyClient
+from tests.factories import case_payload, submit_case
+from tests.test_platform import assert_problem
+
+pytestmark = pytest.mark.django_db
+MEMBER_SCOPES = frozenset({"lookup", "submit", "dispute"})
+ALL_SCOPES = MEMBER_SCOPES | {"compliance"}
+
+
+@dataclass(frozen=True)
+class Row:
+    scopes: frozenset[str]  # any one of them grants access
+    body: dict | None = None  # a valid body, so that only ownership can refuse
+    owned_object: str | None = None  # "case" | "dispute": the path names another's object
+
+
+VALID_DISPUTE = {"reason": "not_me", "statement": "The subject denies it."}
+ENDPOINTS: dict[tuple[str, str], Row] = {
+    ("oprf-evaluate", "post"): Row(MEMBER_SCOPES),
+    ("audit-events", "get"): Row(ALL_SCOPES),
+    ("cases", "get"): Row(frozenset({"submit"})),
+    ("cases", "post"): Row(frozenset({"submit"})),
+    ("cases-batch", "post"): Row(frozenset({"submit"})),
+    ("case", "get"): Row(frozenset({"submit"}), owned_object="case"),
+    ("case-withdraw", "post"): Row(frozenset({"submit"}), {"reason": "Reported in error."},
+                                   owned_object="case"),
+    ("lookups", "post"): Row(frozenset({"lookup"})),
+    ("disputes", "get"): Row(frozenset({"dispute", "compliance"})),
+    ("disputes", "post"): Row(frozenset({"dispute"})),
+    ("dispute", "get"): Row(frozenset({"dispute", "compliance"}), owned_object="dispute"),
+    ("dispute-response", "post"): Row(frozenset({"dispute"}),
+                                      {"position": "maintain", "statement": "We maintain it."},
+                                      owned_object="dispute"),
+    # Officers decide every dispute: there is no "another member's" dispute for them.
+    ("dispute-decision", "post"): Row(frozenset({"compliance"})),
+    ("subject-access", "get"): Row(frozenset({"compliance"})),
+}
+CASES = [(name, method) for name, method in sorted(ENDPOINTS)]
+OBJECT_CASES = [key for key in CASES if ENDPOINTS[key].owned_object]
+
+
+def resolved_endpoints() -> set[tuple[str, str]]:
+    """(route name, HTTP method) of every API view the resolver knows."""
+    found = set()
+    for pattern in api_urls.urlpatterns:
+        assert isinstance(pattern, URLPattern), pattern
+        view = pattern.callback.view_class
+        for method in view.http_method_names:
+            if method not in ("options", "head") and hasattr(view, method):
+                found.add((pattern.name, method))
+    return found
+
+
+def path_of(name: str, object_id: str | None = None) -> str:
+    pattern = next(p for p in api_urls.urlpatterns if p.name == name)
+    kwargs = {key: object_id or str(uuid.uuid4()) for key in pattern.pattern.converters}
+    return reverse(name, kwargs=kwargs)
+
+
+def send(client: KeyClient, method: str, path: str, body: dict | None = None):
+    if method == "get":
+        return client.get(path)
+    return client.post(path, body or {})
+
+
+def key_client(raw_key: str) -> KeyClient:
+    return KeyClient(raw_key)
+
+
+def issued(*, scopes: list[str], member=None, officer=None, revoked: bool = False) -> KeyClient:
+    key = api_key_issue(actor=Actor.system(), member=member, officer=officer, scopes=scopes)
+    if revoked:
+        api_key_revoke(actor=Actor.system(), api_key=ApiKey.objects.get(pk=key.api_key.pk))
+    return key_client(key.raw_key)
+
+
+def wrong_scope_client(world, scopes: frozenset[str]) -> KeyClient | None:
+    """A valid key holding none of `scopes`, or None when no such key can exist."""
+    member_scopes = sorted(MEMBER_SCOPES - scopes)
+    if member_scopes:
+        return issued(scopes=member_scopes, member=world.alice.member)
+    if "compliance" not in scopes:
+        return world.officer.client
+    return None
+
+
+def test_it_has_a_row_for_every_endpoint():
+    assert resolved_endpoints() == set(ENDPOINTS)
+
+
+@pytest.mark.parametrize(("name", "method"), CASES)
+def test_it_requires_the_scopes_the_table_says(name, method):
+    pattern = next(p for p in api_urls.urlpatterns if p.name == name)
+    view = pattern.callback.view_class()
+    view.request = APIRequestFactory().generic(method.upper(), path_of(name))
+    assert frozenset(view.required_scopes) == ENDPOINTS[(name, method)].scopes
+
+
+@pytest.mark.parametrize(("name", "method"), CASES)
+def test_it_refuses_a_call_without_a_key(world, name, method):
+    response = send(world.anonymous, method, path_of(name), ENDPOINTS[(name, method)].body)
+    assert_problem(response, 401, "unauthenticated")
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize(("name", "method"), CASES)
+def test_it_refuses_a_revoked_key(world, name, method):
+    revoked = [
+        issued(scopes=sorted(MEMBER_SCOPES), member=world.alice.member, revoked=True),
+        issued(scopes=["compliance"], officer=world.officer.user, revoked=True),
+    ]
+    for client in revoked:
+        response = send(client, method, path_of(name), ENDPOINTS[(name, method)].body)
+        assert_problem(response, 401, "unauthenticated")
+
+
+@pytest.mark.parametrize(("name", "method"), CASES)
+def test_it_refuses_a_key_without_the_scope(world, name, method):
+    row = ENDPOINTS[(name, method)]
+    client = wrong_scope_client(world, row.scopes)
+    if client is None:
+        assert row.scopes == ALL_SCOPES  # every key has one of them: nothing to refuse
+        return
+    assert_problem(send(client, method, path_of(name), row.body), 403, "forbidden_scope")
+
+
+@pytest.fixture
+def others_objects(world) -> dict[str, str]:
+    """A case of carol's, and a dispute bob filed about it: neither is alice's business."""
+    case = submit_case(world.carol, **case_payload())
+    filed = world.bob.post("/api/v1/disputes", {"case_id": case["id"], **VALID_DISPUTE})
+    assert filed.status_code == 201, filed.content
+    return {"case": case["id"], "dispute": filed.json()["id"]}
+
+
+@pytest.mark.parametrize(("name", "method"), OBJECT_CASES)
+def test_it_answers_404_for_another_members_object(world, others_objects, name, method):
+    row = ENDPOINTS[(name, method)]
+    object_id = others_objects[row.owned_object]
+    response = send(world.alice.client, method, path_of(name, object_id), row.body)
+    body = assert_problem(response, 404, "not_found")
+    assert object_id not in str(body)
+    # ... exactly as for an id that does not exist at all
+    missing = send(world.alice.client, method, path_of(name, str(uuid.uuid4())), row.body)
+    assert_problem(missing, 404, "not_found")
+    assert missing.json()["detail"] == body["detail"]
+    if method == "get":  # while its owner does see it
+        owner = {"case": world.carol, "dispute": world.bob}[row.owned_object]
+        assert owner.get(path_of(name, object_id)).status_code == 200
