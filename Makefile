@@ -36,6 +36,17 @@ test-fast: $(STAMP) messages
 	eval "$$($(PY) scripts/services.py --for test)"; \
 	REGISTRY_ENV=test $(PY) -m pytest -m "not worker and not browser and not e2e and not chaos" $(PYTEST_ARGS)
 
+# The benchmark (bench/run.py): its own database, seeded once (1M identifiers, 10M lookup-log
+# rows) and reused; gunicorn with deploy/gunicorn.conf.py; figures and table in var/bench/.
+# Larger: make bench BENCH_ARGS="--identifiers 10000000". Seconds-long check: make bench-smoke.
+bench: $(STAMP)
+	eval "$$($(PY) scripts/services.py --for run --database registry_bench)"; \
+	$(PY) -m bench.run $(BENCH_ARGS)
+
+bench-smoke: $(STAMP)
+	eval "$$($(PY) scripts/services.py --for run --database registry_bench_smoke)"; \
+	$(PY) -m bench.run --smoke $(BENCH_ARGS)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

@@ -57,8 +57,10 @@ def bench_environment(database_url: str) -> dict[str, str]:
     """Environment variables for every process of the benchmark (server, seeder, jobs)."""
     name = database_name(database_url)
     if "bench" not in name:
-        sys.exit(f"Refusing to benchmark on database {name!r}: its name must contain 'bench' "
-                 "(seeding truncates the registry's tables).")
+        sys.exit(
+            f"Refusing to benchmark on database {name!r}: its name must contain 'bench' "
+            "(seeding truncates the registry's tables)."
+        )
     values = bench_secrets()
     return {
         "REGISTRY_ENV": "production",
@@ -82,9 +84,15 @@ def bench_environment(database_url: str) -> dict[str, str]:
 def apply(env: dict[str, str]) -> None:
     """Put the environment in this process (before django.setup()) and drop settings that
     would change what the benchmark measures."""
-    for name in ("REGISTRY_PREVIOUS_PEPPERS", "REGISTRY_PEPPER_FILE", "REGISTRY_OPRF_SEED_FILE",
-                 "DJANGO_SECRET_KEY_FILE", "REGISTRY_PREVIOUS_PEPPERS_FILE",
-                 "REGISTRY_TEST_DB_NAME", "CELERY_TASK_ALWAYS_EAGER"):
+    for name in (
+        "REGISTRY_PREVIOUS_PEPPERS",
+        "REGISTRY_PEPPER_FILE",
+        "REGISTRY_OPRF_SEED_FILE",
+        "DJANGO_SECRET_KEY_FILE",
+        "REGISTRY_PREVIOUS_PEPPERS_FILE",
+        "REGISTRY_TEST_DB_NAME",
+        "CELERY_TASK_ALWAYS_EAGER",
+    ):
         os.environ.pop(name, None)
     os.environ.update(env)
 

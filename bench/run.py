@@ -42,7 +42,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import env as bench_env  # noqa: E402
-from bench.seed import KINDS, CATEGORIES, SeedPlan, bench_token  # noqa: E402
+from bench.seed import CATEGORIES, KINDS, SeedPlan, bench_token  # noqa: E402
 
 TARGETS = {
     "batch_ratio": 0.30,  # API/SQL identifiers per second, at least
@@ -71,9 +71,19 @@ class Sizes:
 
     @classmethod
     def smoke(cls) -> "Sizes":
-        return cls(repeats=1, batch_size=200, batches_per_round=2, single_seconds=1.0,
-                   warmup_seconds=0.3, evaluate_size=50, evaluate_requests=2, ingest_cases=20,
-                   ingest_requests=2, expiry_identifiers=300, expiry_repeats=1)
+        return cls(
+            repeats=1,
+            batch_size=200,
+            batches_per_round=2,
+            single_seconds=1.0,
+            warmup_seconds=0.3,
+            evaluate_size=50,
+            evaluate_requests=2,
+            ingest_cases=20,
+            ingest_requests=2,
+            expiry_identifiers=300,
+            expiry_repeats=1,
+        )
 
 
 @dataclass
@@ -96,8 +106,12 @@ class Context:
 
 
 def spread(values: list[float]) -> dict:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values),
-            "runs": values}
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "runs": values,
+    }
 
 
 def log(message: str) -> None:
@@ -116,10 +130,16 @@ def free_port() -> int:
 class Server:
     """gunicorn with deploy/gunicorn.conf.py, bound to a free loopback port."""
 
-    def __init__(self, env: dict, log_path: Path) -> None:
+    def __init__(self, env: dict, log_path: Path, profile: Path | None = None) -> None:
         self.port = free_port()
-        self.env = {**os.environ, **env, "GUNICORN_BIND": f"127.0.0.1:{self.port}",
-                    "PYTHONPATH": str(ROOT)}
+        self.profile = profile
+        self.profiler: subprocess.Popen | None = None
+        self.env = {
+            **os.environ,
+            **env,
+            "GUNICORN_BIND": f"127.0.0.1:{self.port}",
+            "PYTHONPATH": str(ROOT),
+        }
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
 
@@ -131,23 +151,59 @@ class Server:
         gunicorn = Path(sys.executable).parent / "gunicorn"
         with self.log_path.open("ab") as out:
             self.process = subprocess.Popen(
-                [str(gunicorn), "--config", str(ROOT / "deploy" / "gunicorn.conf.py"),
-                 "consortium.wsgi:application"],
-                cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                [
+                    str(gunicorn),
+                    "--config",
+                    str(ROOT / "deploy" / "gunicorn.conf.py"),
+                    "consortium.wsgi:application",
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 sys.exit(f"gunicorn exited with {self.process.returncode}; see {self.log_path}")
             try:
-                with urllib.request.urlopen(f"http://{self.address}/healthz", timeout=2):  # noqa: S310
+                with urllib.request.urlopen(f"http://{self.address}/healthz", timeout=2):
+                    self._start_profiler()
                     return self
             except OSError:
                 time.sleep(0.2)
         self.__exit__()
         sys.exit(f"gunicorn did not answer within 60 s; see {self.log_path}")
 
+    def _start_profiler(self) -> None:
+        """py-spy over the master and its workers (collapsed stacks, for flame graphs)."""
+        if self.profile is None:
+            return
+        py_spy = Path(sys.executable).parent / "py-spy"
+        if not py_spy.exists():
+            sys.exit("--profile needs py-spy: .venv/bin/pip install py-spy")
+        self.profiler = subprocess.Popen(
+            [
+                str(py_spy),
+                "record",
+                "--pid",
+                str(self.process.pid),
+                "--subprocesses",
+                "--format",
+                "raw",
+                "--rate",
+                "250",
+                "--output",
+                str(self.profile),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
     def __exit__(self, *exc) -> None:
+        if self.profiler and self.profiler.poll() is None:
+            self.profiler.send_signal(signal.SIGINT)
+            self.profiler.wait(60)
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -157,21 +213,44 @@ class Server:
                 self.process.wait()
 
 
-def run_load(ctx: Context, name: str, path: str, bodies: list[str], items: list[int], *,
-             clients: int, mode: str = "once", duration: float = 0.0, warmup: float = 0.0,
-             stop_file: Path | None = None, wait: bool = True):
+def run_load(
+    ctx: Context,
+    name: str,
+    path: str,
+    bodies: list[str],
+    items: list[int],
+    *,
+    clients: int,
+    mode: str = "once",
+    duration: float = 0.0,
+    warmup: float = 0.0,
+    stop_file: Path | None = None,
+    wait: bool = True,
+):
     """Start bench/load.py as a separate process; returns its JSON (or the Popen if not
     `wait`)."""
     bodies_file = ctx.work / f"{name}.bodies.json"
     bodies_file.write_text(json.dumps(bodies))
     spec_file = ctx.work / f"{name}.spec.json"
-    spec_file.write_text(json.dumps({
-        "address": ctx.address, "key": ctx.key, "path": path, "bodies_file": str(bodies_file),
-        "items": items, "clients": clients, "mode": mode, "duration": duration,
-        "warmup": warmup, "stop_file": str(stop_file) if stop_file else None,
-    }))
-    process = subprocess.Popen([sys.executable, "-m", "bench.load", str(spec_file)], cwd=ROOT,
-                               stdout=subprocess.PIPE)
+    spec_file.write_text(
+        json.dumps(
+            {
+                "address": ctx.address,
+                "key": ctx.key,
+                "path": path,
+                "bodies_file": str(bodies_file),
+                "items": items,
+                "clients": clients,
+                "mode": mode,
+                "duration": duration,
+                "warmup": warmup,
+                "stop_file": str(stop_file) if stop_file else None,
+            }
+        )
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.load", str(spec_file)], cwd=ROOT, stdout=subprocess.PIPE
+    )
     return finish_load(process) if wait else process
 
 
@@ -187,7 +266,9 @@ def finish_load(process: subprocess.Popen) -> dict:
 
 def post(ctx: Context, path: str, body: str) -> dict:
     request = urllib.request.Request(
-        f"http://{ctx.address}{path}", data=body.encode(), method="POST",
+        f"http://{ctx.address}{path}",
+        data=body.encode(),
+        method="POST",
         headers={"Authorization": f"Bearer {ctx.key}", "Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310 - loopback
@@ -206,8 +287,12 @@ def prepare(ctx: Context) -> None:
     member = Member.objects.get(code="BENCH_01")
     ctx.member_id = member.pk
     ctx.sql_member_id = Member.objects.get(code="BENCH_02").pk
-    issued = api_key_issue(actor=Actor.system(), member=member, name=f"bench {ctx.run_tag}",
-                           scopes=["lookup", "submit", "dispute"])
+    issued = api_key_issue(
+        actor=Actor.system(),
+        member=member,
+        name=f"bench {ctx.run_tag}",
+        scopes=["lookup", "submit", "dispute"],
+    )
     ctx.key = issued.raw_key
     forget_limits(member.pk)
 
@@ -223,20 +308,43 @@ def clean_up(ctx: Context, marker: dict) -> None:
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM registry_lookuplogentry WHERE created_at > %s", [log_end])
         cursor.execute("DELETE FROM registry_lookup WHERE created_at > %s", [log_end])
-        bench_cases = ("SELECT id FROM registry_case WHERE reference LIKE 'ING-%%' "
-                       "OR reference LIKE 'DUE-%%'")
+        bench_cases = (
+            "SELECT id FROM registry_case WHERE reference LIKE 'ING-%%' OR reference LIKE 'DUE-%%'"
+        )
         cursor.execute(f"DELETE FROM registry_caseidentifier WHERE case_id IN ({bench_cases})")  # noqa: S608
         cursor.execute(f"DELETE FROM registry_case WHERE id IN ({bench_cases})")  # noqa: S608
     ApiKey.objects.filter(name__startswith="bench ", revoked_at__isnull=True).update(
-        revoked_at=datetime.now(UTC))
+        revoked_at=datetime.now(UTC)
+    )
+
+
+def warm_up(ctx: Context) -> None:
+    """A few seconds of single lookups from every client, so that every worker has its
+    database connection and its code paths loaded before anything is measured."""
+    bodies, items = single_bodies(ctx)
+    run_load(
+        ctx,
+        "warm-up",
+        "/api/v1/lookups",
+        bodies[-2000:],
+        items[-2000:],
+        clients=ctx.sizes.single_clients,
+        mode="loop",
+        duration=ctx.sizes.warmup_seconds * 2,
+    )
 
 
 # --- 1. batch lookups -------------------------------------------------------------------------
 
 
 def lookup_body(identifiers: list[list[str]], purpose: str = "credit_review") -> str:
-    return json.dumps({"purpose": purpose, "consent_reference": "BOOK-REVIEW",
-                       "identifiers": [{"kind": k, "token": t} for k, t in identifiers]})
+    return json.dumps(
+        {
+            "purpose": purpose,
+            "consent_reference": "BOOK-REVIEW",
+            "identifiers": [{"kind": k, "token": t} for k, t in identifiers],
+        }
+    )
 
 
 def digested(identifiers: list[list[str]]) -> list[tuple[str, bytes]]:
@@ -252,27 +360,31 @@ def bench_batch(ctx: Context) -> dict:
 
     s = ctx.sizes
     pool = ctx.queries["batch"]
-    batches = [pool[i:i + s.batch_size] for i in range(0, len(pool), s.batch_size)]
+    batches = [pool[i : i + s.batch_size] for i in range(0, len(pool), s.batch_size)]
     batches = [b for b in batches if len(b) == s.batch_size]
-    sql = SqlLookups(os.environ["DATABASE_URL"], ctx.sql_member_id,
-                     tokens.current_pepper_version())
+    sql = SqlLookups(os.environ["DATABASE_URL"], ctx.sql_member_id, tokens.current_pepper_version())
     probe = post(ctx, "/api/v1/lookups", lookup_body(batches[0]))
     matched = sum(1 for r in probe["results"] if r["matched"])
     seen = sum(1 for r in probe["results"] if r["velocity"]["90d"])
     if len(probe["results"]) != s.batch_size or not matched or not seen:
-        sys.exit(f"batch lookup probe: {len(probe['results'])} results, {matched} matched, "
-                 f"{seen} with velocity: the seeded data does not match the server's pepper")
-    sql.run([digested(batches[0])])
+        sys.exit(
+            f"batch lookup probe: {len(probe['results'])} results, {matched} matched, "
+            f"{seen} with velocity: the seeded data does not match the server's pepper"
+        )
+    sql.warm([digested(b) for b in batches])
     api_rates, sql_rates, ratios = [], [], []
     for round_no in range(s.repeats):
-        chosen = [batches[(round_no * s.batches_per_round + i) % len(batches)]
-                  for i in range(s.batches_per_round)]
+        chosen = [
+            batches[(round_no * s.batches_per_round + i) % len(batches)]
+            for i in range(s.batches_per_round)
+        ]
         bodies = [lookup_body(b) for b in chosen]
         pre = [digested(b) for b in chosen]
 
         def api(chosen=chosen, bodies=bodies):
-            return run_load(ctx, "batch", "/api/v1/lookups", bodies,
-                            [len(b) for b in chosen], clients=1)["rate"]
+            return run_load(
+                ctx, "batch", "/api/v1/lookups", bodies, [len(b) for b in chosen], clients=1
+            )["rate"]
 
         def bare(pre=pre):
             return sql.run(pre)["rate"]
@@ -285,20 +397,25 @@ def bench_batch(ctx: Context) -> dict:
         api_rates.append(api_rate)
         sql_rates.append(sql_rate)
         ratios.append(api_rate / sql_rate)
-        log(f"batch lookups round {round_no + 1}: API {api_rate:,.0f}/s, "
-            f"SQL {sql_rate:,.0f}/s, ratio {api_rate / sql_rate:.2f}")
+        log(
+            f"batch lookups round {round_no + 1}: API {api_rate:,.0f}/s, "
+            f"SQL {sql_rate:,.0f}/s, ratio {api_rate / sql_rate:.2f}"
+        )
     sql.close()
-    return {"api_identifiers_per_s": spread(api_rates), "sql_identifiers_per_s": spread(sql_rates),
-            "api_over_sql": spread(ratios), "probe_matched": matched,
-            "probe_with_velocity": seen}
+    return {
+        "api_identifiers_per_s": spread(api_rates),
+        "sql_identifiers_per_s": spread(sql_rates),
+        "api_over_sql": spread(ratios),
+        "probe_matched": matched,
+        "probe_with_velocity": seen,
+    }
 
 
 # --- 2. single lookups ----------------------------------------------------------------------
 
 
 def single_bodies(ctx: Context) -> tuple[list[str], list[int]]:
-    bodies = [lookup_body([identifier], "loan_application")
-              for identifier in ctx.queries["single"]]
+    bodies = [lookup_body([identifier], "loan_application") for identifier in ctx.queries["single"]]
     return bodies, [1] * len(bodies)
 
 
@@ -308,32 +425,47 @@ def bench_single(ctx: Context) -> dict:
     rounds = []
     for round_no in range(s.repeats):
         offset = round_no * 997 % len(bodies)
-        result = run_load(ctx, "single", "/api/v1/lookups", bodies[offset:] + bodies[:offset],
-                          items, clients=s.single_clients, mode="loop",
-                          duration=s.single_seconds, warmup=s.warmup_seconds)
+        result = run_load(
+            ctx,
+            "single",
+            "/api/v1/lookups",
+            bodies[offset:] + bodies[:offset],
+            items,
+            clients=s.single_clients,
+            mode="loop",
+            duration=s.single_seconds,
+            warmup=s.warmup_seconds,
+        )
         rounds.append(result)
-        log(f"single lookups round {round_no + 1}: {result['requests_per_s']:,.0f} req/s, "
-            f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms")
-    return {"clients": s.single_clients,
-            "requests_per_s": spread([r["requests_per_s"] for r in rounds]),
-            "p50_ms": spread([r["p50_ms"] for r in rounds]),
-            "p99_ms": spread([r["p99_ms"] for r in rounds])}
+        log(
+            f"single lookups round {round_no + 1}: {result['requests_per_s']:,.0f} req/s, "
+            f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms"
+        )
+    return {
+        "clients": s.single_clients,
+        "requests_per_s": spread([r["requests_per_s"] for r in rounds]),
+        "p50_ms": spread([r["p50_ms"] for r in rounds]),
+        "p99_ms": spread([r["p99_ms"] for r in rounds]),
+    }
 
 
 # --- 3. OPRF evaluate -------------------------------------------------------------------------
 
 
 def bench_evaluate(ctx: Context) -> dict:
+    from registry_client import oprf
+
     from bench.baseline import bare_evaluate_rate
     from registry.services.oprf import server_key
-    from registry_client import oprf
 
     s = ctx.sizes
     rnd = random.Random(7)
     count = s.evaluate_size * s.evaluate_requests
-    elements = [oprf.blind(oprf.oprf_input("phone", f"+86138{rnd.randrange(10**8):08d}"))[1]
-                for _ in range(count)]
-    chunks = [elements[i:i + s.evaluate_size] for i in range(0, count, s.evaluate_size)]
+    elements = [
+        oprf.blind(oprf.oprf_input("phone", f"+86138{rnd.randrange(10**8):08d}"))[1]
+        for _ in range(count)
+    ]
+    chunks = [elements[i : i + s.evaluate_size] for i in range(0, count, s.evaluate_size)]
     bodies = [json.dumps({"blinded_elements": [e.hex() for e in chunk]}) for chunk in chunks]
     probe = post(ctx, "/api/v1/oprf/evaluate", bodies[0])
     sk = server_key()[0]
@@ -341,16 +473,22 @@ def bench_evaluate(ctx: Context) -> dict:
         sys.exit("evaluate probe: the server's key differs from the benchmark's")
     api_rates, bare_rates, ratios = [], [], []
     for round_no in range(s.repeats):
-        api_rate = run_load(ctx, "evaluate", "/api/v1/oprf/evaluate", bodies,
-                            [len(c) for c in chunks], clients=1)["rate"]
+        api_rate = run_load(
+            ctx, "evaluate", "/api/v1/oprf/evaluate", bodies, [len(c) for c in chunks], clients=1
+        )["rate"]
         bare_rate = bare_evaluate_rate(elements, sk)["rate"]
         api_rates.append(api_rate)
         bare_rates.append(bare_rate)
         ratios.append(api_rate / bare_rate)
-        log(f"evaluate round {round_no + 1}: API {api_rate:,.0f}/s, in-process "
-            f"{bare_rate:,.0f}/s, ratio {api_rate / bare_rate:.2f}")
-    return {"api_elements_per_s": spread(api_rates),
-            "in_process_elements_per_s": spread(bare_rates), "api_over_in_process": spread(ratios)}
+        log(
+            f"evaluate round {round_no + 1}: API {api_rate:,.0f}/s, in-process "
+            f"{bare_rate:,.0f}/s, ratio {api_rate / bare_rate:.2f}"
+        )
+    return {
+        "api_elements_per_s": spread(api_rates),
+        "in_process_elements_per_s": spread(bare_rates),
+        "api_over_in_process": spread(ratios),
+    }
 
 
 # --- 4. batch submission ----------------------------------------------------------------------
@@ -366,16 +504,21 @@ def ingest_bodies(ctx: Context, round_no: int) -> tuple[list[str], list[int]]:
         cases, count = [], 0
         for n in range(s.ingest_cases):
             person = 3_000_000_000 + rnd.randrange(10**12)
-            kinds = ["phone", *rnd.sample(KINDS[1:], rnd.choices((0, 1, 2, 3),
-                                                                 (25, 35, 25, 15))[0])]
-            cases.append({
-                "reference": f"ING-{ctx.run_tag}-{round_no}-{request}-{n}",
-                "category": rnd.choice(CATEGORIES),
-                "confirmed_at": (today - timedelta(days=rnd.randint(1, 300))).isoformat(),
-                "identifiers": [{"kind": k, "token": bench_token(key, person, k)}
-                                for k in kinds],
-                "attestation": True,
-            })
+            kinds = [
+                "phone",
+                *rnd.sample(KINDS[1:], rnd.choices((0, 1, 2, 3), (25, 35, 25, 15))[0]),
+            ]
+            cases.append(
+                {
+                    "reference": f"ING-{ctx.run_tag}-{round_no}-{request}-{n}",
+                    "category": rnd.choice(CATEGORIES),
+                    "confirmed_at": (today - timedelta(days=rnd.randint(1, 300))).isoformat(),
+                    "identifiers": [
+                        {"kind": k, "token": bench_token(key, person, k)} for k in kinds
+                    ],
+                    "attestation": True,
+                }
+            )
             count += len(kinds)
         bodies.append(json.dumps({"cases": cases}))
         items.append(count)
@@ -389,17 +532,24 @@ def bench_ingest(ctx: Context) -> dict:
     rates = []
     for round_no in range(s.repeats):
         bodies, items = ingest_bodies(ctx, round_no)
-        result = run_load(ctx, "ingest", "/api/v1/cases/batch", bodies, items,
-                          clients=s.ingest_clients)
+        result = run_load(
+            ctx, "ingest", "/api/v1/cases/batch", bodies, items, clients=s.ingest_clients
+        )
         created = Case.objects.filter(
-            reference__startswith=f"ING-{ctx.run_tag}-{round_no}-").count()
+            reference__startswith=f"ING-{ctx.run_tag}-{round_no}-"
+        ).count()
         if created != s.ingest_cases * s.ingest_requests:
             sys.exit(f"ingest: {created} of {s.ingest_cases * s.ingest_requests} cases created")
         rates.append(result["rate"])
-        log(f"ingest round {round_no + 1}: {result['rate']:,.0f} identifiers/s "
-            f"({result['requests']} calls of {s.ingest_cases} cases)")
-    return {"clients": s.ingest_clients, "cases_per_call": s.ingest_cases,
-            "identifiers_per_s": spread(rates)}
+        log(
+            f"ingest round {round_no + 1}: {result['rate']:,.0f} identifiers/s "
+            f"({result['requests']} calls of {s.ingest_cases} cases)"
+        )
+    return {
+        "clients": s.ingest_clients,
+        "cases_per_call": s.ingest_cases,
+        "identifiers_per_s": spread(rates),
+    }
 
 
 # --- 5. expiry under load ---------------------------------------------------------------------
@@ -431,15 +581,29 @@ def insert_due_cases(ctx: Context, round_no: int) -> list[str]:
     while len(identifiers) < ctx.sizes.expiry_identifiers:
         case_id = uuid.UUID(int=rnd.getrandbits(128))
         person = 5_000_000_000 + rnd.randrange(10**12)
-        size = min(rnd.choices((1, 2, 3, 4), (25, 35, 25, 15))[0],
-                   ctx.sizes.expiry_identifiers - len(identifiers))
-        cases.append((case_id, ctx.member_id if rnd.random() < 0.3 else ctx.sql_member_id,
-                      f"DUE-{ctx.run_tag}-{round_no}-{len(cases)}", rnd.choice(CATEGORIES),
-                      "active", confirmed, expires, now, now, ""))
+        size = min(
+            rnd.choices((1, 2, 3, 4), (25, 35, 25, 15))[0],
+            ctx.sizes.expiry_identifiers - len(identifiers),
+        )
+        cases.append(
+            (
+                case_id,
+                ctx.member_id if rnd.random() < 0.3 else ctx.sql_member_id,
+                f"DUE-{ctx.run_tag}-{round_no}-{len(cases)}",
+                rnd.choice(CATEGORIES),
+                "active",
+                confirmed,
+                expires,
+                now,
+                now,
+                "",
+            )
+        )
         for kind in ["phone", *rnd.sample(KINDS[1:], size - 1)]:
             digest, fingerprint = tokens.digest_and_fingerprint(bench_token(key, person, kind))
-            identifiers.append((case_id, kind, digest, tokens.current_pepper_version(),
-                                fingerprint))
+            identifiers.append(
+                (case_id, kind, digest, tokens.current_pepper_version(), fingerprint)
+            )
     with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
         with conn.cursor().copy(copy_sql("registry_case", CASE_COLUMNS)) as copy:
             copy.set_types(list(CASE_TYPES))
@@ -463,14 +627,29 @@ def bench_expiry(ctx: Context, single: dict) -> dict:
         case_ids = insert_due_cases(ctx, round_no)
         stop = ctx.work / "expiry.stop"
         stop.unlink(missing_ok=True)
-        load = run_load(ctx, "expiry-load", "/api/v1/lookups", bodies, items,
-                        clients=s.single_clients, mode="loop", duration=3600,
-                        warmup=s.warmup_seconds, stop_file=stop, wait=False)
+        load = run_load(
+            ctx,
+            "expiry-load",
+            "/api/v1/lookups",
+            bodies,
+            items,
+            clients=s.single_clients,
+            mode="loop",
+            duration=3600,
+            warmup=s.warmup_seconds,
+            stop_file=stop,
+            wait=False,
+        )
         time.sleep(s.warmup_seconds + 0.5)
         started = time.perf_counter()
-        job = subprocess.run([sys.executable, "manage.py", "run_job", "expiry"], cwd=ROOT,
-                             env={**os.environ, **ctx.env}, capture_output=True, text=True,
-                             check=False)
+        job = subprocess.run(
+            [sys.executable, "manage.py", "run_job", "expiry"],
+            cwd=ROOT,
+            env={**os.environ, **ctx.env},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         elapsed = time.perf_counter() - started
         time.sleep(0.5)
         stop.touch()
@@ -485,12 +664,18 @@ def bench_expiry(ctx: Context, single: dict) -> dict:
         p99s.append(result["p99_ms"])
         ratios.append(result["p99_ms"] / baseline_p99)
         runs.append({"job": job.stdout.strip().splitlines()[-1:], "load": result})
-        log(f"expiry round {round_no + 1}: {s.expiry_identifiers:,} identifiers in "
+        log(
+            f"expiry round {round_no + 1}: {s.expiry_identifiers:,} identifiers in "
             f"{elapsed:.1f} s; lookups meanwhile {result['requests_per_s']:,.0f} req/s, "
-            f"p99 {result['p99_ms']:.1f} ms ({result['p99_ms'] / baseline_p99:.2f}x)")
-    return {"identifiers": s.expiry_identifiers, "seconds": spread(seconds),
-            "p99_ms_during": spread(p99s), "p99_over_without": spread(ratios),
-            "details": runs}
+            f"p99 {result['p99_ms']:.1f} ms ({result['p99_ms'] / baseline_p99:.2f}x)"
+        )
+    return {
+        "identifiers": s.expiry_identifiers,
+        "seconds": spread(seconds),
+        "p99_ms_during": spread(p99s),
+        "p99_over_without": spread(ratios),
+        "details": runs,
+    }
 
 
 # --- the table --------------------------------------------------------------------------------
@@ -503,26 +688,53 @@ def rows(figures: dict) -> list[tuple[str, dict, str, bool | None, str]]:
     return [
         ("Batch lookup via API, identifiers/s", b["api_identifiers_per_s"], "", None, ",.0f"),
         ("Batch lookup as bare SQL, identifiers/s", b["sql_identifiers_per_s"], "", None, ",.0f"),
-        ("**Batch lookup API / SQL**", b["api_over_sql"], f"≥ {t['batch_ratio']:.2f}",
-         b["api_over_sql"]["median"] >= t["batch_ratio"], ".2f"),
-        (f"Single lookups ({s['clients']} clients), requests/s", s["requests_per_s"], "", None,
-         ",.0f"),
+        (
+            "**Batch lookup API / SQL**",
+            b["api_over_sql"],
+            f"≥ {t['batch_ratio']:.2f}",
+            b["api_over_sql"]["median"] >= t["batch_ratio"],
+            ".2f",
+        ),
+        (
+            f"Single lookups ({s['clients']} clients), requests/s",
+            s["requests_per_s"],
+            "",
+            None,
+            ",.0f",
+        ),
         ("Single lookups p50, ms", s["p50_ms"], "", None, ".1f"),
-        ("Single lookups p99, ms", s["p99_ms"], f"≤ {t['single_p99_ms']:.0f}",
-         s["p99_ms"]["median"] <= t["single_p99_ms"], ".1f"),
+        (
+            "Single lookups p99, ms",
+            s["p99_ms"],
+            f"≤ {t['single_p99_ms']:.0f}",
+            s["p99_ms"]["median"] <= t["single_p99_ms"],
+            ".1f",
+        ),
         ("OPRF evaluate via API, elements/s", e["api_elements_per_s"], "", None, ",.0f"),
-        ("OPRF evaluate in-process, elements/s", e["in_process_elements_per_s"], "", None,
-         ",.0f"),
-        ("OPRF evaluate API / in-process", e["api_over_in_process"],
-         f"≥ {t['evaluate_ratio']:.2f}", e["api_over_in_process"]["median"] >= t["evaluate_ratio"],
-         ".2f"),
-        ("Batch submission, identifiers/s", i["identifiers_per_s"], f"≥ {t['ingest_rate']:,}",
-         i["identifiers_per_s"]["median"] >= t["ingest_rate"], ",.0f"),
+        ("OPRF evaluate in-process, elements/s", e["in_process_elements_per_s"], "", None, ",.0f"),
+        (
+            "OPRF evaluate API / in-process",
+            e["api_over_in_process"],
+            f"≥ {t['evaluate_ratio']:.2f}",
+            e["api_over_in_process"]["median"] >= t["evaluate_ratio"],
+            ".2f",
+        ),
+        (
+            "Batch submission, identifiers/s",
+            i["identifiers_per_s"],
+            f"≥ {t['ingest_rate']:,}",
+            i["identifiers_per_s"]["median"] >= t["ingest_rate"],
+            ",.0f",
+        ),
         (f"Expiry of {x['identifiers']:,} identifiers, s", x["seconds"], "", None, ".1f"),
         ("Single lookups p99 during expiry, ms", x["p99_ms_during"], "", None, ".1f"),
-        ("p99 during expiry / without", x["p99_over_without"],
-         f"≤ {t['expiry_p99_ratio']:.1f}", x["p99_over_without"]["median"] <= t["expiry_p99_ratio"],
-         ".2f"),
+        (
+            "p99 during expiry / without",
+            x["p99_over_without"],
+            f"≤ {t['expiry_p99_ratio']:.1f}",
+            x["p99_over_without"]["median"] <= t["expiry_p99_ratio"],
+            ".2f",
+        ),
     ]
 
 
@@ -530,8 +742,10 @@ def markdown_table(result: dict) -> str:
     lines = ["| Figure | Median | Min | Max | Target | Met |", "|---|---:|---:|---:|---|---|"]
     for label, value, target, met, fmt in rows(result["figures"]):
         mark = "" if met is None else ("yes" if met else "**no**")
-        lines.append(f"| {label} | {value['median']:{fmt}} | {value['min']:{fmt}} | "
-                     f"{value['max']:{fmt}} | {target} | {mark} |")
+        lines.append(
+            f"| {label} | {value['median']:{fmt}} | {value['min']:{fmt}} | "
+            f"{value['max']:{fmt}} | {target} | {mark} |"
+        )
     return "\n".join(lines)
 
 
@@ -539,8 +753,10 @@ def plain_table(result: dict) -> str:
     out = [f"{'figure':44} {'median':>10} {'min':>10} {'max':>10}  target"]
     for label, value, target, met, fmt in rows(result["figures"]):
         flag = "" if met is None else (" ok" if met else " MISSED")
-        out.append(f"{label.strip('*'):44} {value['median']:>10{fmt}} {value['min']:>10{fmt}} "
-                   f"{value['max']:>10{fmt}}  {target}{flag}")
+        out.append(
+            f"{label.strip('*'):44} {value['median']:>10{fmt}} {value['min']:>10{fmt}} "
+            f"{value['max']:>10{fmt}}  {target}{flag}"
+        )
     return "\n".join(out)
 
 
@@ -554,11 +770,18 @@ def describe(ctx: Context, marker: dict, server_env: dict) -> dict:
     return {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "database": ctx.database,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "postgresql": pg_version, "platform": platform.platform()},
-        "server": {"config": "deploy/gunicorn.conf.py", "workers": workers,
-                   "threads": server_env.get("GUNICORN_THREADS", "1 (deploy default)"),
-                   "settings": "REGISTRY_ENV=production, Redis cache, persistent connections"},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "postgresql": pg_version,
+            "platform": platform.platform(),
+        },
+        "server": {
+            "config": "deploy/gunicorn.conf.py",
+            "workers": workers,
+            "threads": server_env.get("GUNICORN_THREADS", "1 (deploy default)"),
+            "settings": "REGISTRY_ENV=production, Redis cache, persistent connections",
+        },
         "seeded": marker["loaded"],
         "sizes": ctx.sizes.__dict__,
     }
@@ -583,12 +806,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--identifiers", type=int, default=1_000_000)
     parser.add_argument("--log-rows", type=int, default=10_000_000)
     parser.add_argument("--repeats", type=int)
-    parser.add_argument("--smoke", action="store_true",
-                        help="tiny sizes and one round: checks the benchmark still runs")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny sizes and one round: checks the benchmark still runs",
+    )
     parser.add_argument("--reseed", action="store_true", help="seed again even if reusable")
     parser.add_argument("--out", type=Path, help="directory for the JSON and the table")
-    parser.add_argument("--only", nargs="*", default=[],
-                        choices=["batch", "single", "evaluate", "ingest", "expiry"])
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="record the server with py-spy into this file (collapsed stacks)",
+    )
+    parser.add_argument(
+        "--only", nargs="*", default=[], choices=["batch", "single", "evaluate", "ingest", "expiry"]
+    )
     args = parser.parse_args(argv)
     if args.smoke and args.identifiers == 1_000_000:
         args.identifiers = 2_000
@@ -615,8 +847,15 @@ def main(argv=None) -> dict:
     database = bench_env.database_name(url)
     marker = ensure_seeded(plan, log=log)
     work = side_dir(database)
-    ctx = Context(args=args, sizes=sizes, env=env, work=work, database=database, plan=plan,
-                  queries=json.loads((work / "queries.json").read_text()))
+    ctx = Context(
+        args=args,
+        sizes=sizes,
+        env=env,
+        work=work,
+        database=database,
+        plan=plan,
+        queries=json.loads((work / "queries.json").read_text()),
+    )
     clean_up(ctx, marker)
     prepare(ctx)
     server_env = {k: v for k, v in os.environ.items() if k.startswith("GUNICORN_")}
@@ -626,8 +865,9 @@ def main(argv=None) -> dict:
     connection.close()  # the runner's own connection idles while the server works
     wanted = set(args.only) or {"batch", "single", "evaluate", "ingest", "expiry"}
     figures: dict = {}
-    with Server(env, work / "gunicorn.log") as server:
+    with Server(env, work / "gunicorn.log", args.profile) as server:
         ctx.address = server.address
+        warm_up(ctx)
         if "batch" in wanted:
             figures["batch"] = bench_batch(ctx)
         if "evaluate" in wanted:

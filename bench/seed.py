@@ -34,8 +34,15 @@ from pathlib import Path
 
 SEED_FORMAT = 1
 KINDS = ("phone", "cn_resident_id", "bank_card", "imei", "email")
-CATEGORIES = ("identity_theft", "forged_documents", "synthetic_identity", "first_party_fraud",
-              "account_takeover", "money_mule", "loan_intermediary_fraud")
+CATEGORIES = (
+    "identity_theft",
+    "forged_documents",
+    "synthetic_identity",
+    "first_party_fraud",
+    "account_takeover",
+    "money_mule",
+    "loan_intermediary_fraud",
+)
 PURPOSES = ("loan_application", "account_opening", "credit_review", "fraud_investigation")
 PURPOSE_WEIGHTS = (80, 10, 8, 2)
 # Identifiers per case: 1, 2, 3, 4 with these weights (mean 2.3).
@@ -50,8 +57,14 @@ BOOK_CHECK_SIZE = 1000
 BOOK_CHECK_ROW_SHARE = 0.3
 LOG_DAYS = 90
 PERSONS_PER_CHUNK = 20_000
-BULK_TABLES = ("registry_case", "registry_caseidentifier", "registry_dispute", "registry_lookup",
-               "registry_lookuplogentry", "registry_sighting")
+BULK_TABLES = (
+    "registry_case",
+    "registry_caseidentifier",
+    "registry_dispute",
+    "registry_lookup",
+    "registry_lookuplogentry",
+    "registry_sighting",
+)
 
 
 @dataclass(frozen=True)
@@ -149,8 +162,11 @@ def _drop_schema(conn, schema: dict) -> None:
 def _rebuild_schema(conn, schema: dict, database: str) -> None:
     conn.execute("SET maintenance_work_mem = '512MB'")
     for _name, definition in schema["indexes"]:
-        conn.execute(definition.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1)
-                     .replace("CREATE UNIQUE INDEX", "CREATE UNIQUE INDEX IF NOT EXISTS", 1))
+        conn.execute(
+            definition.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1).replace(
+                "CREATE UNIQUE INDEX", "CREATE UNIQUE INDEX IF NOT EXISTS", 1
+            )
+        )
     for table, name, _type, definition in schema["constraints"]:
         exists = conn.execute(
             "SELECT 1 FROM pg_constraint WHERE conrelid = %s::regclass AND conname = %s",
@@ -176,52 +192,133 @@ def _case_chunk(job: tuple) -> tuple[list, list, list]:
     now = datetime(2000, 1, 1, tzinfo=UTC) + timedelta(microseconds=now_us)
     cases, identifiers, disputes, closed = [], [], [], []
     for person in range(first, first + count):
-        reporters = rnd.sample(range(len(member_ids)), 2) if rnd.random() < SECOND_REPORT_SHARE \
+        reporters = (
+            rnd.sample(range(len(member_ids)), 2)
+            if rnd.random() < SECOND_REPORT_SHARE
             else [rnd.choices(range(len(member_ids)), cum_weights=cum)[0]]
+        )
         for report, member_index in enumerate(reporters):
             size = rnd.choices((1, 2, 3, 4), weights=CASE_SIZE_WEIGHTS)[0]
             kinds = ["phone", *rnd.sample(KINDS[1:], size - 1)]
             confirmed = today - timedelta(days=rnd.randint(1, 1800))
-            created = min(now, datetime.combine(confirmed, datetime.min.time(), UTC)
-                          + timedelta(seconds=rnd.randint(3600, 3 * 86400)))
+            created = min(
+                now,
+                datetime.combine(confirmed, datetime.min.time(), UTC)
+                + timedelta(seconds=rnd.randint(3600, 3 * 86400)),
+            )
             case_id = uuid.UUID(int=rnd.getrandbits(128))
             status = "disputed" if rnd.random() < DISPUTED_SHARE else "active"
-            cases.append((case_id, member_ids[member_index], f"P{person}-{report}",
-                          rnd.choice(CATEGORIES), status, confirmed,
-                          confirmed + timedelta(days=1826), created, created, ""))
+            cases.append(
+                (
+                    case_id,
+                    member_ids[member_index],
+                    f"P{person}-{report}",
+                    rnd.choice(CATEGORIES),
+                    status,
+                    confirmed,
+                    confirmed + timedelta(days=1826),
+                    created,
+                    created,
+                    "",
+                )
+            )
             for kind in kinds:
-                digest, fingerprint = tokens.digest_and_fingerprint(
-                    bench_token(key, person, kind))
-                identifiers.append((case_id, kind, digest, tokens.current_pepper_version(),
-                                    fingerprint))
+                digest, fingerprint = tokens.digest_and_fingerprint(bench_token(key, person, kind))
+                identifiers.append(
+                    (case_id, kind, digest, tokens.current_pepper_version(), fingerprint)
+                )
             if status == "disputed":
                 filed = now - timedelta(days=rnd.randint(0, 10), seconds=rnd.randint(0, 86400))
-                disputes.append((uuid.UUID(int=rnd.getrandbits(128)), case_id,
-                                 member_ids[rnd.randrange(len(member_ids))], "not_me", "",
-                                 "open", filed, filed + timedelta(days=20), "", "", ""))
+                disputes.append(
+                    (
+                        uuid.UUID(int=rnd.getrandbits(128)),
+                        case_id,
+                        member_ids[rnd.randrange(len(member_ids))],
+                        "not_me",
+                        "",
+                        "open",
+                        filed,
+                        filed + timedelta(days=20),
+                        "",
+                        "",
+                        "",
+                    )
+                )
         if rnd.random() < CLOSED_SHARE:
             expired = rnd.random() < 0.5
-            confirmed = today - timedelta(days=rnd.randint(1830, 2000) if expired
-                                          else rnd.randint(30, 1800))
+            confirmed = today - timedelta(
+                days=rnd.randint(1830, 2000) if expired else rnd.randint(30, 1800)
+            )
             created = datetime.combine(confirmed, datetime.min.time(), UTC)
-            closed.append((uuid.UUID(int=rnd.getrandbits(128)),
-                           member_ids[rnd.choices(range(len(member_ids)), cum_weights=cum)[0]],
-                           f"C{person}", rnd.choice(CATEGORIES),
-                           "expired" if expired else "withdrawn", confirmed,
-                           confirmed + timedelta(days=1826), created, now, ""))
+            closed.append(
+                (
+                    uuid.UUID(int=rnd.getrandbits(128)),
+                    member_ids[rnd.choices(range(len(member_ids)), cum_weights=cum)[0]],
+                    f"C{person}",
+                    rnd.choice(CATEGORIES),
+                    "expired" if expired else "withdrawn",
+                    confirmed,
+                    confirmed + timedelta(days=1826),
+                    created,
+                    now,
+                    "",
+                )
+            )
     return cases + closed, identifiers, disputes
 
 
-CASE_COLUMNS = ("id", "member_id", "reference", "category_id", "status", "confirmed_at",
-                "expires_at", "created_at", "status_changed_at", "subject_statement")
-CASE_TYPES = ("uuid", "int8", "text", "text", "text", "date", "date", "timestamptz",
-              "timestamptz", "text")
+CASE_COLUMNS = (
+    "id",
+    "member_id",
+    "reference",
+    "category_id",
+    "status",
+    "confirmed_at",
+    "expires_at",
+    "created_at",
+    "status_changed_at",
+    "subject_statement",
+)
+CASE_TYPES = (
+    "uuid",
+    "int8",
+    "text",
+    "text",
+    "text",
+    "date",
+    "date",
+    "timestamptz",
+    "timestamptz",
+    "text",
+)
 IDENTIFIER_COLUMNS = ("case_id", "kind", "digest", "pepper_version", "fingerprint")
 IDENTIFIER_TYPES = ("uuid", "text", "bytea", "int2", "text")
-DISPUTE_COLUMNS = ("id", "case_id", "filed_by_id", "reason", "statement", "status", "filed_at",
-                   "due_at", "response_position", "response_statement", "rationale")
-DISPUTE_TYPES = ("uuid", "uuid", "int8", "text", "text", "text", "timestamptz", "timestamptz",
-                 "text", "text", "text")
+DISPUTE_COLUMNS = (
+    "id",
+    "case_id",
+    "filed_by_id",
+    "reason",
+    "statement",
+    "status",
+    "filed_at",
+    "due_at",
+    "response_position",
+    "response_statement",
+    "rationale",
+)
+DISPUTE_TYPES = (
+    "uuid",
+    "uuid",
+    "int8",
+    "text",
+    "text",
+    "text",
+    "timestamptz",
+    "timestamptz",
+    "text",
+    "text",
+    "text",
+)
 
 
 def copy_sql(table: str, columns: tuple[str, ...]) -> str:
@@ -236,14 +333,26 @@ def _load_cases(conns, plan: SeedPlan, member_ids: list[int], pool) -> dict:
     from django.utils import timezone
 
     persons = plan.registry_persons
-    chunks = [(asdict(plan), member_ids, n, first, min(PERSONS_PER_CHUNK, persons - first),
-               timezone.localdate().toordinal(), _micros_since_2000(timezone.now()))
-              for n, first in enumerate(range(0, persons, PERSONS_PER_CHUNK))]
+    chunks = [
+        (
+            asdict(plan),
+            member_ids,
+            n,
+            first,
+            min(PERSONS_PER_CHUNK, persons - first),
+            timezone.localdate().toordinal(),
+            _micros_since_2000(timezone.now()),
+        )
+        for n, first in enumerate(range(0, persons, PERSONS_PER_CHUNK))
+    ]
     counts = {"cases": 0, "identifiers": 0, "disputes": 0}
     case_conn, ident_conn = conns
-    with case_conn.cursor().copy(copy_sql("registry_case", CASE_COLUMNS)) as case_copy, \
-            ident_conn.cursor().copy(copy_sql("registry_caseidentifier",
-                                              IDENTIFIER_COLUMNS)) as ident_copy:
+    with (
+        case_conn.cursor().copy(copy_sql("registry_case", CASE_COLUMNS)) as case_copy,
+        ident_conn.cursor().copy(
+            copy_sql("registry_caseidentifier", IDENTIFIER_COLUMNS)
+        ) as ident_copy,
+    ):
         case_copy.set_types(list(CASE_TYPES))
         ident_copy.set_types(list(IDENTIFIER_TYPES))
         disputes = []
@@ -273,22 +382,36 @@ def _digest_block(job: tuple) -> bytes:
     kind, first, count = job
     key = token_key()
     layers = tokens.digest_layers
-    return b"".join(layers(bench_token(key, person, kind))[-1]
-                    for person in range(first, first + count))
+    return b"".join(
+        layers(bench_token(key, person, kind))[-1] for person in range(first, first + count)
+    )
 
 
 def _applicant_digests(plan: SeedPlan, pool) -> dict[str, bytes]:
     """Every applicant's five digests, as one byte string per kind (indexable by offset)."""
     first, count = plan.first_applicant, plan.applicant_persons
-    jobs = [(kind, start, min(PERSONS_PER_CHUNK, first + count - start))
-            for kind in KINDS for start in range(first, first + count, PERSONS_PER_CHUNK)]
+    jobs = [
+        (kind, start, min(PERSONS_PER_CHUNK, first + count - start))
+        for kind in KINDS
+        for start in range(first, first + count, PERSONS_PER_CHUNK)
+    ]
     blocks = pool.map(_digest_block, jobs)
-    return {kind: b"".join(b for job, b in zip(jobs, blocks, strict=True) if job[0] == kind)
-            for kind in KINDS}
+    return {
+        kind: b"".join(b for job, b in zip(jobs, blocks, strict=True) if job[0] == kind)
+        for kind in KINDS
+    }
 
 
-LOOKUP_COLUMNS = ("id", "member_id", "api_key_id", "purpose", "consent_reference",
-                  "identifier_count", "match_count", "created_at")
+LOOKUP_COLUMNS = (
+    "id",
+    "member_id",
+    "api_key_id",
+    "purpose",
+    "consent_reference",
+    "identifier_count",
+    "match_count",
+    "created_at",
+)
 LOOKUP_TYPES = ("uuid", "int8", "int8", "text", "text", "int4", "int4", "timestamptz")
 ENTRY_COLUMNS = ("lookup_id", "member_id", "kind", "digest", "pepper_version", "created_at")
 ENTRY_TYPES = ("uuid", "int8", "text", "bytea", "int2", "timestamptz")
@@ -308,9 +431,14 @@ def _load_log(conns, plan: SeedPlan, member_ids: list[int], pool) -> dict:
     in_registry = plan.registry_persons - plan.first_applicant
     # Expected rows per lookup, to spread the lookups evenly over the 90 days.
     mean_applicant_rows = sum(APPLICANT_KIND_ODDS)
-    book_share = (BOOK_CHECK_ROW_SHARE * mean_applicant_rows
-                  / (BOOK_CHECK_SIZE * (1 - BOOK_CHECK_ROW_SHARE)
-                     + BOOK_CHECK_ROW_SHARE * mean_applicant_rows))
+    book_share = (
+        BOOK_CHECK_ROW_SHARE
+        * mean_applicant_rows
+        / (
+            BOOK_CHECK_SIZE * (1 - BOOK_CHECK_ROW_SHARE)
+            + BOOK_CHECK_ROW_SHARE * mean_applicant_rows
+        )
+    )
     mean_rows = book_share * BOOK_CHECK_SIZE + (1 - book_share) * mean_applicant_rows
     lookups_expected = max(1, plan.log_rows / mean_rows)
     end = timezone.now() - timedelta(minutes=5)
@@ -318,9 +446,10 @@ def _load_log(conns, plan: SeedPlan, member_ids: list[int], pool) -> dict:
     step = LOG_DAYS * 86400 / lookups_expected
     elapsed, rows, lookups = 0.0, 0, 0
     lookup_conn, entry_conn = conns
-    with lookup_conn.cursor().copy(copy_sql("registry_lookup", LOOKUP_COLUMNS)) as lookup_copy, \
-            entry_conn.cursor().copy(copy_sql("registry_lookuplogentry",
-                                              ENTRY_COLUMNS)) as entry_copy:
+    with (
+        lookup_conn.cursor().copy(copy_sql("registry_lookup", LOOKUP_COLUMNS)) as lookup_copy,
+        entry_conn.cursor().copy(copy_sql("registry_lookuplogentry", ENTRY_COLUMNS)) as entry_copy,
+    ):
         lookup_copy.set_types(list(LOOKUP_TYPES))
         entry_copy.set_types(list(ENTRY_TYPES))
         while rows < plan.log_rows:
@@ -334,8 +463,16 @@ def _load_log(conns, plan: SeedPlan, member_ids: list[int], pool) -> dict:
                 for _ in range(size):
                     offset = rnd.randrange(applicants) * 32
                     kind = "phone" if rnd.random() < 0.6 else "cn_resident_id"
-                    entry_copy.write_row((lookup_id, member, kind,
-                                          digests[kind][offset:offset + 32], version, moment))
+                    entry_copy.write_row(
+                        (
+                            lookup_id,
+                            member,
+                            kind,
+                            digests[kind][offset : offset + 32],
+                            version,
+                            moment,
+                        )
+                    )
             else:
                 purpose = rnd.choices(PURPOSES, weights=PURPOSE_WEIGHTS)[0]
                 person = int(applicants * rnd.random() ** 2)  # repeat applicants: power law
@@ -343,12 +480,21 @@ def _load_log(conns, plan: SeedPlan, member_ids: list[int], pool) -> dict:
                 size = 0
                 for kind, odds in zip(KINDS, APPLICANT_KIND_ODDS, strict=True):
                     if size == 0 or rnd.random() < odds:
-                        entry_copy.write_row((lookup_id, member, kind,
-                                              digests[kind][offset:offset + 32], version, moment))
+                        entry_copy.write_row(
+                            (
+                                lookup_id,
+                                member,
+                                kind,
+                                digests[kind][offset : offset + 32],
+                                version,
+                                moment,
+                            )
+                        )
                         size += 1
                 matches = 1 if person < in_registry else 0
-            lookup_copy.write_row((lookup_id, member, None, purpose, f"CONSENT-{lookups}", size,
-                                   matches, moment))
+            lookup_copy.write_row(
+                (lookup_id, member, None, purpose, f"CONSENT-{lookups}", size, matches, moment)
+            )
             rows += size
             lookups += 1
     return {"lookups": lookups, "log_rows": rows, "log_end": end.isoformat()}
@@ -389,11 +535,15 @@ def query_identifiers(plan: SeedPlan, count: int, salt: str) -> list[list[str]]:
 
 def write_queries(plan: SeedPlan, database: str, batch_count: int, single_count: int) -> Path:
     path = side_dir(database) / "queries.json"
-    path.write_text(json.dumps({
-        "plan": asdict(plan),
-        "batch": query_identifiers(plan, batch_count, "batch"),
-        "single": query_identifiers(plan, single_count, "single"),
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "plan": asdict(plan),
+                "batch": query_identifiers(plan, batch_count, "batch"),
+                "single": query_identifiers(plan, single_count, "single"),
+            }
+        )
+    )
     return path
 
 
@@ -406,9 +556,12 @@ def marker_value(plan: SeedPlan) -> dict:
     def fingerprint(secret: str) -> str:
         return hashlib.sha256(secret.encode()).hexdigest()[:16]
 
-    return {"format": SEED_FORMAT, **asdict(plan),
-            "pepper": fingerprint(settings.REGISTRY_PEPPER),
-            "token_key": fingerprint(os.environ["BENCH_TOKEN_KEY"])}
+    return {
+        "format": SEED_FORMAT,
+        **asdict(plan),
+        "pepper": fingerprint(settings.REGISTRY_PEPPER),
+        "token_key": fingerprint(os.environ["BENCH_TOKEN_KEY"]),
+    }
 
 
 def seeded(plan: SeedPlan) -> dict | None:
@@ -416,15 +569,18 @@ def seeded(plan: SeedPlan) -> dict | None:
     from registry.models import RegistryState
 
     row = RegistryState.objects.filter(key="bench.seed").first()
-    if row is None or {k: v for k, v in row.value.items() if k in marker_value(plan)} \
-            != marker_value(plan):
+    if row is None or {
+        k: v for k, v in row.value.items() if k in marker_value(plan)
+    } != marker_value(plan):
         return None
     return row.value
 
 
 def _create_members(conn, plan: SeedPlan) -> list[int]:
-    conn.execute("DELETE FROM registry_memberlimit WHERE member_id IN "
-                 "(SELECT id FROM registry_member WHERE code LIKE 'BENCH\\_%%')")
+    conn.execute(
+        "DELETE FROM registry_memberlimit WHERE member_id IN "
+        "(SELECT id FROM registry_member WHERE code LIKE 'BENCH\\_%%')"
+    )
     ids = []
     for n in range(1, plan.members + 1):
         row = conn.execute(
@@ -438,7 +594,9 @@ def _create_members(conn, plan: SeedPlan) -> list[int]:
         for scope in ("lookup", "submit", "dispute"):
             conn.execute(
                 "INSERT INTO registry_memberlimit (member_id, scope, per_minute, per_day) "
-                "VALUES (%s, %s, 1000000000, 2000000000)", [member_id, scope])
+                "VALUES (%s, %s, 1000000000, 2000000000)",
+                [member_id, scope],
+            )
     return ids
 
 
@@ -459,10 +617,12 @@ def seed(plan: SeedPlan, *, log=print) -> dict:
     try:
         main = conns[0]
         schema = _saved_schema(main, database)
-        main.execute("TRUNCATE registry_sighting, registry_lookuplogentry, registry_lookup, "
-                     "registry_dispute, registry_caseidentifier, registry_case, "
-                     "registry_idempotencykey, registry_memberlimit, registry_apikey, "
-                     "registry_member RESTART IDENTITY CASCADE")
+        main.execute(
+            "TRUNCATE registry_sighting, registry_lookuplogentry, registry_lookup, "
+            "registry_dispute, registry_caseidentifier, registry_case, "
+            "registry_idempotencykey, registry_memberlimit, registry_apikey, "
+            "registry_member RESTART IDENTITY CASCADE"
+        )
         _drop_schema(main, schema)
         member_ids = _create_members(main, plan)
         main.commit()
@@ -504,8 +664,10 @@ def ensure_seeded(plan: SeedPlan, *, force: bool = False, log=print) -> dict:
         marker = seed(plan, log=log)
     else:
         loaded = marker["loaded"]
-        log(f"seed: reusing {loaded['identifiers']:,} identifiers / {loaded['log_rows']:,} "
-            f"log rows seeded earlier")
+        log(
+            f"seed: reusing {loaded['identifiers']:,} identifiers / {loaded['log_rows']:,} "
+            f"log rows seeded earlier"
+        )
     queries = side_dir(database) / "queries.json"
     if force or not queries.exists() or json.loads(queries.read_text())["plan"] != asdict(plan):
         write_queries(plan, database, batch_count=20_000, single_count=20_000)

@@ -240,6 +240,8 @@ AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 30) / 60  # hours
 AXES_LOCKOUT_PARAMETERS = ["username"]
 AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registry/admin/locked_out.html"  # 429, in the officer's language
+OTP_TOTP_ISSUER = "Consortium fraud registry"  # the name authenticator apps show
 # axes.W006 wants the IP address among the lockout parameters, against attackers who rotate
 # user agents or cookies. Locking by username already stops that (the count follows the
 # account, whatever the client), and the officers sit behind shared office and proxy

@@ -1,8 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
 from django.views.i18n import set_language
-from rest_framework.permissions import AllowAny
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from rest_framework.permissions import AllowAny
 
 from registry.api import health
 

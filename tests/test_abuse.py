@@ -19,8 +19,13 @@ LOOKUPS = "/api/v1/lookups"
 
 
 def limit(party, scope: str, per_minute: int, per_day: int = 10_000) -> None:
-    member_set_limit(actor=Actor.system(), member=party.member, scope=scope,
-                     per_minute=per_minute, per_day=per_day)
+    member_set_limit(
+        actor=Actor.system(),
+        member=party.member,
+        scope=scope,
+        per_minute=per_minute,
+        per_day=per_day,
+    )
 
 
 def refusals(party) -> list[AuditEvent]:
@@ -51,8 +56,9 @@ def test_it_throttles_a_member_sweeping_lookups_and_shows_it_to_officers(world):
     assert statuses == [200] * 3 + [429] * 7
     assert world.alice.post(LOOKUPS, body).status_code == 200  # others are not held up
 
-    listed = throttled_members(actor=officer_actor(world),
-                               since=timezone.now() - timedelta(hours=1))
+    listed = throttled_members(
+        actor=officer_actor(world), since=timezone.now() - timedelta(hours=1)
+    )
     assert [(t.member.code, t.scopes, t.windows_refused) for t in listed] == [
         ("BOB_LOANS", ["lookup"], 1)
     ]
@@ -72,15 +78,17 @@ def test_it_records_one_event_per_window(world, monkeypatch):
     moment = [1_900_000_000.0]
     monkeypatch.setattr(abuse.time, "time", lambda: moment[0])
     assert abuse.rate_limit_exceeded_record(actor=actor, scope="lookup", limit=3, window="minute")
-    assert not abuse.rate_limit_exceeded_record(actor=actor, scope="lookup", limit=3,
-                                                window="minute")
+    assert not abuse.rate_limit_exceeded_record(
+        actor=actor, scope="lookup", limit=3, window="minute"
+    )
     # another scope, and the next minute, are new windows
     assert abuse.rate_limit_exceeded_record(actor=actor, scope="submit", limit=3, window="minute")
     moment[0] += 60
     assert abuse.rate_limit_exceeded_record(actor=actor, scope="lookup", limit=3, window="minute")
     assert len(refusals(world.bob)) == 3
-    listed = throttled_members(actor=officer_actor(world),
-                               since=timezone.now() - timedelta(minutes=5))
+    listed = throttled_members(
+        actor=officer_actor(world), since=timezone.now() - timedelta(minutes=5)
+    )
     assert [(t.scopes, t.windows_refused) for t in listed] == [(["lookup", "submit"], 3)]
 
 
@@ -106,3 +114,26 @@ def test_it_keeps_tokens_out_of_the_refusal_event(world):
     assert world.bob.post(LOOKUPS, body).status_code == 429
     (event,) = refusals(world.bob)
     assert item["token"] not in str(event.details)
+
+
+def test_it_refuses_bodies_over_2_mib_on_every_endpoint_before_parsing(world, settings):
+    from tests.test_endpoint_auth_matrix import ENDPOINTS, path_of
+
+    assert settings.REGISTRY_MAX_BODY_BYTES == 2 * 1024 * 1024  # the configured default
+    oversized = b"{" + b"x" * settings.REGISTRY_MAX_BODY_BYTES  # not even JSON
+    posts = sorted(name for name, method in ENDPOINTS if method == "post")
+    assert len(posts) >= 8
+    for name in posts:
+        for client in (world.alice.client, world.anonymous):
+            response = client.generic(
+                "POST", path_of(name), oversized, content_type="application/json"
+            )
+            # 413, not 400 malformed_json (it was never parsed) nor 401 (nor authenticated)
+            assert response.status_code == 413, (name, response.content[:200])
+            assert response.json()["code"] == "payload_too_large"
+    # just under the limit the request is parsed (and refused for what it is)
+    fits = b"{" + b"x" * (settings.REGISTRY_MAX_BODY_BYTES - 2)
+    response = world.alice.client.generic(
+        "POST", "/api/v1/lookups", fits, content_type="application/json"
+    )
+    assert response.json()["code"] == "malformed_json"

@@ -10,7 +10,7 @@ from django.utils import timezone
 from registry import tokens
 from registry.actors import Actor
 from registry.errors import NotFound, ValidationFailed
-from registry.models import AuditEvent, Case, CaseIdentifier, Category, Dispute, IdempotencyKey
+from registry.models import AuditEvent, Case, CaseIdentifier, Category, IdempotencyKey
 from registry.services.cases import NewCase, case_submit
 from registry.services.categories import category_set_retention
 from registry.services.disputes import dispute_file
@@ -32,8 +32,10 @@ def withdraw(party, case_id, reason="Evidence retracted by the fraud team"):
 
 
 def nothing_written() -> bool:
-    return not Case.objects.exists() and not CaseIdentifier.objects.exists() and not (
-        AuditEvent.objects.filter(action="case.submitted").exists()
+    return (
+        not Case.objects.exists()
+        and not CaseIdentifier.objects.exists()
+        and not (AuditEvent.objects.filter(action="case.submitted").exists())
     )
 
 
@@ -47,20 +49,35 @@ def only_error(response, status: int, code: str, pointer: str, item_code: str) -
 
 
 def test_it_creates_a_case_in_the_contract_shape(world):
-    phone, card = identifier("phone", fresh_phone()), identifier("cn_resident_id", "11010519491231002X")
-    payload = case_payload(reference="ALICE-2026-0042", category="money_mule",
-                           confirmed_at="2026-01-10", identifiers=[phone, card])
+    phone = identifier("phone", fresh_phone())
+    card = identifier("cn_resident_id", "11010519491231002X")
+    payload = case_payload(
+        reference="ALICE-2026-0042",
+        category="money_mule",
+        confirmed_at="2026-01-10",
+        identifiers=[phone, card],
+    )
     response = world.alice.post(CASES, payload)
     assert response.status_code == 201, response.content
     case = response.json()
-    assert set(case) == {"id", "reference", "category", "status", "confirmed_at", "expires_at",
-                         "created_at", "identifiers"}
+    assert set(case) == {
+        "id",
+        "reference",
+        "category",
+        "status",
+        "confirmed_at",
+        "expires_at",
+        "created_at",
+        "identifiers",
+    }
     assert case["reference"] == "ALICE-2026-0042" and case["category"] == "money_mule"
     assert case["status"] == "active" and case["confirmed_at"] == "2026-01-10"
     assert case["expires_at"] == (date(2026, 1, 10) + timedelta(days=1826)).isoformat()
     assert "+08:00" in case["created_at"] or case["created_at"].endswith("Z")
-    expected = [{"kind": i["kind"], "fingerprint": tokens.digest_and_fingerprint(i["token"])[1]}
-                for i in (phone, card)]
+    expected = [
+        {"kind": i["kind"], "fingerprint": tokens.digest_and_fingerprint(i["token"])[1]}
+        for i in (phone, card)
+    ]
     assert case["identifiers"] == expected
     assert phone["token"] not in response.content.decode()
 
@@ -75,10 +92,30 @@ def test_it_stores_digests_never_tokens(world):
     assert event.member_id == world.alice.member.pk
     assert event.details["identifiers"] == [{"kind": "phone", "fingerprint": row.fingerprint}]
     assert ident["token"] not in str(event.details)
-    with connection.cursor() as cursor:  # the token is nowhere in the database
-        cursor.execute("SELECT count(*) FROM registry_caseidentifier "
-                       "WHERE encode(digest, 'hex') = %s", [ident["token"]])
-        assert cursor.fetchone()[0] == 0
+    assert not tables_holding(ident["token"])
+
+
+def tables_holding(token: str) -> list[str]:
+    """Every registry table with a text, JSON or binary column that contains the token (as
+    hex text or as its 64 raw bytes)."""
+    found = []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'public' AND table_name LIKE 'registry_%%' "
+            "AND data_type IN ('text', 'character varying', 'jsonb', 'bytea')"
+        )
+        for table, column, data_type in cursor.fetchall():
+            if data_type == "bytea":
+                test = f'position(%s::bytea in "{column}") > 0'
+                value = bytes.fromhex(token)
+            else:
+                test = f'strpos("{column}"::text, %s) > 0'
+                value = token
+            cursor.execute(f'SELECT 1 FROM "{table}" WHERE {test} LIMIT 1', [value])  # noqa: S608
+            if cursor.fetchone():
+                found.append(f"{table}.{column}")
+    return found
 
 
 def test_it_computes_expiry_from_the_category_retention(world):
@@ -101,8 +138,9 @@ def test_it_refuses_an_unknown_category(world):
     assert nothing_written()
 
 
-@pytest.mark.parametrize("bad", ["ab" * 63, "AB" * 64, "g" * 128, "a" * 127, 42, None,
-                                 " " + "a" * 127])
+@pytest.mark.parametrize(
+    "bad", ["ab" * 63, "AB" * 64, "g" * 128, "a" * 127, 42, None, " " + "a" * 127]
+)
 def test_it_refuses_a_malformed_token(world, bad):
     idents = [identifier("phone", fresh_phone()), {"kind": "phone", "token": bad}]
     response = world.alice.post(CASES, case_payload(identifiers=idents))
@@ -157,8 +195,9 @@ def test_it_refuses_anything_but_a_true_attestation(world, attestation):
 def test_it_refuses_a_missing_attestation(world):
     payload = case_payload()
     del payload["attestation"]
-    only_error(world.alice.post(CASES, payload), 400, "validation_error", "/attestation",
-               "required")
+    only_error(
+        world.alice.post(CASES, payload), 400, "validation_error", "/attestation", "required"
+    )
     assert nothing_written()
 
 
@@ -182,8 +221,7 @@ def test_it_needs_the_submit_scope(db):
 
 def test_it_keeps_a_reference_unique_among_live_cases(world):
     first = submit_case(world.alice, reference="REF-1")
-    body = assert_problem(world.alice.post(CASES, case_payload(reference="REF-1")), 409,
-                          "conflict")
+    body = assert_problem(world.alice.post(CASES, case_payload(reference="REF-1")), 409, "conflict")
     assert body["errors"][0]["pointer"] == "/reference"
     # Another member may use the same reference; a withdrawn case frees it.
     submit_case(world.bob, reference="REF-1")
@@ -217,12 +255,15 @@ def test_it_lets_exactly_one_of_two_concurrent_submissions_of_a_reference_win():
     world = make_world()
     for round_ in range(4):
         reference = f"RACE-{round_}"
-        responses = _race(*[
-            lambda: world.alice.post(CASES, case_payload(reference=reference))
-            for _ in range(2)
-        ])
+        responses = _race(
+            *[
+                lambda ref=reference: world.alice.post(CASES, case_payload(reference=ref))
+                for _ in range(2)
+            ]
+        )
         assert sorted(r.status_code for r in responses) == [201, 409], [
-            r.content for r in responses]
+            r.content for r in responses
+        ]
         loser = next(r for r in responses if r.status_code == 409)
         assert loser.json()["code"] == "conflict"
         assert Case.objects.filter(reference=reference).count() == 1
@@ -238,9 +279,12 @@ def test_it_refuses_the_second_inserter_that_waited_on_the_first():
 
     world = make_world()
     actor = Actor.for_api_key(world.alice.member.api_keys.get())
-    new_case = NewCase(reference="HELD", category="identity_theft",
-                       confirmed_at=timezone.localdate(),
-                       identifiers=[("phone", token_for("phone", fresh_phone()))])
+    new_case = NewCase(
+        reference="HELD",
+        category="identity_theft",
+        confirmed_at=timezone.localdate(),
+        identifiers=[("phone", token_for("phone", fresh_phone()))],
+    )
     inserted, release, outcome = threading.Event(), threading.Event(), {}
 
     def first():
@@ -285,8 +329,7 @@ def _wait_until_blocked(pid_of, timeout: float = 30.0) -> None:
         while time.monotonic() < deadline:
             pid = pid_of()
             if pid:
-                cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s",
-                               [pid])
+                cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
                 row = cursor.fetchone()
                 if row and row[0] == "Lock":
                     return
@@ -306,6 +349,7 @@ def test_it_replays_the_first_answer_for_a_repeated_key(world):
     assert again["Idempotent-Replayed"] == "true" and not first.has_header("Idempotent-Replayed")
     assert Case.objects.count() == 1
     assert AuditEvent.objects.filter(action="case.submitted").count() == 1
+    assert AuditEvent.objects.filter(action="idempotency.replayed").count() == 1
 
 
 def test_it_refuses_a_repeated_key_with_another_body(world):
@@ -350,16 +394,19 @@ def test_it_keeps_keys_at_least_a_day_then_purges_them(world, frozen_now, settin
 def test_it_refuses_an_unusable_key(world):
     response = world.alice.post(CASES, case_payload(), HTTP_IDEMPOTENCY_KEY="x" * 201)
     assert_problem(response, 400, "validation_error")
-    assert nothing_written()
+    response = world.alice.post(CASES, case_payload(), HTTP_IDEMPOTENCY_KEY="13812345678")
+    assert_problem(response, 400, "raw_pii_rejected")
+    assert "13812345678" not in response.content.decode()
+    assert nothing_written() and not IdempotencyKey.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_it_runs_concurrent_requests_with_one_key_once():
     world = make_world()
     payload = case_payload()
-    responses = _race(*[
-        lambda: world.alice.post(CASES, payload, HTTP_IDEMPOTENCY_KEY="same") for _ in range(3)
-    ])
+    responses = _race(
+        *[lambda: world.alice.post(CASES, payload, HTTP_IDEMPOTENCY_KEY="same") for _ in range(3)]
+    )
     assert [r.status_code for r in responses] == [201, 201, 201], [r.content for r in responses]
     assert len({r.json()["id"] for r in responses}) == 1
     assert sum(r.has_header("Idempotent-Replayed") for r in responses) == 2
@@ -376,8 +423,9 @@ def test_it_takes_a_batch_and_answers_each_case_in_order(world):
     bad_category = case_payload(reference="B-3", category="nope")
     dup_in_batch = case_payload(reference="B-1")
     also_good = case_payload(reference="B-5")
-    response = world.alice.post(BATCH, {"cases": [good, bad_token, bad_category, dup_in_batch,
-                                                  also_good]})
+    response = world.alice.post(
+        BATCH, {"cases": [good, bad_token, bad_category, dup_in_batch, also_good]}
+    )
     assert response.status_code == 200, response.content
     results = response.json()["results"]
     assert [r["index"] for r in results] == [0, 1, 2, 3, 4]
@@ -404,8 +452,7 @@ def test_it_reports_raw_identifiers_in_a_batch_per_case(world):
 
 
 def test_it_refuses_a_batch_above_500(world):
-    cases = [case_payload(identifiers=[{"kind": "phone", "token": "a" * 128}])
-             for _ in range(501)]
+    cases = [case_payload(identifiers=[{"kind": "phone", "token": "a" * 128}]) for _ in range(501)]
     assert_problem(world.alice.post(BATCH, {"cases": cases}), 400, "batch_too_large")
     assert nothing_written()
 
@@ -420,8 +467,9 @@ def test_it_takes_a_full_batch_of_500_cases_with_20_identifiers(world):
     import secrets
 
     cases = [
-        case_payload(identifiers=[{"kind": "imei", "token": secrets.token_hex(64)}
-                                  for _ in range(20)])
+        case_payload(
+            identifiers=[{"kind": "imei", "token": secrets.token_hex(64)} for _ in range(20)]
+        )
         for _ in range(500)
     ]
     response = world.alice.post(BATCH, {"cases": cases}, HTTP_IDEMPOTENCY_KEY="big")
@@ -475,8 +523,9 @@ def test_it_filters_the_list(world):
     assert ids("reference=KEEP&status=withdrawn") == []
 
 
-@pytest.mark.parametrize("query,pointer", [("status=sleeping", "/status"),
-                                           ("category=nope", "/category")])
+@pytest.mark.parametrize(
+    "query,pointer", [("status=sleeping", "/status"), ("category=nope", "/category")]
+)
 def test_it_refuses_unknown_filter_values(world, query, pointer):
     body = assert_problem(world.alice.get(f"{CASES}?{query}"), 400, "validation_error")
     assert body["errors"][0]["pointer"] == pointer
@@ -501,8 +550,10 @@ def test_it_answers_404_for_a_case_that_does_not_exist(world):
 
 
 def test_it_withdraws_a_case_and_purges_its_identifiers(world):
-    case = submit_case(world.alice, identifiers=[identifier("phone", fresh_phone()),
-                                                 identifier("email", "w@x.example")])
+    case = submit_case(
+        world.alice,
+        identifiers=[identifier("phone", fresh_phone()), identifier("email", "w@x.example")],
+    )
     response = withdraw(world.alice, case["id"])
     assert response.status_code == 200, response.content
     assert response.json()["status"] == "withdrawn" and response.json()["identifiers"] == []
@@ -516,8 +567,13 @@ def test_it_withdraws_a_case_and_purges_its_identifiers(world):
 
 def test_it_needs_a_reason_to_withdraw(world):
     case = submit_case(world.alice)
-    only_error(world.alice.post(f"{CASES}/{case['id']}/withdraw", {}), 400,
-               "validation_error", "/reason", "required")
+    only_error(
+        world.alice.post(f"{CASES}/{case['id']}/withdraw", {}),
+        400,
+        "validation_error",
+        "/reason",
+        "required",
+    )
     assert Case.objects.get(pk=case["id"]).status == "active"
 
 
@@ -549,8 +605,9 @@ def test_it_redates_live_cases_when_retention_changes(world):
     withdraw(world.alice, gone["id"])
     other = submit_case(world.alice, category="money_mule", confirmed_at="2026-02-01")
 
-    assert category_set_retention(actor=officer, category="account_takeover",
-                                  retention_days=365) == 2
+    assert (
+        category_set_retention(actor=officer, category="account_takeover", retention_days=365) == 2
+    )
 
     def expiry(case):
         return Case.objects.get(pk=case["id"]).expires_at
@@ -573,8 +630,11 @@ def test_it_refuses_a_retention_out_of_range(world, days):
 
 def test_it_lets_no_member_change_a_retention(world):
     with pytest.raises(NotFound):
-        category_set_retention(actor=Actor.for_api_key(world.alice.member.api_keys.get()),
-                               category="money_mule", retention_days=30)
+        category_set_retention(
+            actor=Actor.for_api_key(world.alice.member.api_keys.get()),
+            category="money_mule",
+            retention_days=30,
+        )
 
 
 # --- isolation -----------------------------------------------------------------------------
@@ -591,25 +651,54 @@ def test_it_never_shows_another_members_case_through_any_endpoint(world, setting
     for target in (case_id, missing):
         assert_problem(world.bob.get(case_url(target)), 404, "not_found")
         assert_problem(withdraw(world.bob, target), 404, "not_found")
-    assert world.bob.get(case_url(case_id)).json()["detail"] == (
-        world.bob.get(case_url(missing)).json()["detail"])
+    assert (
+        world.bob.get(case_url(case_id)).json()["detail"]
+        == (world.bob.get(case_url(missing)).json()["detail"])
+    )
     # list, with and without a filter on its reference
     for query in ("", "?reference=SECRET-REF", "?status=active"):
         assert world.bob.get(CASES + query).json()["results"] == []
     # an idempotency key alice used replays nothing for bob
     world.alice.post(CASES, case_payload(), HTTP_IDEMPOTENCY_KEY="alice-key")
-    assert not world.bob.post(CASES, case_payload(),
-                              HTTP_IDEMPOTENCY_KEY="alice-key").has_header("Idempotent-Replayed")
+    assert not world.bob.post(CASES, case_payload(), HTTP_IDEMPOTENCY_KEY="alice-key").has_header(
+        "Idempotent-Replayed"
+    )
     # a lookup finds the case but never names its reporter or its reference
-    found = world.bob.post("/api/v1/lookups", {"purpose": "loan_application",
-                                               "identifiers": [ident]})
+    found = world.bob.post(
+        "/api/v1/lookups", {"purpose": "loan_application", "identifiers": [ident]}
+    )
     assert found.status_code == 200
     text = found.content.decode()
     assert case_id in text and '"reported_by_you":false' in text.replace(" ", "")
-    for secret in ("ALICE_BANK", "Alice Bank", "SECRET-REF", "reported_by\""):
+    for secret in ("ALICE_BANK", "Alice Bank", "SECRET-REF", 'reported_by"'):
         assert secret not in text
+    # a dispute bob files about it names neither the reporter nor its reference, and bob
+    # cannot withdraw the case through the dispute either
+    filed = world.bob.post("/api/v1/disputes", {"case_id": case_id, "reason": "not_me"})
+    assert filed.status_code == 201, filed.content
+    dispute_id = filed.json()["id"]
+    seen_by_bob = [
+        filed,
+        world.bob.get(f"/api/v1/disputes/{dispute_id}"),
+        world.bob.get("/api/v1/disputes"),
+    ]
+    for response in seen_by_bob:
+        assert response.status_code in (200, 201)
+        for secret in ("ALICE_BANK", "Alice Bank", "SECRET-REF"):
+            assert secret not in response.content.decode()
+    response = world.bob.post(
+        f"/api/v1/disputes/{dispute_id}/response", {"position": "withdraw_case"}
+    )
+    assert_problem(response, 404, "not_found")
+    # subject access is for compliance officers only
+    subject = f"/api/v1/compliance/subject-access?kind=phone&token={ident['token']}"
+    assert_problem(world.bob.get(subject), 403, "forbidden_scope")
     # bob's audit trail has nothing of alice's
-    trail = world.bob.get("/api/v1/audit-events").content.decode()
-    assert case_id not in trail and "SECRET-REF" not in trail
-    # the case is untouched
-    assert Case.objects.get(pk=case_id).status == "active"
+    trail = world.bob.get("/api/v1/audit-events")
+    assert trail.status_code == 200
+    events = {(event["action"], event["object_id"]) for event in trail.json()["results"]}
+    assert ("case.submitted", case_id) not in events
+    for secret in ("ALICE_BANK", "SECRET-REF"):
+        assert secret not in trail.content.decode()
+    # the case is untouched (disputed by bob's filing, not withdrawn)
+    assert Case.objects.get(pk=case_id).status == "disputed"

@@ -14,7 +14,8 @@ the broker test a Celery worker and beat with the systemd units' command lines. 
 3. The audit trail verifies as intact after all of it.
 
 A Celery worker killed in the middle of a job is the jobs area's test:
-tests/test_jobs.py (a worker SIGKILLed mid-batch; the job is redelivered and completes).
+tests/test_jobs_worker.py::test_a_worker_killed_mid_batch_leaves_nothing_the_next_run_does_not_finish
+(a worker SIGKILLed inside a batch: the batch rolls back whole, the next run finishes).
 """
 
 import threading
@@ -77,8 +78,9 @@ def stack(tmp_path_factory):
     with private_postgres() as pg, private_redis() as redis:
         with time_limit(180):
             pg.create_database("registry")
-            env = registry_env(database_url=pg.url(), redis_url=redis.url(0),
-                               broker_url=redis.url(1))
+            env = registry_env(
+                database_url=pg.url(), redis_url=redis.url(0), broker_url=redis.url(1)
+            )
             keys = migrate_and_seed(env)
             web, base = start_web(env, logs / "web.log")
         try:
@@ -102,18 +104,25 @@ class Outcome:
     replayed: bool = False
 
 
-def call(session: requests.Session, base: str, kind: str, path: str, body: dict,
-         key: str = "") -> Outcome:
+def call(
+    session: requests.Session, base: str, kind: str, path: str, body: dict, key: str = ""
+) -> Outcome:
     headers = {"Idempotency-Key": key} if key else {}
     started = time.monotonic()
     try:
         response = session.post(base + path, json=body, headers=headers, timeout=REQUEST_TIMEOUT)
     except requests.RequestException as exc:
         return Outcome(kind, key, started, time.monotonic() - started, None, error=repr(exc))
-    outcome = Outcome(kind, key, started, time.monotonic() - started, response.status_code,
-                      content_type=response.headers.get("Content-Type", ""),
-                      retry_after=response.headers.get("Retry-After"),
-                      replayed=response.headers.get("Idempotent-Replayed") == "true")
+    outcome = Outcome(
+        kind,
+        key,
+        started,
+        time.monotonic() - started,
+        response.status_code,
+        content_type=response.headers.get("Content-Type", ""),
+        retry_after=response.headers.get("Retry-After"),
+        replayed=response.headers.get("Idempotent-Replayed") == "true",
+    )
     try:
         payload = response.json()
     except ValueError:
@@ -148,8 +157,11 @@ def looker(stack: Stack, stop: threading.Event, outcomes: list, token: dict) -> 
 
 
 def first_success_after(outcomes: list, kind: str, moment: float, status: int) -> float | None:
-    done = [o.started + o.elapsed for o in list(outcomes)
-            if o.kind == kind and o.started >= moment and o.status == status]
+    done = [
+        o.started + o.elapsed
+        for o in list(outcomes)
+        if o.kind == kind and o.started >= moment and o.status == status
+    ]
     return min(done) if done else None
 
 
@@ -157,8 +169,9 @@ def test_it_survives_a_postgres_restart_without_losing_or_doubling_a_report(stac
     with time_limit(150):
         alice, bob = stack.session("ALICE_BANK"), stack.session("BOB_LOANS")
         token = identifier("phone", "+8613900000001")
-        first = alice.post(stack.base + CASES, json=case_payload(identifiers=[token]),
-                           timeout=REQUEST_TIMEOUT)
+        first = alice.post(
+            stack.base + CASES, json=case_payload(identifiers=[token]), timeout=REQUEST_TIMEOUT
+        )
         assert first.status_code == 201, first.text
         outcomes: list[Outcome] = []
         bodies: dict[str, dict] = {}
@@ -170,8 +183,11 @@ def test_it_survives_a_postgres_restart_without_losing_or_doubling_a_report(stac
         for thread in threads:
             thread.start()
         try:
-            wait_for(lambda: sum(o.status == 201 for o in outcomes) >= 3, 30,
-                     "submissions before the outage")
+            wait_for(
+                lambda: sum(o.status == 201 for o in outcomes) >= 3,
+                30,
+                "submissions before the outage",
+            )
             outage_started = time.monotonic()
             stack.pg.stop("immediate")
             time.sleep(OUTAGE_SECONDS / 2)
@@ -179,9 +195,14 @@ def test_it_survives_a_postgres_restart_without_losing_or_doubling_a_report(stac
             time.sleep(OUTAGE_SECONDS / 2)
             stack.pg.start()
             restarted = time.monotonic()
-            wait_for(lambda: first_success_after(outcomes, "submit", restarted, 201)
-                     and first_success_after(outcomes, "lookup", restarted, 200),
-                     RECOVERY_BOUND_SECONDS * 2, "the API to recover")
+            wait_for(
+                lambda: (
+                    first_success_after(outcomes, "submit", restarted, 201)
+                    and first_success_after(outcomes, "lookup", restarted, 200)
+                ),
+                RECOVERY_BOUND_SECONDS * 2,
+                "the API to recover",
+            )
             time.sleep(1)
         finally:
             stop.set()
@@ -206,20 +227,26 @@ def test_it_survives_a_postgres_restart_without_losing_or_doubling_a_report(stac
         assert ready.status_code == 503 and "database" in ready.json()["failed"]
 
         # It recovered by itself, within seconds.
-        recovered = max(first_success_after(outcomes, "submit", restarted, 201),
-                        first_success_after(outcomes, "lookup", restarted, 200))
+        recovered = max(
+            first_success_after(outcomes, "submit", restarted, 201),
+            first_success_after(outcomes, "lookup", restarted, 200),
+        )
         assert recovered - restarted < RECOVERY_BOUND_SECONDS
         stack.extra["recovery_seconds"] = round(recovered - restarted, 2)
-        print(f"chaos/postgres: {len(outcomes)} calls, {len(unavailable)} answered 503, "
-              f"recovered {recovered - restarted:.2f} s after the restart, "
-              f"slowest call {max(o.elapsed for o in outcomes):.2f} s")
+        print(
+            f"chaos/postgres: {len(outcomes)} calls, {len(unavailable)} answered 503, "
+            f"recovered {recovered - restarted:.2f} s after the restart, "
+            f"slowest call {max(o.elapsed for o in outcomes):.2f} s"
+        )
 
-        assert_every_acknowledged_report_is_stored_once(stack, outcomes, bodies,
-                                                        first.json()["id"])
+        assert_every_acknowledged_report_is_stored_once(stack, outcomes, bodies, first.json()["id"])
         assert_a_retry_replays_instead_of_creating(stack, outcomes, bodies)
         # Lookups after the restart still find the case reported before it.
-        after = bob.post(stack.base + LOOKUPS, timeout=REQUEST_TIMEOUT,
-                         json={"purpose": "loan_application", "identifiers": [token]})
+        after = bob.post(
+            stack.base + LOOKUPS,
+            timeout=REQUEST_TIMEOUT,
+            json={"purpose": "loan_application", "identifiers": [token]},
+        )
         assert after.status_code == 200 and after.json()["results"][0]["matched"] is True
 
 
@@ -235,7 +262,9 @@ def assert_every_acknowledged_report_is_stored_once(stack, outcomes, bodies, fir
     acknowledged = {o.case_id for o in submits if o.status == 201}
     rows = stack.sql(
         "SELECT c.id::text, c.reference FROM registry_case c "
-        "JOIN registry_member m ON m.id = c.member_id WHERE m.code = %s", ["ALICE_BANK"])
+        "JOIN registry_member m ON m.id = c.member_id WHERE m.code = %s",
+        ["ALICE_BANK"],
+    )
     stored = {case_id for case_id, _reference in rows}
     assert acknowledged <= stored
     references = [reference for _case_id, reference in rows]
@@ -276,15 +305,22 @@ def run_without_redis_then_with_it(stack: Stack, worker: Process) -> None:
     stack.redis.stop()
 
     started = time.monotonic()
-    submitted = alice.post(stack.base + CASES, json=case_payload(identifiers=[token]),
-                           timeout=REQUEST_TIMEOUT)
+    submitted = alice.post(
+        stack.base + CASES, json=case_payload(identifiers=[token]), timeout=REQUEST_TIMEOUT
+    )
     assert submitted.status_code == 201, submitted.text
-    looked_up = bob.post(stack.base + LOOKUPS, timeout=REQUEST_TIMEOUT,
-                         json={"purpose": "loan_application", "identifiers": [token]})
+    looked_up = bob.post(
+        stack.base + LOOKUPS,
+        timeout=REQUEST_TIMEOUT,
+        json={"purpose": "loan_application", "identifiers": [token]},
+    )
     assert looked_up.status_code == 200, looked_up.text
     assert looked_up.json()["results"][0]["matched"] is True
-    disputed = bob.post(stack.base + DISPUTES, timeout=REQUEST_TIMEOUT, json={
-        "case_id": submitted.json()["id"], "reason": "not_me", "statement": "Chaos test."})
+    disputed = bob.post(
+        stack.base + DISPUTES,
+        timeout=REQUEST_TIMEOUT,
+        json={"case_id": submitted.json()["id"], "reason": "not_me", "statement": "Chaos test."},
+    )
     assert disputed.status_code == 201, disputed.text
     dispute_id = disputed.json()["id"]
     stack.extra["seconds_for_three_calls_without_redis"] = round(time.monotonic() - started, 2)
@@ -292,8 +328,10 @@ def run_without_redis_then_with_it(stack: Stack, worker: Process) -> None:
     assert ready.status_code == 503 and "broker" in ready.json()["failed"]
 
     # The notice to the reporting member waits in the outbox, undelivered.
-    waiting = stack.sql("SELECT task, delivered_at FROM registry_outboxtask "
-                        "WHERE kwargs->>'dispute_id' = %s", [dispute_id])
+    waiting = stack.sql(
+        "SELECT task, delivered_at FROM registry_outboxtask WHERE kwargs->>'dispute_id' = %s",
+        [dispute_id],
+    )
     assert waiting and all(delivered is None for _task, delivered in waiting)
     assert not notice_sent(stack, dispute_id)
 
@@ -302,21 +340,31 @@ def run_without_redis_then_with_it(stack: Stack, worker: Process) -> None:
 
     # Beat's outbox sweep (every 30 s, for rows older than 30 s) publishes it; the worker
     # sends the notice. Nobody intervenes.
-    wait_for(lambda: notice_sent(stack, dispute_id) or not worker.alive(), 150,
-             "the queued notice to be sent after Redis came back", interval=1)
+    wait_for(
+        lambda: notice_sent(stack, dispute_id) or not worker.alive(),
+        150,
+        "the queued notice to be sent after Redis came back",
+        interval=1,
+    )
     assert worker.alive(), worker.output()[-3000:]
-    delivered = stack.sql("SELECT delivered_at FROM registry_outboxtask "
-                          "WHERE kwargs->>'dispute_id' = %s", [dispute_id])
+    delivered = stack.sql(
+        "SELECT delivered_at FROM registry_outboxtask WHERE kwargs->>'dispute_id' = %s",
+        [dispute_id],
+    )
     assert delivered and all(row[0] is not None for row in delivered)
     assert len(notice_sent(stack, dispute_id)) == 1
-    print(f"chaos/redis: three calls without Redis took "
-          f"{stack.extra['seconds_for_three_calls_without_redis']} s; queued notice sent "
-          f"{time.monotonic() - restored:.1f} s after Redis came back")
+    print(
+        f"chaos/redis: three calls without Redis took "
+        f"{stack.extra['seconds_for_three_calls_without_redis']} s; queued notice sent "
+        f"{time.monotonic() - restored:.1f} s after Redis came back"
+    )
 
 
 def notice_sent(stack: Stack, dispute_id: str) -> list:
-    return stack.sql("SELECT id FROM registry_auditevent WHERE action = %s AND object_id = %s",
-                     ["dispute.filed_notice_sent", dispute_id])
+    return stack.sql(
+        "SELECT id FROM registry_auditevent WHERE action = %s AND object_id = %s",
+        ["dispute.filed_notice_sent", dispute_id],
+    )
 
 
 def test_it_keeps_the_audit_trail_intact_after_the_faults(stack):

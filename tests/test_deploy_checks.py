@@ -16,6 +16,7 @@ import yaml
 from django.conf import settings as django_settings
 from django.db import transaction
 
+from registry import db_router
 from registry.db_router import PrimaryReplicaRouter
 from registry.models import ApiKey, AuditEvent, Case, CaseIdentifier, Lookup, Sighting
 
@@ -51,8 +52,12 @@ def production_env(tmp_path: Path, **overrides) -> dict:
 
 def run_manage(env: dict, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True,
-        text=True, timeout=120,
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -132,12 +137,14 @@ def test_it_lists_every_setting_in_the_env_example():
     listed = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", example, flags=re.MULTILINE))
     assert len(read) > 40
     assert sorted(read - listed) == []
-    # Each variable has a comment line right above it (or above its group of alternatives).
+    # Each variable is explained by the comment right above it (or above its group of
+    # alternatives, such as NAME_FILE and NAME).
+    assignment = re.compile(r"^#? ?[A-Z][A-Z0-9_]+=")
     lines = example.splitlines()
     for index, line in enumerate(lines):
-        if re.match(r"^#? ?[A-Z][A-Z0-9_]+=", line):
-            above = [text for text in lines[:index] if text.strip()][-1]
-            assert above.startswith("#"), line
+        if assignment.match(line):
+            above = next(text for text in reversed(lines[:index]) if not assignment.match(text))
+            assert above.startswith("# ") and len(above) > 10, line
 
 
 def test_it_keeps_secret_values_out_of_the_env_example():
@@ -157,8 +164,11 @@ def gunicorn_config(monkeypatch, **env) -> dict:
 
 def test_it_configures_gunicorn_from_the_environment(monkeypatch):
     config = gunicorn_config(
-        monkeypatch, GUNICORN_BIND="127.0.0.1:9001", GUNICORN_WORKERS="3",
-        GUNICORN_THREADS="4", GUNICORN_TIMEOUT="12",
+        monkeypatch,
+        GUNICORN_BIND="127.0.0.1:9001",
+        GUNICORN_WORKERS="3",
+        GUNICORN_THREADS="4",
+        GUNICORN_TIMEOUT="12",
     )
     assert config["bind"] == ["127.0.0.1:9001"]
     assert (config["workers"], config["threads"], config["timeout"]) == (3, 4, 12)
@@ -183,8 +193,12 @@ def test_it_logs_access_without_query_strings(monkeypatch):
     logger.cfg = SimpleNamespace(accesslog="-", logconfig=None, syslog=False)
     logger.access_log = SimpleNamespace(info=lines.append)
     response = SimpleNamespace(status="200 OK", sent=12, headers=[("X-Request-Id", "abc")])
-    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/api/v1/compliance/subject-access",
-               "QUERY_STRING": "kind=phone&token=" + "ab" * 64, "REMOTE_ADDR": "127.0.0.1"}
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/api/v1/compliance/subject-access",
+        "QUERY_STRING": "kind=phone&token=" + "ab" * 64,
+        "REMOTE_ADDR": "127.0.0.1",
+    }
     logger.access(response, None, environ, timedelta(milliseconds=5))
     assert len(lines) == 1
     assert '"path": "/api/v1/compliance/subject-access"' in lines[0]
@@ -199,7 +213,9 @@ def test_it_ships_systemd_units_that_systemd_accepts(tmp_path):
         (tmp_path / unit.name).write_text(text)
     result = subprocess.run(
         ["systemd-analyze", "verify", "--man=no", *sorted(str(p) for p in tmp_path.iterdir())],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == ""
@@ -243,25 +259,42 @@ def test_it_limits_bodies_in_nginx_as_in_the_settings():
 
 
 def test_it_adds_a_replica_and_its_router_only_when_configured(tmp_path):
-    probe = ("import django, json; django.setup(); from django.conf import settings as s; "
-             "print(json.dumps([sorted(s.DATABASES), s.DATABASE_ROUTERS, "
-             "s.DATABASES.get('replica', {}).get('HOST')]))")
+    probe = (
+        "import django, json; django.setup(); from django.conf import settings as s; "
+        "print(json.dumps([sorted(s.DATABASES), s.DATABASE_ROUTERS, "
+        "s.DATABASES.get('replica', {}).get('HOST')]))"
+    )
     env = {**os.environ, "REGISTRY_ENV": "test", "DJANGO_SETTINGS_MODULE": "consortium.settings"}
     env.pop("DATABASE_REPLICA_URL", None)
-    without = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env,
-                             capture_output=True, text=True, timeout=60, check=True)
+    without = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert without.stdout.strip().splitlines()[-1] == '[["default"], [], null]'
     env["DATABASE_REPLICA_URL"] = "postgres://registry@10.9.8.7:5432/registry"
-    with_replica = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env,
-                                  capture_output=True, text=True, timeout=60, check=True)
+    with_replica = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert with_replica.stdout.strip().splitlines()[-1] == (
         '[["default", "replica"], ["registry.db_router.PrimaryReplicaRouter"], "10.9.8.7"]'
     )
 
 
 @pytest.fixture
-def replica_configured(settings):
-    settings.DATABASES = {**settings.DATABASES, "replica": settings.DATABASES["default"]}
+def replica_configured(monkeypatch):
+    # As if DATABASE_REPLICA_URL were set (the settings side is the subprocess test above).
+    monkeypatch.setattr(db_router, "replica_configured", lambda: True)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -287,3 +320,44 @@ def test_it_keeps_reads_inside_a_transaction_and_all_writes_on_the_primary(repli
 @pytest.mark.django_db(transaction=True)
 def test_it_reads_everything_from_the_primary_without_a_replica():
     assert PrimaryReplicaRouter().db_for_read(Case) == "default"
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.skipif(not shutil.which("chromium"), reason="needs Debian's chromium package")
+def test_it_runs_the_login_page_and_the_api_docs_under_the_csp_in_a_browser(
+    live_server, monkeypatch
+):
+    from playwright.sync_api import sync_playwright
+
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    violations: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=shutil.which("chromium"),
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        try:
+            page = browser.new_page()
+            page.on(
+                "console",
+                lambda m: (
+                    violations.append(m.text) if "Content Security Policy" in m.text else None
+                ),
+            )
+            page.goto(f"{live_server.url}/admin/login/")
+            page.wait_for_selector("input[name=username]")
+            page.goto(f"{live_server.url}/api/v1/docs/")
+            # Swagger UI is built by its scripts: it renders only if the CSP let them run.
+            page.wait_for_selector('[data-path="/api/v1/lookups"]', timeout=20_000)
+        finally:
+            browser.close()
+    assert violations == []

@@ -8,8 +8,13 @@ it up, and the expiry job, sent through the broker like beat sends it, expires t
 the worker; beat's own schedule runs the audit sealer meanwhile.
 """
 
+import os
+import re
+import shutil
+import subprocess
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -19,8 +24,11 @@ from django.utils import timezone
 
 from tests.factories import case_payload, identifier
 from tests.private_services import (
+    ROOT,
     Process,
+    free_port,
     migrate_and_seed,
+    port_answers,
     private_postgres,
     private_redis,
     registry_env,
@@ -32,13 +40,15 @@ from tests.private_services import (
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 15
+DEPLOY = ROOT / "deploy"
 
 
 def test_it_runs_a_submission_a_lookup_and_an_expiry_on_the_deployed_processes(tmp_path):
     with private_postgres() as pg, private_redis() as redis, time_limit(240):
         pg.create_database("registry_e2e")
-        env = registry_env(database_url=pg.url("registry_e2e"), redis_url=redis.url(0),
-                           broker_url=redis.url(1))
+        env = registry_env(
+            database_url=pg.url("registry_e2e"), redis_url=redis.url(0), broker_url=redis.url(1)
+        )
         keys = migrate_and_seed(env)
         web, base = start_web(env, tmp_path / "web.log")
         worker = Process(unit_command("registry-worker"), env, tmp_path / "worker.log")
@@ -62,8 +72,12 @@ def run_the_scenario(base, keys, database_url, broker_url, worker, beat) -> None
     ready = alice.get(f"{base}/readyz", timeout=TIMEOUT)
     assert ready.status_code == 200, ready.text
 
-    submitted = alice.post(f"{base}/api/v1/cases", json=case_payload(identifiers=[token]),
-                           headers={"Idempotency-Key": "e2e-1"}, timeout=TIMEOUT)
+    submitted = alice.post(
+        f"{base}/api/v1/cases",
+        json=case_payload(identifiers=[token]),
+        headers={"Idempotency-Key": "e2e-1"},
+        timeout=TIMEOUT,
+    )
     assert submitted.status_code == 201, submitted.text
     case = submitted.json()
 
@@ -77,8 +91,9 @@ def run_the_scenario(base, keys, database_url, broker_url, worker, beat) -> None
     # the case's retention instead of waiting five years.
     after_retention = timezone.now() + timedelta(days=5 * 366 + 2)
     sender = Celery("e2e-sender", broker=broker_url)
-    sender.send_task("registry.jobs.expiry", kwargs={"now_iso": after_retention.isoformat()},
-                     queue="registry")
+    sender.send_task(
+        "registry.jobs.expiry", kwargs={"now_iso": after_retention.isoformat()}, queue="registry"
+    )
 
     def expired() -> bool:
         assert worker.alive(), worker.output()[-3000:]
@@ -89,17 +104,22 @@ def run_the_scenario(base, keys, database_url, broker_url, worker, beat) -> None
     gone = bob.post(f"{base}/api/v1/lookups", json=lookup_body, timeout=TIMEOUT)
     assert gone.status_code == 200 and gone.json()["results"][0]["matched"] is False
     with psycopg.connect(database_url, connect_timeout=5) as conn:
-        left = conn.execute("SELECT count(*) FROM registry_caseidentifier WHERE case_id = %s",
-                            [case["id"]]).fetchone()[0]
+        left = conn.execute(
+            "SELECT count(*) FROM registry_caseidentifier WHERE case_id = %s", [case["id"]]
+        ).fetchone()[0]
         assert left == 0  # the identifiers were purged, not just hidden
 
     # Beat runs the schedule by itself: the audit sealer (every 10 s) seals our events.
     def sealed_by_beat() -> bool:
         assert beat.alive(), beat.output()[-3000:]
         with psycopg.connect(database_url, connect_timeout=5) as conn:
-            return conn.execute(
-                "SELECT count(*) FROM registry_jobrun WHERE job = 'audit_seal' "
-                "AND status = 'succeeded'").fetchone()[0] > 0
+            return (
+                conn.execute(
+                    "SELECT count(*) FROM registry_jobrun WHERE job = 'audit_seal' "
+                    "AND status = 'succeeded'"
+                ).fetchone()[0]
+                > 0
+            )
 
     wait_for(sealed_by_beat, 60, "beat to have the worker seal the audit trail", interval=1)
 
@@ -107,8 +127,11 @@ def run_the_scenario(base, keys, database_url, broker_url, worker, beat) -> None
 def assert_access_log_keeps_tokens_out(base, keys, web) -> None:
     officer = session(keys["officer"])
     secret_token = "ab" * 64
-    answer = officer.get(f"{base}/api/v1/compliance/subject-access",
-                         params={"kind": "phone", "token": secret_token}, timeout=TIMEOUT)
+    answer = officer.get(
+        f"{base}/api/v1/compliance/subject-access",
+        params={"kind": "phone", "token": secret_token},
+        timeout=TIMEOUT,
+    )
     assert answer.status_code == 200, answer.text
     time.sleep(0.5)  # the access log line is written after the response
     log = web.output()
@@ -121,3 +144,126 @@ def session(key: str) -> requests.Session:
     s = requests.Session()
     s.headers["Authorization"] = f"Bearer {key}"
     return s
+
+
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+
+
+@pytest.mark.skipif(
+    NGINX is None or shutil.which("openssl") is None,
+    reason="needs nginx and openssl (Debian: nginx-light, openssl)",
+)
+def test_it_serves_through_the_nginx_site_with_tls_headers_and_the_body_limit(tmp_path):
+    """deploy/nginx/registry.conf in front of gunicorn, on loopback ports of its own."""
+    with time_limit(120):
+        # Only /healthz reaches the application here: no database or Redis is needed.
+        env = registry_env(
+            database_url="postgres://postgres@127.0.0.1:9/unused",
+            redis_url="redis://127.0.0.1:9/0",
+            SECURE_HSTS_SECONDS="3600",
+        )
+        web, base = start_web(env, tmp_path / "web.log", workers=1, threads=2)
+        try:
+            http_port, https_port = free_port(), free_port()
+            nginx = start_nginx(tmp_path, base.rsplit(":", 1)[1], http_port, https_port)
+            try:
+                check_the_site(
+                    f"http://127.0.0.1:{http_port}", f"https://127.0.0.1:{https_port}", web
+                )
+            finally:
+                nginx.stop()
+        finally:
+            web.stop()
+
+
+def start_nginx(tmp_path: Path, upstream_port: str, http_port: int, https_port: int) -> Process:
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=registry.example",
+            "-keyout",
+            str(tmp_path / "key.pem"),
+            "-out",
+            str(tmp_path / "cert.pem"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    site = (DEPLOY / "nginx" / "registry.conf").read_text()
+    for old, new in [
+        ("listen 80;", f"listen 127.0.0.1:{http_port};"),
+        ("listen [::]:80;", ""),
+        ("listen 443 ssl http2;", f"listen 127.0.0.1:{https_port} ssl http2;"),
+        ("listen [::]:443 ssl http2;", ""),
+        ("server 127.0.0.1:8000", f"server 127.0.0.1:{upstream_port}"),
+        ("/etc/nginx/registry_proxy.conf", str(DEPLOY / "nginx" / "registry_proxy.conf")),
+        ("/etc/ssl/registry/fullchain.pem", str(tmp_path / "cert.pem")),
+        ("/etc/ssl/registry/privkey.pem", str(tmp_path / "key.pem")),
+        ("/var/log/nginx/", f"{tmp_path}/"),
+        ("ssl_stapling on;", ""),  # a self-signed certificate has no OCSP responder
+        ("ssl_stapling_verify on;", ""),
+    ]:
+        assert old in site, old
+        site = site.replace(old, new)
+    (tmp_path / "site.conf").write_text(site)
+    temp = " ".join(
+        f"{kind}_temp_path {tmp_path}/{kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    (tmp_path / "nginx.conf").write_text(
+        ("user root;\n" if os.geteuid() == 0 else "")
+        + f"daemon off; worker_processes 1; pid {tmp_path}/nginx.pid;\n"
+        f"error_log {tmp_path}/error.log warn;\nevents {{}}\n"
+        f"http {{ {temp} access_log {tmp_path}/access.log; include {tmp_path}/site.conf; }}\n"
+    )
+    checked = subprocess.run(
+        [NGINX, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert checked.returncode == 0, checked.stderr
+    nginx = Process(
+        [NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+        dict(os.environ),
+        tmp_path / "nginx.out",
+    )
+    nginx.start()
+    wait_for(lambda: port_answers(https_port), 15, "nginx to listen")
+    return nginx
+
+
+def check_the_site(http: str, https: str, web: Process) -> None:
+    import urllib3
+
+    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    # Plain HTTP: health checks answer, everything else goes to HTTPS.
+    assert requests.get(f"{http}/healthz", timeout=TIMEOUT).status_code == 200
+    moved = requests.get(f"{http}/api/v1/lookups", timeout=TIMEOUT, allow_redirects=False)
+    assert moved.status_code == 301 and moved.headers["Location"].startswith("https://")
+    # HTTPS: Django sees the request as secure (X-Forwarded-Proto) and sends HSTS; the request
+    # id is nginx's, passed on in X-Request-Id.
+    answer = requests.get(f"{https}/healthz", timeout=TIMEOUT, verify=False)  # noqa: S501 - self-signed
+    assert answer.status_code == 200
+    assert answer.headers["Strict-Transport-Security"].startswith("max-age=3600")
+    assert re.fullmatch(r"[0-9a-f]{32}", answer.headers["X-Request-Id"])
+    # A body over 2 MiB is refused by nginx itself: it never reaches gunicorn.
+    huge = requests.post(
+        f"{https}/api/v1/lookups",
+        data=b"x" * (3 * 1024 * 1024),
+        headers={"Content-Type": "application/json"},
+        timeout=TIMEOUT,
+        verify=False,  # noqa: S501 - our own self-signed test certificate
+    )
+    assert huge.status_code == 413
+    time.sleep(0.5)
+    assert '"path": "/api/v1/lookups"' not in web.output()

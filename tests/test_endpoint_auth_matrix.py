@@ -40,15 +40,18 @@ ENDPOINTS: dict[tuple[str, str], Row] = {
     ("cases", "post"): Row(frozenset({"submit"})),
     ("cases-batch", "post"): Row(frozenset({"submit"})),
     ("case", "get"): Row(frozenset({"submit"}), owned_object="case"),
-    ("case-withdraw", "post"): Row(frozenset({"submit"}), {"reason": "Reported in error."},
-                                   owned_object="case"),
+    ("case-withdraw", "post"): Row(
+        frozenset({"submit"}), {"reason": "Reported in error."}, owned_object="case"
+    ),
     ("lookups", "post"): Row(frozenset({"lookup"})),
     ("disputes", "get"): Row(frozenset({"dispute", "compliance"})),
     ("disputes", "post"): Row(frozenset({"dispute"})),
     ("dispute", "get"): Row(frozenset({"dispute", "compliance"}), owned_object="dispute"),
-    ("dispute-response", "post"): Row(frozenset({"dispute"}),
-                                      {"position": "maintain", "statement": "We maintain it."},
-                                      owned_object="dispute"),
+    ("dispute-response", "post"): Row(
+        frozenset({"dispute"}),
+        {"position": "maintain", "statement": "We maintain it."},
+        owned_object="dispute",
+    ),
     # Officers decide every dispute: there is no "another member's" dispute for them.
     ("dispute-decision", "post"): Row(frozenset({"compliance"})),
     ("subject-access", "get"): Row(frozenset({"compliance"})),

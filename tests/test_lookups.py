@@ -45,19 +45,29 @@ def case_ids(result) -> list[str]:
 def test_it_finds_a_case_by_any_of_its_identifiers_and_counts_other_members(world):
     phone = identifier("phone", "+8613812345678")
     id_card = identifier("cn_resident_id", "11010519491231002X")
-    case = submit_case(world.alice, identifiers=[phone, id_card], category="identity_theft",
-                       confirmed_at="2026-05-04")
+    case = submit_case(
+        world.alice,
+        identifiers=[phone, id_card],
+        category="identity_theft",
+        confirmed_at="2026-05-04",
+    )
 
     by_phone = only_result(world.bob, phone)
     by_card = only_result(world.bob, id_card)
     for result, ident in ((by_phone, phone), (by_card, id_card)):
         assert result["kind"] == ident["kind"] and result["token"] == ident["token"]
         assert result["matched"] is True
-        assert result["cases"] == [{
-            "case_id": case["id"], "category": "identity_theft", "confirmed_at": "2026-05-04",
-            "status": "active", "reported_by_you": False, "reporting_members": 1,
-            "has_subject_statement": False,
-        }]
+        assert result["cases"] == [
+            {
+                "case_id": case["id"],
+                "category": "identity_theft",
+                "confirmed_at": "2026-05-04",
+                "status": "active",
+                "reported_by_you": False,
+                "reporting_members": 1,
+                "has_subject_statement": False,
+            }
+        ]
         assert result["velocity"] == ZERO  # nobody else looked before bob
 
     # carol sees that one other member (bob) looked this phone up, in every window
@@ -71,8 +81,12 @@ def test_it_finds_a_case_by_any_of_its_identifiers_and_counts_other_members(worl
 def test_it_does_not_find_a_withdrawn_case(world):
     ident = identifier("phone", fresh_phone())
     case = submit_case(world.alice, identifiers=[ident])
-    assert world.alice.post(f"/api/v1/cases/{case['id']}/withdraw",
-                            {"reason": "retracted"}).status_code == 200
+    assert (
+        world.alice.post(
+            f"/api/v1/cases/{case['id']}/withdraw", {"reason": "retracted"}
+        ).status_code
+        == 200
+    )
     result = only_result(world.bob, ident)
     assert result["matched"] is False and result["cases"] == []
 
@@ -81,8 +95,11 @@ def test_it_does_not_find_a_case_past_its_expiry_before_the_job_ran(world, froze
     ident = identifier("phone", fresh_phone())
     case = submit_case(world.alice, identifiers=[ident])
     expires = Case.objects.get(pk=case["id"]).expires_at
-    frozen_now.set(timezone.make_aware(
-        timezone.datetime.combine(expires - timedelta(days=1), timezone.datetime.min.time())))
+    frozen_now.set(
+        timezone.make_aware(
+            timezone.datetime.combine(expires - timedelta(days=1), timezone.datetime.min.time())
+        )
+    )
     assert only_result(world.bob, ident)["matched"] is True
     frozen_now.advance(days=1)
     assert Case.objects.get(pk=case["id"]).status == "active"  # no job has run
@@ -130,7 +147,8 @@ def test_it_answers_every_identifier_in_order(world):
     asked = [misses[0], hit, misses[1], hit, misses[2]]
     body = lookup(world.bob, asked)
     assert [(r["kind"], r["token"]) for r in body["results"]] == [
-        (i["kind"], i["token"]) for i in asked]
+        (i["kind"], i["token"]) for i in asked
+    ]
     assert [r["matched"] for r in body["results"]] == [False, True, False, True, False]
     lookup_row = Lookup.objects.get(pk=body["lookup_id"])
     assert (lookup_row.identifier_count, lookup_row.match_count) == (5, 2)
@@ -153,10 +171,20 @@ def test_it_counts_velocity_per_window_for_matched_and_unmatched_identifiers(wor
     frozen_now.advance(minutes=30)
     # bob 8 d 2.5 h ago, carol 8 d 0.5 h ago, dave 30 min ago
     assert only_result(world.alice, ident)["velocity"] == {
-        "1h": 1, "24h": 1, "7d": 1, "30d": 3, "90d": 3}
+        "1h": 1,
+        "24h": 1,
+        "7d": 1,
+        "30d": 3,
+        "90d": 3,
+    }
     frozen_now.advance(days=25)
     assert only_result(world.alice, ident)["velocity"] == {
-        "1h": 0, "24h": 0, "7d": 0, "30d": 1, "90d": 3}
+        "1h": 0,
+        "24h": 0,
+        "7d": 0,
+        "30d": 1,
+        "90d": 3,
+    }
     frozen_now.advance(days=70)
     assert only_result(world.alice, ident)["velocity"] == ZERO
 
@@ -201,7 +229,8 @@ def test_it_logs_each_lookup_with_member_time_purpose_and_digests(world):
     assert abs((timezone.now() - row.created_at).total_seconds()) < 60
     entries = LookupLogEntry.objects.filter(lookup=row)
     assert {(e.kind, bytes(e.digest)) for e in entries} == {
-        (i["kind"], tokens.digest_and_fingerprint(i["token"])[0]) for i in idents}
+        (i["kind"], tokens.digest_and_fingerprint(i["token"])[0]) for i in idents
+    }
     assert {e.member_id for e in entries} == {world.bob.member.pk}
     (event,) = AuditEvent.objects.filter(action="lookup.performed")
     assert event.object_id == body["lookup_id"] and event.member_id == world.bob.member.pk
@@ -213,8 +242,10 @@ def test_it_needs_the_lookup_scope(db):
     from tests.base import make_member
 
     submitter = make_member("SUBMIT_ONLY", scopes=["submit"])
-    response = submitter.post(LOOKUPS, {"purpose": "loan_application",
-                                        "identifiers": [identifier("phone", fresh_phone())]})
+    response = submitter.post(
+        LOOKUPS,
+        {"purpose": "loan_application", "identifiers": [identifier("phone", fresh_phone())]},
+    )
     assert_problem(response, 403, "forbidden_scope")
     assert not Lookup.objects.exists()
 
@@ -223,32 +254,39 @@ def test_it_needs_the_lookup_scope(db):
 
 
 def nothing_logged() -> bool:
-    return not (Lookup.objects.exists() or LookupLogEntry.objects.exists()
-                or Sighting.objects.exists()
-                or AuditEvent.objects.filter(action="lookup.performed").exists())
+    return not (
+        Lookup.objects.exists()
+        or LookupLogEntry.objects.exists()
+        or Sighting.objects.exists()
+        or AuditEvent.objects.filter(action="lookup.performed").exists()
+    )
 
 
 def test_it_refuses_more_than_1000_identifiers(world):
     idents = [{"kind": "phone", "token": "ab" * 64}] * 1001
-    body = assert_problem(world.bob.post(LOOKUPS, {"purpose": "loan_application",
-                                                   "identifiers": idents}), 400,
-                          "batch_too_large")
+    body = assert_problem(
+        world.bob.post(LOOKUPS, {"purpose": "loan_application", "identifiers": idents}),
+        400,
+        "batch_too_large",
+    )
     assert body["errors"][0]["pointer"] == "/identifiers"
     assert nothing_logged()
     assert lookup(world.bob, idents[:1000])["results"][999]["matched"] is False
 
 
-@pytest.mark.parametrize("identifiers,pointer,code", [
-    ([{"kind": "fax", "token": "ab" * 64}], "/identifiers/0/kind", "unknown_kind"),
-    ([{"kind": "phone", "token": "ab" * 63}], "/identifiers/0/token", "invalid_token"),
-    ([{"kind": "phone"}], "/identifiers/0/token", "required"),
-    (["ab" * 64], "/identifiers/0", "invalid"),
-    ([], "/identifiers", "empty"),
-    ("phone", "/identifiers", "not_a_list"),
-])
+@pytest.mark.parametrize(
+    "identifiers,pointer,code",
+    [
+        ([{"kind": "fax", "token": "ab" * 64}], "/identifiers/0/kind", "unknown_kind"),
+        ([{"kind": "phone", "token": "ab" * 63}], "/identifiers/0/token", "invalid_token"),
+        ([{"kind": "phone"}], "/identifiers/0/token", "required"),
+        (["ab" * 64], "/identifiers/0", "invalid"),
+        ([], "/identifiers", "empty"),
+        ("phone", "/identifiers", "not_a_list"),
+    ],
+)
 def test_it_refuses_bad_identifiers(world, identifiers, pointer, code):
-    response = world.bob.post(LOOKUPS, {"purpose": "loan_application",
-                                        "identifiers": identifiers})
+    response = world.bob.post(LOOKUPS, {"purpose": "loan_application", "identifiers": identifiers})
     body = assert_problem(response, 400, "validation_error")
     assert [(e["pointer"], e["code"]) for e in body["errors"]] == [(pointer, code)]
     assert nothing_logged()
@@ -269,20 +307,26 @@ def test_it_refuses_an_unknown_purpose(world, purpose):
 def test_it_matches_exactly_what_matchable_cases_q_allows(world, frozen_now):
     """The hand-written lookup SQL and the ORM rule agree on every kind of case."""
     ident = identifier("phone", fresh_phone())
-    cases = {name: submit_case(world.alice, identifiers=[ident])["id"]
-             for name in ("active", "disputed", "overdue", "expired_by_date", "responded_late")}
+    cases = {
+        name: submit_case(world.alice, identifiers=[ident])["id"]
+        for name in ("active", "disputed", "overdue", "expired_by_date", "responded_late")
+    }
     Case.objects.filter(pk=cases["expired_by_date"]).update(
-        confirmed_at=timezone.localdate() - timedelta(days=30),
-        expires_at=timezone.localdate())
+        confirmed_at=timezone.localdate() - timedelta(days=30), expires_at=timezone.localdate()
+    )
     carol = actor_of(world.carol)
     for name in ("disputed", "overdue", "responded_late"):
         dispute_file(actor=carol, case_id=cases[name], reason="other")
     Dispute.objects.filter(case_id=cases["overdue"]).update(status="overdue")
     Dispute.objects.filter(case_id=cases["responded_late"]).update(
-        status="responded", due_at=timezone.now() - timedelta(minutes=1))
+        status="responded", due_at=timezone.now() - timedelta(minutes=1)
+    )
     expected = set(
-        Case.objects.filter(matchable_cases_q(), Q(identifiers__digest=tokens.digest_and_fingerprint(
-            ident["token"])[0])).values_list("pk", flat=True))
+        Case.objects.filter(
+            matchable_cases_q(),
+            Q(identifiers__digest=tokens.digest_and_fingerprint(ident["token"])[0]),
+        ).values_list("pk", flat=True)
+    )
     assert {str(pk) for pk in expected} == {cases["active"], cases["disputed"]}
     assert set(case_ids(only_result(world.bob, ident))) == {str(pk) for pk in expected}
 
@@ -307,7 +351,8 @@ def test_it_matches_rows_at_the_previous_pepper_during_a_rotation(world, setting
         # once the rotation job moved the rows to version 2, they still match
         row = CaseIdentifier.objects.get(case_id=case["id"])
         CaseIdentifier.objects.filter(pk=row.pk).update(
-            digest=tokens.rotate_digest(bytes(row.digest), 2), pepper_version=2)
+            digest=tokens.rotate_digest(bytes(row.digest), 2), pepper_version=2
+        )
         assert case_ids(only_result(world.bob, ident)) == [case["id"]]
     finally:
         settings.REGISTRY_PREVIOUS_PEPPERS, settings.REGISTRY_PEPPER = before
@@ -319,3 +364,26 @@ def test_it_uses_real_tokens_that_differ_by_kind(world):
     assert token_for("imei", "490154203237518") != token_for("bank_card", "490154203237518")
     submit_case(world.alice, identifiers=[identifier("imei", "490154203237518")])
     assert only_result(world.bob, identifier("bank_card", "490154203237518"))["matched"] is False
+
+
+def test_it_refuses_bad_identifiers_in_the_service_too(world):
+    from registry.errors import ValidationFailed
+    from registry.services.lookups import lookup_perform
+
+    with pytest.raises(ValidationFailed) as refused:
+        lookup_perform(
+            actor=actor_of(world.bob),
+            purpose="loan_application",
+            identifiers=[("phone", "ab" * 64), ("fax", "ab" * 64), ("phone", "zz")],
+        )
+    assert [e.pointer for e in refused.value.errors] == ["/identifiers/1", "/identifiers/2"]
+    assert nothing_logged()
+
+
+def test_it_reports_database_errors_of_raw_sql_as_django_errors(db):
+    from django.db import ProgrammingError
+
+    from registry.sql import execute_binary
+
+    with pytest.raises(ProgrammingError):
+        execute_binary("SELECT no_such_column FROM registry_case", {})

@@ -51,25 +51,38 @@ def with_token(raw: str) -> list[dict]:
 
 
 def lookup_body(**overrides) -> dict:
-    return {"purpose": "loan_application", "identifiers": [identifier("phone", fresh_phone())],
-            **overrides}
+    return {
+        "purpose": "loan_application",
+        "identifiers": [identifier("phone", fresh_phone())],
+        **overrides,
+    }
 
 
 # (what, how to send it, the pointer the error must name)
 REQUESTS = {
-    "case_token": (lambda w, raw: w.alice.post(CASES, case_payload(identifiers=with_token(raw))),
-                   "/identifiers/1/token"),
-    "case_reference": (lambda w, raw: w.alice.post(CASES, case_payload(reference=raw)),
-                       "/reference"),
-    "lookup_token": (lambda w, raw: w.bob.post(LOOKUPS, lookup_body(identifiers=with_token(raw))),
-                     "/identifiers/1/token"),
-    "lookup_consent_reference": (lambda w, raw: w.bob.post(LOOKUPS,
-                                                           lookup_body(consent_reference=raw)),
-                                 "/consent_reference"),
-    "withdraw_reason": (lambda w, raw: w.alice.post(
-        f"{CASES}/{w.alice.extra['case_id']}/withdraw", {"reason": raw}), "/reason"),
-    "list_filter_reference": (lambda w, raw: w.alice.get(CASES, {"reference": raw}),
-                              "/reference"),
+    "case_token": (
+        lambda w, raw: w.alice.post(CASES, case_payload(identifiers=with_token(raw))),
+        "/identifiers/1/token",
+    ),
+    "case_reference": (
+        lambda w, raw: w.alice.post(CASES, case_payload(reference=raw)),
+        "/reference",
+    ),
+    "lookup_token": (
+        lambda w, raw: w.bob.post(LOOKUPS, lookup_body(identifiers=with_token(raw))),
+        "/identifiers/1/token",
+    ),
+    "lookup_consent_reference": (
+        lambda w, raw: w.bob.post(LOOKUPS, lookup_body(consent_reference=raw)),
+        "/consent_reference",
+    ),
+    "withdraw_reason": (
+        lambda w, raw: w.alice.post(
+            f"{CASES}/{w.alice.extra['case_id']}/withdraw", {"reason": raw}
+        ),
+        "/reason",
+    ),
+    "list_filter_reference": (lambda w, raw: w.alice.get(CASES, {"reference": raw}), "/reference"),
 }
 
 
@@ -96,8 +109,9 @@ def test_it_refuses_raw_identifiers_and_forgets_them(world, every_log_line, wher
     assert raw not in json.dumps(body, ensure_ascii=False)
     assert not [line for line in every_log_line if raw in line]
     assert AuditEvent.objects.count() == events_before
-    assert raw not in json.dumps(list(AuditEvent.objects.values("details", "object_id")),
-                                 ensure_ascii=False)
+    assert raw not in json.dumps(
+        list(AuditEvent.objects.values("details", "object_id")), ensure_ascii=False
+    )
     assert Case.objects.count() == cases_before
     assert not Case.objects.filter(reference=raw).exists()
     assert not Lookup.objects.exists() and not Sighting.objects.exists()
@@ -106,12 +120,18 @@ def test_it_refuses_raw_identifiers_and_forgets_them(world, every_log_line, wher
 
 def test_it_reports_raw_pii_before_any_other_fault_of_the_token(world):
     # wrong kind AND a raw phone as token: the raw identifier is what the member must hear
-    response = world.alice.post(CASES, case_payload(
-        identifiers=[sent_identifier_kind_mismatch("13812345678")]))
+    response = world.alice.post(
+        CASES, case_payload(identifiers=[sent_identifier_kind_mismatch("13812345678")])
+    )
     body = response.json()
     assert body["code"] == "raw_pii_rejected"
-    assert body["errors"] == [{"pointer": "/identifiers/0/token", "code": "raw_pii_rejected",
-                               "detail": body["errors"][0]["detail"]}]
+    assert body["errors"] == [
+        {
+            "pointer": "/identifiers/0/token",
+            "code": "raw_pii_rejected",
+            "detail": body["errors"][0]["detail"],
+        }
+    ]
     assert "13812345678" not in response.content.decode()
 
 
@@ -123,13 +143,21 @@ def test_it_refuses_raw_pii_in_a_reference_longer_than_allowed(world):
 
 
 def test_it_does_not_remember_an_idempotency_key_of_a_refused_request(world):
-    response = world.alice.post(CASES, case_payload(reference="13812345678"),
-                                HTTP_IDEMPOTENCY_KEY="pii")
+    response = world.alice.post(
+        CASES, case_payload(reference="13812345678"), HTTP_IDEMPOTENCY_KEY="pii"
+    )
     assert response.json()["code"] == "raw_pii_rejected"
     assert not IdempotencyKey.objects.exists() and not CaseIdentifier.objects.exists()
 
 
-@pytest.mark.parametrize("clean", ["CASE-2026-0042", "2026-10-01 批次 7", "贷款申请-00017",
-                                   "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"])
+@pytest.mark.parametrize(
+    "clean",
+    [
+        "CASE-2026-0042",
+        "2026-10-01 批次 7",
+        "贷款申请-00017",
+        "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d",
+    ],
+)
 def test_it_accepts_ordinary_references(world, clean):
     assert world.alice.post(CASES, case_payload(reference=clean)).status_code == 201

@@ -33,9 +33,10 @@ def ensure_compiled_messages() -> None:
     trans_real._default = None
 
 
-def catalog() -> polib.POFile:
+def catalog() -> list[polib.POEntry]:
+    """The live entries (makemessages keeps removed strings as obsolete `#~` entries)."""
     assert PO.exists(), f"{PO} is missing: run makemessages -l zh_Hans"
-    return polib.pofile(str(PO))
+    return [e for e in polib.pofile(str(PO)) if not e.obsolete]
 
 
 def translations(entry: polib.POEntry) -> list[str]:
@@ -45,12 +46,13 @@ def translations(entry: polib.POEntry) -> list[str]:
 
 
 def test_every_msgid_has_a_chinese_translation_and_none_is_fuzzy():
-    po = catalog()
-    assert len(po) > 100
-    untranslated = [e.msgid for e in po if not all(t.strip() for t in translations(e))]
-    fuzzy = [e.msgid for e in po if "fuzzy" in e.flags]
+    entries = catalog()
+    assert len(entries) > 100
+    untranslated = [e.msgid for e in entries if not all(t.strip() for t in translations(e))]
+    fuzzy = [e.msgid for e in entries if "fuzzy" in e.flags]
     assert untranslated == []
     assert fuzzy == []
+    po = polib.pofile(str(PO))
     assert not po.metadata_is_fuzzy
     assert "nplurals=1" in po.metadata["Plural-Forms"]
 
@@ -58,8 +60,9 @@ def test_every_msgid_has_a_chinese_translation_and_none_is_fuzzy():
 def test_translations_are_chinese_and_keep_their_placeholders():
     for entry in catalog():
         for text in translations(entry):
-            assert sorted(PLACEHOLDER.findall(text)) == sorted(
-                PLACEHOLDER.findall(entry.msgid)), entry.msgid
+            assert sorted(PLACEHOLDER.findall(text)) == sorted(PLACEHOLDER.findall(entry.msgid)), (
+                entry.msgid
+            )
             if entry.msgid not in UNTRANSLATED_ON_PURPOSE:
                 assert HAN.search(text), (entry.msgid, text)
 
@@ -69,8 +72,11 @@ def test_the_catalog_covers_every_translatable_string_in_the_source(tmp_path):
     """Extract the strings afresh (makemessages over a copy of the source) and compare: a
     string added to the code without a translation fails here."""
     copy = tmp_path / "registry"
-    shutil.copytree(ROOT / "registry", copy,
-                    ignore=shutil.ignore_patterns("locale", "__pycache__", "static", "*.mo"))
+    shutil.copytree(
+        ROOT / "registry",
+        copy,
+        ignore=shutil.ignore_patterns("locale", "__pycache__", "static", "*.mo"),
+    )
     (copy / "locale").mkdir()
     script = (
         "import django, sys\n"
@@ -83,11 +89,17 @@ def test_the_catalog_covers_every_translatable_string_in_the_source(tmp_path):
     subprocess.run(
         # -P: the copy has a `selectors` package that must not shadow the standard library.
         [sys.executable, "-P", "-c", script, str(copy / "locale")],
-        cwd=copy, check=True, capture_output=True, timeout=300,
-        env={**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "consortium.settings",
-             "PYTHONPATH": str(ROOT)},
+        cwd=copy,
+        check=True,
+        capture_output=True,
+        timeout=300,
+        env={
+            **__import__("os").environ,
+            "DJANGO_SETTINGS_MODULE": "consortium.settings",
+            "PYTHONPATH": str(ROOT),
+        },
     )
     fresh = polib.pofile(str(copy / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po"))
-    known = {(e.msgctxt, e.msgid) for e in catalog() if not e.obsolete}
+    known = {(e.msgctxt, e.msgid) for e in catalog()}
     missing = sorted(e.msgid for e in fresh if (e.msgctxt, e.msgid) not in known)
     assert missing == [], "run makemessages -l zh_Hans and translate: " + "; ".join(missing)

@@ -23,8 +23,15 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from registry.admin.common import RegistryModelAdmin, Tool, actor_for, admin_url, require
-from registry.admin.members import status_pill
+from registry.admin.common import (
+    RegistryModelAdmin,
+    Tool,
+    actor_for,
+    admin_url,
+    related_filter,
+    require,
+    status_pill,
+)
 from registry.admin.site import site
 from registry.models import AuditEvent, AuditSeal
 from registry.services.audit import audit_record, audit_seal_lag_seconds, audit_verify
@@ -84,22 +91,37 @@ def _local_midnight(value):
     return timezone.make_aware(datetime.combine(day, time.min)) if day else value
 
 
-class ActionFilter(admin.SimpleListFilter):
-    """The actions seen so far. DISTINCT over the whole trail is a full index scan, so the
-    list is cached for a few minutes."""
+class CachedValuesFilter(admin.SimpleListFilter):
+    """The values seen so far in one column. DISTINCT over the whole trail is a full scan, so
+    the list is cached for a few minutes."""
 
-    title = gettext_lazy("action")
-    parameter_name = "action"
+    field = ""
 
     def lookups(self, request, model_admin):
-        actions = cache.get("admin:audit-actions")
-        if actions is None:
-            actions = sorted(AuditEvent.objects.values_list("action", flat=True).distinct())
-            cache.set("admin:audit-actions", actions, 300)
-        return [(a, a) for a in actions]
+        key = f"admin:audit-values:{self.field}"
+        values = cache.get(key)
+        if values is None:
+            values = list(
+                AuditEvent.objects.exclude(**{self.field: ""})
+                .order_by(self.field)  # not the model's -id: DISTINCT would include it
+                .values_list(self.field, flat=True)
+                .distinct()
+            )
+            cache.set(key, values, 300)
+        return [(v, v) for v in values]
 
     def queryset(self, request, queryset):
-        return queryset.filter(action=self.value()) if self.value() else queryset
+        return queryset.filter(**{self.field: self.value()}) if self.value() else queryset
+
+
+class ActionFilter(CachedValuesFilter):
+    title = gettext_lazy("action")
+    parameter_name = field = "action"
+
+
+class ObjectTypeFilter(CachedValuesFilter):
+    title = gettext_lazy("object type")
+    parameter_name = field = "object_type"
 
 
 class ActorFilter(admin.SimpleListFilter):
@@ -133,8 +155,8 @@ class AuditEventAdmin(RegistryModelAdmin):
         ("created_at", DateRangeFilter),
         ActorFilter,
         ActionFilter,
-        "object_type",
-        "member",
+        ObjectTypeFilter,
+        ("member", related_filter(gettext_lazy("member"))),
     )
     search_fields = ("=officer", "=api_key_prefix", "=object_id", "=member__code", "=action")
     search_help_text = gettext_lazy(
@@ -146,7 +168,7 @@ class AuditEventAdmin(RegistryModelAdmin):
         "id",
         "created_at",
         "actor_type",
-        "member",
+        "member_display",
         "api_key_prefix",
         "officer",
         "action",
@@ -180,6 +202,10 @@ class AuditEventAdmin(RegistryModelAdmin):
     @admin.display(description=gettext_lazy("actor"))
     def actor(self, obj):
         return actor_label(obj)
+
+    @admin.display(description=gettext_lazy("member"))
+    def member_display(self, obj):
+        return str(obj.member) if obj.member_id and obj.member else "—"
 
     @admin.display(description=gettext_lazy("details"))
     def details_summary(self, obj):

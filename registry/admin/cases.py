@@ -23,10 +23,11 @@ from registry.admin.common import (
     admin_url,
     category_label,
     posted,
+    related_filter,
     report_error,
     require,
+    status_pill,
 )
-from registry.admin.members import status_pill
 from registry.admin.site import site
 from registry.errors import RegistryError
 from registry.models import LIVE_CASE_STATUSES, Case, CaseIdentifier, Category, Dispute
@@ -57,22 +58,41 @@ class CaseIdentifierInline(ReadOnlyTabularInline):
     """Kind and fingerprint only: the digest is never shown."""
 
     model = CaseIdentifier
-    fields = ("kind", "fingerprint", "pepper_version")
+    fields = ("kind_display", "fingerprint_display", "pepper_display")
     readonly_fields = fields
+
+    @admin.display(description=gettext_lazy("kind"))
+    def kind_display(self, obj):
+        return obj.get_kind_display()
+
+    @admin.display(description=gettext_lazy("fingerprint"))
+    def fingerprint_display(self, obj):
+        return format_html("<code class='registry-fingerprint'>{}</code>", obj.fingerprint)
+
+    @admin.display(description=gettext_lazy("pepper version"))
+    def pepper_display(self, obj):
+        return obj.pepper_version
 
 
 class CaseDisputeInline(ReadOnlyTabularInline):
     model = Dispute
-    fields = ("reason", "status", "filed_by", "filed_at", "due_at", "decided_at")
+    fields = ("open_link", "reason", "status", "filed_by_code", "filed_at", "due_at", "decided_at")
     readonly_fields = fields
-    show_change_link = True
+
+    @admin.display(description=gettext_lazy("dispute"))
+    def open_link(self, obj):
+        return format_html('<a href="{}">{}</a>', admin_url(obj, "change", obj.pk), str(obj.pk)[:8])
+
+    @admin.display(description=gettext_lazy("filed by"))
+    def filed_by_code(self, obj):
+        return obj.filed_by.code
 
 
 @admin.register(Case, site=site)
 class CaseAdmin(RegistryModelAdmin):
     list_display = (
         "short_id",
-        "member",
+        "member_code",
         "reference",
         "category_display",
         "status_display",
@@ -80,7 +100,11 @@ class CaseAdmin(RegistryModelAdmin):
         "expires_at",
         "created_at",
     )
-    list_filter = ("status", "category", "member")
+    list_filter = (
+        "status",
+        ("category", related_filter(gettext_lazy("category"))),
+        ("member", related_filter(gettext_lazy("member"))),
+    )
     list_select_related = ("member", "category")
     search_fields = ("reference", "member__code")
     search_help_text = gettext_lazy(
@@ -88,9 +112,9 @@ class CaseAdmin(RegistryModelAdmin):
     )
     fields = (
         "id",
-        "member",
+        "member_display",
         "reference",
-        "category",
+        "category_display",
         "status",
         "confirmed_at",
         "expires_at",
@@ -101,6 +125,14 @@ class CaseAdmin(RegistryModelAdmin):
     readonly_fields = fields
     inlines = (CaseIdentifierInline, CaseDisputeInline)
     date_hierarchy = "created_at"
+
+    @admin.display(description=gettext_lazy("member"), ordering="member__code")
+    def member_code(self, obj):
+        return obj.member.code
+
+    @admin.display(description=gettext_lazy("member"))
+    def member_display(self, obj):
+        return str(obj.member)
 
     @admin.display(description=gettext_lazy("case"), ordering="id")
     def short_id(self, obj):

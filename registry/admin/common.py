@@ -9,10 +9,12 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy
 
 from registry.actors import Actor
 from registry.errors import RegistryError
+from registry.models import Scope
 
 # The contract's categories (spec/api.md), so that their names read in the officer's
 # language; the database keeps the English name for any category added later.
@@ -25,6 +27,31 @@ CATEGORY_LABELS = {
     "money_mule": gettext_lazy("Money mule"),
     "loan_intermediary_fraud": gettext_lazy("Loan-intermediary fraud"),
 }
+
+
+def titled(filter_class, title):
+    """A list filter with a translated title (for fields the models left without a
+    verbose_name, whose title would otherwise show in English)."""
+
+    class TitledFilter(filter_class):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.title = title
+
+    return TitledFilter
+
+
+def related_filter(title):
+    return titled(admin.RelatedFieldListFilter, title)
+
+
+def scope_labels(scopes) -> str:
+    return ", ".join(str(Scope(s).label) if s in Scope.values else s for s in scopes)
+
+
+def status_pill(value: str, label: str) -> str:
+    """A coloured label for a status (colours in registry/static/registry/admin.css)."""
+    return format_html('<span class="registry-pill registry-pill-{}">{}</span>', value, label)
 
 
 def category_label(code: str, name: str = "") -> str:
@@ -136,6 +163,12 @@ class ReadOnlyTabularInline(admin.TabularInline):
     can_delete = False
     show_change_link = False
 
+    def has_view_permission(self, request, obj=None):
+        """Whoever may view the parent sees its rows (officers have no permission of their
+        own on, say, case identifiers, which only ever appear inside a case)."""
+        opts = self.parent_model._meta
+        return request.user.has_perm(f"{opts.app_label}.view_{opts.model_name}")
+
     def has_add_permission(self, request, obj=None):
         return False
 
@@ -151,17 +184,3 @@ def no_store(response):
     response["Cache-Control"] = "no-store, private"
     response["Pragma"] = "no-cache"
     return response
-
-
-__all__ = [
-    "ReadOnlyTabularInline",
-    "RegistryModelAdmin",
-    "Tool",
-    "actor_for",
-    "admin_url",
-    "category_label",
-    "no_store",
-    "posted",
-    "report_error",
-    "require",
-]

@@ -23,7 +23,7 @@ CACHE_SECONDS = 60
 DAYS = 30
 
 # Daily chart geometry (SVG user units; the SVG scales to the page width).
-WIDTH, HEIGHT = 720, 220
+WIDTH, HEIGHT = 960, 240
 LEFT, RIGHT, TOP, BOTTOM = 48, 8, 12, 28
 
 
@@ -94,7 +94,8 @@ def daily_chart(days: list[numbers.DayCount]) -> dict:
                 _("%(day)s: %(count)d with a hit") % {"day": label, "count": day.hits},
             )
         )
-        if index % 7 == 0 or index == len(days) - 1:
+        # A label a week, counted back from today so that today always has one.
+        if (len(days) - 1 - index) % 7 == 0:
             ticks.append(Tick(x + slot / 2, f"{day.day:%m-%d}"))
     grid = [Tick(TOP + plot_h - plot_h * f, f"{round(top * f):,}") for f in (0, 0.5, 1)]
     return {

@@ -23,10 +23,11 @@ from registry.admin.common import (
     actor_for,
     admin_url,
     category_label,
+    related_filter,
     report_error,
     require,
+    status_pill,
 )
-from registry.admin.members import status_pill
 from registry.admin.site import site
 from registry.errors import NotFound, RegistryError
 from registry.models import (
@@ -115,8 +116,7 @@ def duration(delta: timedelta) -> str:
         (minutes, ngettext("%(count)d minute", "%(count)d minutes", minutes)),
     ]
     shown = [text % {"count": n} for n, text in units if n][:2]
-    return " ".join(shown) or ngettext("%(count)d minute", "%(count)d minutes", 0) % {
-        "count": 0}
+    return " ".join(shown) or ngettext("%(count)d minute", "%(count)d minutes", 0) % {"count": 0}
 
 
 def time_left(dispute: Dispute, now=None) -> str:
@@ -142,11 +142,11 @@ class DisputeAdmin(RegistryModelAdmin):
         "case_display",
         "category",
         "reason",
-        "filed_by",
+        "filed_by_code",
         "filed_at",
     )
     list_display_links = ("due_at", "case_display")
-    list_filter = (QueueFilter, "reason", "filed_by")
+    list_filter = (QueueFilter, "reason", ("filed_by", related_filter(gettext_lazy("filed by"))))
     search_fields = ("case__reference", "case__member__code", "filed_by__code")
     ordering = ("due_at",)
     list_per_page = 50
@@ -167,6 +167,10 @@ class DisputeAdmin(RegistryModelAdmin):
     @admin.display(description=gettext_lazy("case"), ordering="case__reference")
     def case_display(self, obj):
         return f"{obj.case.member.code} · {obj.case.reference}"
+
+    @admin.display(description=gettext_lazy("filed by"), ordering="filed_by__code")
+    def filed_by_code(self, obj):
+        return obj.filed_by.code
 
     @admin.display(description=gettext_lazy("category"), ordering="case__category")
     def category(self, obj):

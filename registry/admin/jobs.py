@@ -6,8 +6,7 @@ from django.contrib import admin
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy
 
-from registry.admin.common import RegistryModelAdmin
-from registry.admin.members import status_pill
+from registry.admin.common import RegistryModelAdmin, status_pill
 from registry.admin.site import site
 from registry.models import JobRun
 

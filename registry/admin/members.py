@@ -12,7 +12,6 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path
-from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -23,8 +22,11 @@ from registry.admin.common import (
     admin_url,
     no_store,
     posted,
+    related_filter,
     report_error,
     require,
+    scope_labels,
+    status_pill,
 )
 from registry.admin.site import site
 from registry.api.throttling import forget_limits
@@ -39,10 +41,6 @@ from registry.services.members import (
 )
 
 MEMBER_SCOPE_CHOICES = [(s.value, s.label) for s in MEMBER_SCOPES]
-
-
-def status_pill(value: str, label: str) -> str:
-    return format_html('<span class="registry-pill registry-pill-{}">{}</span>', value, label)
 
 
 # --- Forms ------------------------------------------------------------------------------
@@ -273,15 +271,26 @@ class ApiKeyAdmin(RegistryModelAdmin):
         "key_display",
         "owner",
         "name",
-        "scopes",
+        "scopes_display",
         "created_at",
         "last_used_at",
         "revoked_display",
     )
-    list_filter = (("revoked_at", admin.EmptyFieldListFilter), "member")
+    list_filter = (
+        ("revoked_at", admin.EmptyFieldListFilter),
+        ("member", related_filter(gettext_lazy("member"))),
+    )
     search_fields = ("prefix", "name", "member__code", "officer__username")
     list_select_related = ("member", "officer")
-    fields = ("key_display", "owner", "name", "scopes", "created_at", "last_used_at", "revoked_at")
+    fields = (
+        "key_display",
+        "owner",
+        "name",
+        "scopes_display",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
     readonly_fields = fields
     actions = ("revoke_selected",)
 
@@ -289,6 +298,10 @@ class ApiKeyAdmin(RegistryModelAdmin):
     def key_display(self, obj):
         # Only the prefix: the secret was shown once, when the key was issued.
         return str(obj)
+
+    @admin.display(description=gettext_lazy("scopes"))
+    def scopes_display(self, obj):
+        return scope_labels(obj.scopes)
 
     @admin.display(description=gettext_lazy("owner"))
     def owner(self, obj):
@@ -384,6 +397,7 @@ class ApiKeyAdmin(RegistryModelAdmin):
             "title": _("API key issued"),
             "opts": self.opts,
             "api_key": issued.api_key,
+            "scope_labels": scope_labels(issued.api_key.scopes),
             "raw_key": issued.raw_key,
             "key_url": admin_url(issued.api_key, "change", issued.api_key.pk),
         }

@@ -65,6 +65,7 @@ class RegistryAdminSite(OTPAdminSite):
     login_form = OfficerLoginForm
     login_template = "registry/admin/login.html"
     enable_nav_sidebar = True
+    site_url = None  # no "View site": the registry has no public pages, only the API
 
     def __init__(self, name: str = "admin"):
         super().__init__(name)

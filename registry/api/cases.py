@@ -37,10 +37,15 @@ from registry.services.idempotency import (
 
 PROBLEM = OpenApiResponse(description=_("Problem details (RFC 9457)"))
 IDEMPOTENCY_HEADER = OpenApiParameter(
-    "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
-    description=_("A repeat with the same key and body returns the first answer (header "
-                  "Idempotent-Replayed: true); the same key with another body is 422. Keys are "
-                  "kept at least 24 hours. A concurrent repeat waits for the first to finish."),
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description=_(
+        "A repeat with the same key and body returns the first answer (header "
+        "Idempotent-Replayed: true); the same key with another body is 422. Keys are "
+        "kept at least 24 hours. A concurrent repeat waits for the first to finish."
+    ),
 )
 
 
@@ -51,8 +56,10 @@ class AttestationField(serializers.Field):
     """Only the JSON value `true` attests; "true", 1 or "yes" do not."""
 
     default_error_messages = {
-        "attestation_required": _("Attest that the case meets the consortium's standard of "
-                                  "proof by sending attestation: true."),
+        "attestation_required": _(
+            "Attest that the case meets the consortium's standard of "
+            "proof by sending attestation: true."
+        ),
     }
 
     def run_validation(self, data=serializers.empty):
@@ -74,7 +81,8 @@ class CaseInput(serializers.Serializer):
     category = serializers.CharField(max_length=40)  # known categories: checked by the service
     confirmed_at = serializers.DateField(input_formats=["iso-8601"])
     identifiers = IdentifierListField(
-        max_items=MAX_IDENTIFIERS_PER_CASE, unique=True,
+        max_items=MAX_IDENTIFIERS_PER_CASE,
+        unique=True,
         help_text=_("1 to 20 objects {kind, token}; a token at most once."),
     )
     attestation = AttestationField(help_text=_("Must be true."))
@@ -84,8 +92,12 @@ class CaseInput(serializers.Serializer):
 
 
 def new_case(data: dict) -> NewCase:
-    return NewCase(reference=data["reference"], category=data["category"],
-                   confirmed_at=data["confirmed_at"], identifiers=data["identifiers"])
+    return NewCase(
+        reference=data["reference"],
+        category=data["category"],
+        confirmed_at=data["confirmed_at"],
+        identifiers=data["identifiers"],
+    )
 
 
 class CaseBatchInput(serializers.Serializer):
@@ -98,7 +110,8 @@ class WithdrawInput(serializers.Serializer):
 
 class CaseListFilters(serializers.Serializer):
     status = serializers.ChoiceField(
-        choices=CaseStatus.choices, required=False,
+        choices=CaseStatus.choices,
+        required=False,
         error_messages={"invalid_choice": _("Unknown case status.")},  # never echo the input
     )
     category = serializers.CharField(max_length=40, required=False)
@@ -164,8 +177,7 @@ BATCH_OUTPUT = inline_serializer(
                 "index": serializers.IntegerField(),
                 "status": serializers.ChoiceField(choices=["created", "error"]),
                 "case": CaseOutput(required=False),
-                "error": serializers.JSONField(required=False,
-                                               help_text=_("Problem details")),
+                "error": serializers.JSONField(required=False, help_text=_("Problem details")),
             },
             many=True,
         )
@@ -189,9 +201,14 @@ def _idempotency_key(request) -> str | None:
 
 class CaseCollectionApi(RegistryView):
     required_scopes = ("submit",)
+    pagination_class = NewestFirstCursorPagination  # for the schema: GET answers a cursor page
 
     @extend_schema(
         operation_id="cases_list",
+        description=_(
+            "The calling member's own cases, newest first, cursor-paginated; exact filters on "
+            "status, category and reference."
+        ),
         parameters=[CaseListFilters],
         responses={200: CaseOutput(many=True), 400: PROBLEM, 401: PROBLEM, 403: PROBLEM},
     )
@@ -205,10 +222,20 @@ class CaseCollectionApi(RegistryView):
 
     @extend_schema(
         operation_id="cases_create",
+        description=_(
+            "Report one confirmed case (scope submit). 409 conflict when the reference is already "
+            "used by one of your live cases."
+        ),
         request=CaseInput,
         parameters=[IDEMPOTENCY_HEADER],
-        responses={201: CaseOutput, 400: PROBLEM, 401: PROBLEM, 403: PROBLEM, 409: PROBLEM,
-                   422: PROBLEM},
+        responses={
+            201: CaseOutput,
+            400: PROBLEM,
+            401: PROBLEM,
+            403: PROBLEM,
+            409: PROBLEM,
+            422: PROBLEM,
+        },
     )
     def post(self, request):
         def submit() -> tuple[int, dict]:
@@ -217,10 +244,14 @@ class CaseCollectionApi(RegistryView):
             case = case_submit(actor=request.user, case=data.to_new_case())
             return status.HTTP_201_CREATED, CaseOutput(case).data
 
-        return _answer(idempotent_call(
-            actor=request.user, key=_idempotency_key(request), run=submit,
-            request_hash=idempotency_request_hash(path=request.path, body=request.data),
-        ))
+        return _answer(
+            idempotent_call(
+                actor=request.user,
+                key=_idempotency_key(request),
+                run=submit,
+                request_hash=idempotency_request_hash(path=request.path, body=request.data),
+            )
+        )
 
 
 class CaseBatchApi(RegistryView):
@@ -231,16 +262,23 @@ class CaseBatchApi(RegistryView):
 
     @extend_schema(
         operation_id="cases_batch_create",
+        description=_(
+            "Report up to 500 cases; 200 with one result per case, in order. A bad case gets its "
+            "own problem (pointers under /cases/<i>) and does not stop the others."
+        ),
         request=CaseBatchInput,
         parameters=[IDEMPOTENCY_HEADER],
         responses={200: BATCH_OUTPUT, 400: PROBLEM, 401: PROBLEM, 403: PROBLEM, 422: PROBLEM},
     )
     def post(self, request):
-        return _answer(idempotent_call(
-            actor=request.user, key=_idempotency_key(request),
-            run=lambda: (status.HTTP_200_OK, {"results": _submit_batch(request)}),
-            request_hash=idempotency_request_hash(path=request.path, body=request.data),
-        ))
+        return _answer(
+            idempotent_call(
+                actor=request.user,
+                key=_idempotency_key(request),
+                run=lambda: (status.HTTP_200_OK, {"results": _submit_batch(request)}),
+                request_hash=idempotency_request_hash(path=request.path, body=request.data),
+            )
+        )
 
 
 def _submit_batch(request) -> list[dict]:
@@ -267,7 +305,7 @@ def _batch_items(data) -> list:
     cases = data.get("cases") if isinstance(data, dict) else None
     if not isinstance(cases, list) or not cases:
         raise errors.ValidationFailed(
-            _("Send {\"cases\": [...]} with 1 to %(n)d cases.") % {"n": MAX_CASES_PER_BATCH},
+            _('Send {"cases": [...]} with 1 to %(n)d cases.') % {"n": MAX_CASES_PER_BATCH},
             [errors.FieldError("/cases", "invalid", _("Expected a non-empty list of cases."))],
         )
     if len(cases) > MAX_CASES_PER_BATCH:
@@ -289,8 +327,11 @@ def _error_result(index: int, body: dict) -> dict:
 class CaseDetailApi(RegistryView):
     required_scopes = ("submit",)
 
-    @extend_schema(operation_id="cases_retrieve",
-                   responses={200: CaseOutput, 401: PROBLEM, 403: PROBLEM, 404: PROBLEM})
+    @extend_schema(
+        operation_id="cases_retrieve",
+        description=_("One of your own cases; any other id is 404."),
+        responses={200: CaseOutput, 401: PROBLEM, 403: PROBLEM, 404: PROBLEM},
+    )
     def get(self, request, case_id):
         return Response(CaseOutput(case_of_member(actor=request.user, case_id=case_id)).data)
 
@@ -300,13 +341,24 @@ class CaseWithdrawApi(RegistryView):
 
     @extend_schema(
         operation_id="cases_withdraw",
+        description=_(
+            "Withdraw one of your own active or disputed cases: its identifiers are purged at once "
+            "and an undecided dispute is closed as upheld."
+        ),
         request=WithdrawInput,
-        responses={200: CaseOutput, 400: PROBLEM, 401: PROBLEM, 403: PROBLEM, 404: PROBLEM,
-                   409: PROBLEM},
+        responses={
+            200: CaseOutput,
+            400: PROBLEM,
+            401: PROBLEM,
+            403: PROBLEM,
+            404: PROBLEM,
+            409: PROBLEM,
+        },
     )
     def post(self, request, case_id):
         data = WithdrawInput(data=request.data)
         data.is_valid(raise_exception=True)
-        case = case_withdraw(actor=request.user, case_id=case_id,
-                             reason=data.validated_data["reason"])
+        case = case_withdraw(
+            actor=request.user, case_id=case_id, reason=data.validated_data["reason"]
+        )
         return Response(CaseOutput(case).data)

@@ -92,8 +92,14 @@ class IdentifierListField(serializers.Field):
         "too_many": _("At most {max_items} identifiers."),
     }
 
-    def __init__(self, *, max_items: int, too_large_code: str = "too_many_identifiers",
-                 unique: bool = False, **kwargs):
+    def __init__(
+        self,
+        *,
+        max_items: int,
+        too_large_code: str = "too_many_identifiers",
+        unique: bool = False,
+        **kwargs,
+    ):
         self.max_items = max_items
         self.too_large_code = too_large_code
         self.unique = unique
@@ -117,9 +123,15 @@ class IdentifierListField(serializers.Field):
                 continue
             kind, token = item["kind"], item["token"]
             if self.unique and token in seen:
-                errors[index] = {"token": [serializers.ErrorDetail(
-                    _("The same token appears twice in this case (first at %(first)d).")
-                    % {"first": seen[token]}, code="duplicate_token")]}
+                errors[index] = {
+                    "token": [
+                        serializers.ErrorDetail(
+                            _("The same token appears twice in this case (first at %(first)d).")
+                            % {"first": seen[token]},
+                            code="duplicate_token",
+                        )
+                    ]
+                }
                 continue
             seen[token] = index
             items.append((kind, token))
@@ -133,15 +145,18 @@ class IdentifierListField(serializers.Field):
 
 def _identifier_errors(item) -> dict | None:
     if not isinstance(item, dict):
-        return {"non_field_errors": [serializers.ErrorDetail(
-            _("Expected an object with kind and token."),
-                                             code="invalid")]}
+        return {
+            "non_field_errors": [
+                serializers.ErrorDetail(
+                    _("Expected an object with kind and token."), code="invalid"
+                )
+            ]
+        }
     errors = {}
     # The token is screened before the kind so that a raw identifier is always reported as
     # such, whatever else is wrong with the item.
     if "token" not in item:
-        errors["token"] = [serializers.ErrorDetail(_("This field is required."),
-                                                   code="required")]
+        errors["token"] = [serializers.ErrorDetail(_("This field is required."), code="required")]
     else:
         try:
             screen_token(item["token"])
@@ -149,6 +164,7 @@ def _identifier_errors(item) -> dict | None:
             errors["token"] = exc.detail
     kind = item.get("kind")
     if not isinstance(kind, str) or kind not in KINDS:
-        errors["kind"] = [serializers.ErrorDetail(_("Unknown identifier kind."),
-                                                  code="unknown_kind")]
+        errors["kind"] = [
+            serializers.ErrorDetail(_("Unknown identifier kind."), code="unknown_kind")
+        ]
     return errors or None

@@ -27,7 +27,8 @@ class LookupInput(serializers.Serializer):
     )
     consent_reference = FreeTextField(max_length=100, required=False, allow_blank=True)
     identifiers = IdentifierListField(
-        max_items=MAX_IDENTIFIERS_PER_LOOKUP, too_large_code="batch_too_large",
+        max_items=MAX_IDENTIFIERS_PER_LOOKUP,
+        too_large_code="batch_too_large",
         help_text=_("1 to 1000 objects {kind, token}."),
     )
 
@@ -39,11 +40,13 @@ class LookupCaseOutput(serializers.Serializer):
     status = serializers.ChoiceField(choices=[CaseStatus.ACTIVE, CaseStatus.DISPUTED])
     reported_by_you = serializers.BooleanField()
     reporting_members = serializers.IntegerField(
-        help_text=_("Distinct members with a matchable case for this identifier."))
+        help_text=_("Distinct members with a matchable case for this identifier.")
+    )
     has_subject_statement = serializers.BooleanField()
     reported_by = serializers.CharField(
         required=False,
-        help_text=_("The reporting member's code; only when the registry discloses reporters."))
+        help_text=_("The reporting member's code; only when the registry discloses reporters."),
+    )
 
 
 # "1h", "24h", ... are not Python names, so the class is built from a dict.
@@ -60,8 +63,11 @@ class LookupResultOutput(serializers.Serializer):
     matched = serializers.BooleanField()
     cases = LookupCaseOutput(many=True)
     velocity = VelocityOutput(
-        help_text=_("Other members that looked this identifier up in each window before this "
-                    "lookup (each member once)."))
+        help_text=_(
+            "Other members that looked this identifier up in each window before this "
+            "lookup (each member once)."
+        )
+    )
 
 
 class LookupOutput(serializers.Serializer):
@@ -74,6 +80,11 @@ class LookupApi(RegistryView):
 
     @extend_schema(
         operation_id="lookups_create",
+        description=_(
+            "Look up 1 to 1000 identifiers (scope lookup): matching live cases, how many members "
+            "reported each identifier, and how many other members looked it up in the last 1 h, 24 "
+            "h, 7 d, 30 d and 90 d."
+        ),
         request=LookupInput,
         responses={200: LookupOutput, 400: PROBLEM, 401: PROBLEM, 403: PROBLEM, 429: PROBLEM},
     )

@@ -1,5 +1,5 @@
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.response import Response
 
@@ -7,13 +7,40 @@ from registry.api.base import RegistryView
 from registry.services.oprf import MAX_ELEMENTS, oprf_evaluate
 
 
+@extend_schema_field(
+    {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": MAX_ELEMENTS,
+        "items": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
+    }
+)
+class BlindedElementListField(serializers.Field):
+    """The list itself only: each element's type, length, hex and point encoding are checked
+    by the service, which points at the bad one. (A DRF CharField per element cost a quarter
+    of the evaluation time of a 1000-element call.)"""
+
+    # DRF's own ListField messages (and their translations): the answers are unchanged.
+    default_error_messages = {
+        code: serializers.ListField.default_error_messages[code]
+        for code in ("not_a_list", "empty", "max_length")
+    }
+
+    def to_internal_value(self, data):
+        if not isinstance(data, list):
+            self.fail("not_a_list", input_type=type(data).__name__)
+        if not data:
+            self.fail("empty")
+        if len(data) > MAX_ELEMENTS * 10:  # the service answers batch_too_large above 1000
+            self.fail("max_length", max_length=MAX_ELEMENTS * 10)
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
 class EvaluateInput(serializers.Serializer):
-    # Lengths and encodings are checked per element by the service, to point at the bad one.
-    blinded_elements = serializers.ListField(
-        child=serializers.CharField(max_length=200, trim_whitespace=False),
-        allow_empty=False,
-        max_length=MAX_ELEMENTS * 10,  # the service answers batch_too_large above 1000
-    )
+    blinded_elements = BlindedElementListField()
 
 
 class EvaluateOutput(serializers.Serializer):

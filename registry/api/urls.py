@@ -2,7 +2,15 @@
 
 from django.urls import path
 
-from registry.api import audit, cases, compliance, disputes, lookups, oprf
+from registry.api import (
+    audit,
+    cases,
+    compliance,
+    disputes,
+    lookups,
+    oprf,
+    schema_extensions,  # noqa: F401  (OpenAPI for custom fields)
+)
 
 urlpatterns = [
     path("oprf/evaluate", oprf.OprfEvaluateApi.as_view(), name="oprf-evaluate"),

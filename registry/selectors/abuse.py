@@ -55,6 +55,7 @@ def _scopes(events, member_id: int) -> list[str]:
 
 def _usual_lookups_per_day(member_id: int, since: datetime) -> float:
     start = since - timedelta(days=USUAL_VOLUME_DAYS)
-    count = Lookup.objects.filter(member_id=member_id, created_at__gte=start,
-                                  created_at__lt=since).count()
+    count = Lookup.objects.filter(
+        member_id=member_id, created_at__gte=start, created_at__lt=since
+    ).count()
     return round(count / USUAL_VOLUME_DAYS, 1)

@@ -27,8 +27,7 @@ def matchable_cases_q() -> Q:
     their expiry date — at the moment of the lookup, whatever the jobs have done yet."""
     today = timezone.localdate()
     return (
-        Q(status=CaseStatus.ACTIVE)
-        | (Q(status=CaseStatus.DISPUTED) & ~Q(overdue_dispute_exists()))
+        Q(status=CaseStatus.ACTIVE) | (Q(status=CaseStatus.DISPUTED) & ~Q(overdue_dispute_exists()))
     ) & Q(expires_at__gt=today)
 
 
@@ -41,15 +40,21 @@ def cases_of_member(*, actor: Actor, status: str = "", category: str = "", refer
     cases = (
         Case.objects.filter(member_id=actor.member_id if actor.is_member else None)
         .prefetch_related(
-            Prefetch("identifiers", queryset=CaseIdentifier.objects.only("case_id", "kind",
-                                                                        "fingerprint"))
+            Prefetch(
+                "identifiers",
+                queryset=CaseIdentifier.objects.only("case_id", "kind", "fingerprint"),
+            )
         )
         .order_by("-created_at", "-pk")
     )
     filters = {"status": status, "category_id": category, "reference": reference}
     cases = cases.filter(**{name: value for name, value in filters.items() if value})
-    audit_record(actor=actor, action="case.listed", object_type="case",
-                 details={"filters": sorted(name for name, value in filters.items() if value)})
+    audit_record(
+        actor=actor,
+        action="case.listed",
+        object_type="case",
+        details={"filters": sorted(name for name, value in filters.items() if value)},
+    )
     return cases
 
 

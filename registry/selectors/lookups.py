@@ -76,9 +76,7 @@ PROBE_CTE = """
 # Same rule as selectors.cases.matchable_cases_q(): active, or disputed without an undecided
 # dispute past its deadline (whatever the deadline job has recorded), and not past expires_at
 # (whatever the expiry job has done). `now` and `today` come from the application's clock.
-_MATCH_SQL = (
-    PROBE_CTE
-    + f"""
+_MATCH_SQL = f"""{PROBE_CTE}
     SELECT DISTINCT probe.n, hit.id, hit.category_id, hit.confirmed_at, hit.status,
            hit.member_id, m.code, hit.has_statement
     FROM probe
@@ -101,7 +99,7 @@ _MATCH_SQL = (
     JOIN {Member._meta.db_table} m ON m.id = hit.member_id
     ORDER BY probe.n, hit.confirmed_at DESC, hit.id
 """  # noqa: S608 - table names come from the models, values are parameters
-)
+
 
 def lookup_matches(*, probes: Probes, now: datetime, today: date) -> list[MatchRow]:
     """Every matchable case of every probed identifier, ordered by identifier, newest first.

@@ -30,14 +30,20 @@ def rate_limit_exceeded_record(*, actor: Actor, scope: str, limit: int, window: 
     marker = f"abuse:{actor.member_id}:{scope}:{window}:{int(time.time()) // seconds}"
     try:
         first = cache.add(marker, 1, seconds + 60)
-    except Exception:  # noqa: BLE001 - without the cache, record rather than stay silent
+    except Exception:  # without the cache, record rather than stay silent
         logger.warning("rate-limit marker unavailable; recording anyway", exc_info=True)
         first = True
     if not first:
         return False
-    audit_record(actor=actor, action=AUDIT_ACTION, object_type="member",
-                 object_id=actor.member.code,
-                 details={"scope": scope, "window": window, "limit": limit})
-    logger.warning("member throttled", extra={"member": actor.member.code, "scope": scope,
-                                              "window": window, "limit": limit})
+    audit_record(
+        actor=actor,
+        action=AUDIT_ACTION,
+        object_type="member",
+        object_id=actor.member.code,
+        details={"scope": scope, "window": window, "limit": limit},
+    )
+    logger.warning(
+        "member throttled",
+        extra={"member": actor.member.code, "scope": scope, "window": window, "limit": limit},
+    )
     return True

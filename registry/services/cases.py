@@ -33,6 +33,7 @@ from django.utils.translation import gettext as _
 from registry import tokens
 from registry.actors import Actor
 from registry.errors import (
+    BatchTooLarge,
     Conflict,
     FieldError,
     InvalidTransition,
@@ -40,13 +41,21 @@ from registry.errors import (
     RegistryError,
     ValidationFailed,
 )
-from registry.models import LIVE_CASE_STATUSES, Case, CaseIdentifier, CaseStatus, Category
+from registry.models import (
+    LIVE_CASE_STATUSES,
+    Case,
+    CaseIdentifier,
+    CaseStatus,
+    Category,
+    IdentifierKind,
+)
 from registry.services.audit import audit_build, audit_record_many
 from registry.services.case_lifecycle import case_close
 from registry.sql import execute_binary
 
 MAX_IDENTIFIERS_PER_CASE = 20
 MAX_CASES_PER_BATCH = 500
+KINDS = frozenset(IdentifierKind.values)
 
 
 @dataclass(frozen=True)
@@ -76,7 +85,7 @@ def case_submit_batch(*, actor: Actor, cases: list[NewCase]) -> list[Case | Regi
     if not actor.is_member:
         raise NotFound(_("Only members report cases."))
     if len(cases) > MAX_CASES_PER_BATCH:
-        raise ValidationFailed(_("At most %(n)d cases per batch.") % {"n": MAX_CASES_PER_BATCH})
+        raise BatchTooLarge(_("At most %(n)d cases per batch.") % {"n": MAX_CASES_PER_BATCH})
     return _create_cases(actor, cases)
 
 
@@ -115,20 +124,30 @@ def _check_case(case: NewCase, retention: dict[str, int], today: date) -> Regist
         return _invalid("/confirmed_at", "in_future", _("confirmed_at cannot be in the future."))
     if case.confirmed_at + timedelta(days=retention[case.category]) <= today:
         return _invalid(
-            "/confirmed_at", "past_retention",
+            "/confirmed_at",
+            "past_retention",
             _("This case is older than its category's retention period."),
         )
+    for index, (kind, token) in enumerate(case.identifiers):  # the API checks first
+        if kind not in KINDS or not tokens.is_token(token):
+            return _invalid(
+                f"/identifiers/{index}", "invalid_identifier", _("Unknown kind or bad token.")
+            )
+    if len({token for _kind, token in case.identifiers}) != len(case.identifiers):
+        return _invalid("/identifiers", "duplicate_token", _("A token appears twice."))
     if not 1 <= len(case.identifiers) <= MAX_IDENTIFIERS_PER_CASE:
         return _invalid(
-            "/identifiers", "too_many_identifiers",
+            "/identifiers",
+            "too_many_identifiers",
             _("A case has 1 to %(n)d identifiers.") % {"n": MAX_IDENTIFIERS_PER_CASE},
         )
     return None
 
 
 def _invalid(pointer: str, code: str, detail: str) -> ValidationFailed:
-    return ValidationFailed(_("The case has an invalid field; see errors."),
-                            [FieldError(pointer, code, detail)])
+    return ValidationFailed(
+        _("The case has an invalid field; see errors."), [FieldError(pointer, code, detail)]
+    )
 
 
 def _reference_taken() -> Conflict:
@@ -174,8 +193,18 @@ def _new_case_row(actor: Actor, case: NewCase, retention_days: int) -> Case:
     )
 
 
-_CASE_COLUMNS = ("id", "member_id", "reference", "category_id", "status", "confirmed_at",
-                 "expires_at", "created_at", "status_changed_at", "subject_statement")
+_CASE_COLUMNS = (
+    "id",
+    "member_id",
+    "reference",
+    "category_id",
+    "status",
+    "confirmed_at",
+    "expires_at",
+    "created_at",
+    "status_changed_at",
+    "subject_statement",
+)
 _INSERT_CASES_SQL = f"""
     INSERT INTO {Case._meta.db_table} ({", ".join(_CASE_COLUMNS)})
     SELECT * FROM unnest(%(id)b::uuid[], %(member_id)b::bigint[], %(reference)b::text[],
@@ -216,14 +245,24 @@ def _identifier_rows(case: Case, identifiers: list[tuple[str, str]]) -> list[Cas
     rows = []
     for kind, token in identifiers:
         digest, fingerprint = tokens.digest_and_fingerprint(token)
-        rows.append(CaseIdentifier(case_id=case.pk, kind=kind, digest=digest,
-                                   fingerprint=fingerprint, pepper_version=version))
+        rows.append(
+            CaseIdentifier(
+                case_id=case.pk,
+                kind=kind,
+                digest=digest,
+                fingerprint=fingerprint,
+                pepper_version=version,
+            )
+        )
     return rows
 
 
 def _created_event(actor: Actor, case: Case):
     return audit_build(
-        actor=actor, action="case.submitted", object_type="case", object_id=case.pk,
+        actor=actor,
+        action="case.submitted",
+        object_type="case",
+        object_id=case.pk,
         details={
             "reference": case.reference,
             "category": case.category_id,
@@ -244,9 +283,7 @@ def case_withdraw(*, actor: Actor, case_id, reason: str) -> Case:
     from registry.services.disputes import dispute_close_for_closed_case
 
     case = (
-        Case.objects.select_for_update()
-        .filter(pk=case_id, member_id=actor.member_id)
-        .first()
+        Case.objects.select_for_update().filter(pk=case_id, member_id=actor.member_id).first()
         if actor.is_member
         else None
     )
@@ -258,7 +295,12 @@ def case_withdraw(*, actor: Actor, case_id, reason: str) -> Case:
         )
     # The reason is the member's free text: like dispute statements, only its length goes
     # into the append-only audit trail.
-    case_close(actor=actor, case=case, status=CaseStatus.WITHDRAWN, action="case.withdrawn",
-               details={"reason_length": len(reason)})
+    case_close(
+        actor=actor,
+        case=case,
+        status=CaseStatus.WITHDRAWN,
+        action="case.withdrawn",
+        details={"reason_length": len(reason)},
+    )
     dispute_close_for_closed_case(actor=actor, case=case)
     return case

@@ -41,11 +41,14 @@ def category_set_retention(*, actor: Actor, category: Category | str, retention_
     locked.save(update_fields=["retention_days"])
     redated = Case.objects.filter(category_id=code, status__in=LIVE_CASE_STATUSES).update(
         # date + integer is a date in PostgreSQL: one set-based UPDATE, no rows in Python.
-        expires_at=ExpressionWrapper(F("confirmed_at") + Value(retention_days),
-                                     output_field=DateField())
+        expires_at=ExpressionWrapper(
+            F("confirmed_at") + Value(retention_days), output_field=DateField()
+        )
     )
     audit_record(
-        actor=actor, action="category.retention_changed", object_type="category",
+        actor=actor,
+        action="category.retention_changed",
+        object_type="category",
         object_id=code,
         details={"from_days": previous, "to_days": retention_days, "cases_redated": redated},
     )

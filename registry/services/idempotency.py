@@ -32,10 +32,12 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from registry_client.pii import looks_like_raw_identifier
 
 from registry.actors import Actor
-from registry.errors import IdempotencyMismatch, ValidationFailed
+from registry.errors import IdempotencyMismatch, RawPiiRejected, ValidationFailed
 from registry.models import IdempotencyKey
+from registry.services.audit import audit_record
 
 MAX_KEY_LENGTH = 200
 MIN_TTL_HOURS = 24
@@ -51,8 +53,9 @@ class IdempotentAnswer:
 def idempotency_request_hash(*, path: str, body: object) -> str:
     """SHA-256 of the endpoint and the canonical JSON of the body. (Tokens in the body are
     512-bit OPRF outputs: their hash reveals nothing.)"""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                           default=str)
+    canonical = json.dumps(
+        body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    )
     return hashlib.sha256(f"{path}\0{canonical}".encode()).hexdigest()
 
 
@@ -61,10 +64,15 @@ def idempotency_ttl() -> timedelta:
 
 
 def check_idempotency_key(key: str) -> None:
+    """Keys are stored, so they get the same raw-identifier screen as free text."""
     if not (0 < len(key) <= MAX_KEY_LENGTH) or not key.isascii() or not key.isprintable():
         raise ValidationFailed(
             _("Idempotency-Key must be 1 to %(n)d printable ASCII characters.")
             % {"n": MAX_KEY_LENGTH}
+        )
+    if looks_like_raw_identifier(key):
+        raise RawPiiRejected(
+            _("The Idempotency-Key looks like a raw personal identifier; use a random key.")
         )
 
 
@@ -80,9 +88,15 @@ def idempotent_call(
     row = _claim_or_existing(actor, key, request_hash)
     if row is not None:
         if row.request_hash != request_hash:
-            raise IdempotencyMismatch(
-                _("This Idempotency-Key was used with a different request.")
-            )
+            raise IdempotencyMismatch(_("This Idempotency-Key was used with a different request."))
+        # Replaying hands registry data out again: audited like any read.
+        audit_record(
+            actor=actor,
+            action="idempotency.replayed",
+            object_type="idempotency_key",
+            object_id=row.pk,
+            details={"status": row.response_status},
+        )
         return IdempotentAnswer(row.response_status, row.response_body, replayed=True)
     status, body = run()
     IdempotencyKey.objects.filter(member_id=actor.member_id, key=key).update(
@@ -108,8 +122,7 @@ def _claim_or_existing(actor: Actor, key: str, request_hash: str) -> Idempotency
         # Past its lifetime (the purge has not run yet), or never answered: reclaim it.
         row.request_hash, row.response_status, row.response_body = request_hash, None, None
         row.created_at = now
-        row.save(update_fields=["request_hash", "response_status", "response_body",
-                                "created_at"])
+        row.save(update_fields=["request_hash", "response_status", "response_body", "created_at"])
         return None
     return row
 

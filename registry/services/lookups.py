@@ -30,7 +30,9 @@ all parts of a statement see the same snapshot, taken before any of them writes 
 rule for data-modifying WITH queries), so a call never counts its own sightings (the caller
 is excluded anyway). Upserts keep the later of the stored and the new time (GREATEST), and
 write rows sorted by digest so two concurrent lookups sharing identifiers lock rows in the
-same order and cannot deadlock.
+same order and cannot deadlock each other. Two lookups of one identifier by two members at
+the same instant may each miss the other (neither has committed): velocity is exact for
+lookups that committed before the call began.
 
 The log (`LookupLogEntry`, one row per distinct identifier of the call) exists for subject
 access and the regulator: who looked up this identifier, when, why. It is insert-only.
@@ -51,7 +53,7 @@ from django.utils.translation import gettext as _
 from registry import tokens
 from registry.actors import Actor
 from registry.errors import BatchTooLarge, FieldError, NotFound, ValidationFailed
-from registry.models import Lookup, LookupLogEntry, Purpose, Sighting
+from registry.models import IdentifierKind, Lookup, LookupLogEntry, Purpose, Sighting
 from registry.selectors.lookups import (
     PROBE_CTE,
     VELOCITY_WINDOWS,
@@ -63,6 +65,7 @@ from registry.services.audit import audit_record
 from registry.sql import execute_binary
 
 MAX_IDENTIFIERS_PER_LOOKUP = 1000
+KINDS = frozenset(IdentifierKind.values)
 WINDOW_NAMES = tuple(name for name, _window in VELOCITY_WINDOWS)
 ZERO_VELOCITY = dict.fromkeys(WINDOW_NAMES, 0)
 NO_CASES: list = []  # shared by every unmatched result: results are only serialised
@@ -75,9 +78,7 @@ _COUNTS = ",\n".join(
 # Writes rows at the current pepper version only.
 # DISTINCT in the counts matters only during a pepper rotation, when one member can have a
 # sighting at each of two versions.
-_RECORD_AND_COUNT_SQL = (
-    PROBE_CTE
-    + f""",
+_RECORD_AND_COUNT_SQL = f"""{PROBE_CTE},
     logged AS (
         INSERT INTO {LookupLogEntry._meta.db_table}
             (lookup_id, member_id, kind, digest, pepper_version, created_at)
@@ -104,7 +105,6 @@ _RECORD_AND_COUNT_SQL = (
     ) seen
     GROUP BY probe.n
 """  # noqa: S608 - table names come from the models, values are parameters
-)
 
 
 @dataclass(frozen=True)
@@ -121,32 +121,50 @@ def lookup_perform(
     identifiers: list[tuple[str, str]],
     consent_reference: str = "",
 ) -> LookupOutcome:
-    """Look identifiers (kind, token) up for the calling member. The tokens are expected to
-    be checked for format by the caller (the API's IdentifierListField)."""
+    """Look identifiers (kind, token) up for the calling member: one result per identifier,
+    in order. The API screens the tokens first (raw identifiers, format); this checks the
+    format again, cheaply, for any other caller."""
     _check_request(actor, purpose, identifiers)
     now = timezone.now()
     distinct = list(dict.fromkeys(identifiers))  # (kind, token) -> n, in first-seen order
     probes = _probes(distinct)
-    cases = _cases_by_identifier(actor, lookup_matches(probes=probes, now=now,
-                                                       today=timezone.localdate(now)))
+    cases = _cases_by_identifier(
+        actor, lookup_matches(probes=probes, now=now, today=timezone.localdate(now))
+    )
     position = {identifier: n for n, identifier in enumerate(distinct)}
     numbers = [position[identifier] for identifier in identifiers]
     match_count = sum(1 for n in numbers if n in cases)
     lookup = Lookup.objects.create(
-        member_id=actor.member_id, api_key=actor.api_key, purpose=purpose,
-        consent_reference=consent_reference, identifier_count=len(identifiers),
-        match_count=match_count, created_at=now,
+        member_id=actor.member_id,
+        api_key=actor.api_key,
+        purpose=purpose,
+        consent_reference=consent_reference,
+        identifier_count=len(identifiers),
+        match_count=match_count,
+        created_at=now,
     )
     velocity = _record_and_count(actor, lookup, probes, now)
     audit_record(
-        actor=actor, action="lookup.performed", object_type="lookup", object_id=lookup.pk,
-        details={"purpose": purpose, "identifiers": len(identifiers),
-                 "distinct_identifiers": len(distinct), "matched": match_count,
-                 "consent_reference": bool(consent_reference)},
+        actor=actor,
+        action="lookup.performed",
+        object_type="lookup",
+        object_id=lookup.pk,
+        details={
+            "purpose": purpose,
+            "identifiers": len(identifiers),
+            "distinct_identifiers": len(distinct),
+            "matched": match_count,
+            "consent_reference": bool(consent_reference),
+        },
     )
     results = [
-        {"kind": kind, "token": token, "matched": n in cases, "cases": cases.get(n, NO_CASES),
-         "velocity": velocity.get(n, ZERO_VELOCITY)}
+        {
+            "kind": kind,
+            "token": token,
+            "matched": n in cases,
+            "cases": cases.get(n, NO_CASES),
+            "velocity": velocity.get(n, ZERO_VELOCITY),
+        }
         for (kind, token), n in zip(identifiers, numbers, strict=True)
     ]
     return LookupOutcome(str(lookup.pk), results)
@@ -165,9 +183,17 @@ def _check_request(actor: Actor, purpose: str, identifiers: list) -> None:
             _("Send at least one identifier."),
             [FieldError("/identifiers", "required", _("At least one identifier."))],
         )
+    bad = [
+        FieldError(f"/identifiers/{index}", "invalid_identifier", _("Unknown kind or bad token."))
+        for index, (kind, token) in enumerate(identifiers)
+        if kind not in KINDS or not tokens.is_token(token)
+    ]
+    if bad:  # the API checks first; this guards other callers
+        raise ValidationFailed(_("Some identifiers are invalid; see errors."), bad)
     if purpose not in Purpose.values:
-        raise ValidationFailed(_("Unknown purpose."),
-                               [FieldError("/purpose", "invalid_choice", _("Unknown purpose."))])
+        raise ValidationFailed(
+            _("Unknown purpose."), [FieldError("/purpose", "invalid_choice", _("Unknown purpose."))]
+        )
 
 
 def _probes(distinct: list[tuple[str, str]]) -> Probes:
@@ -211,14 +237,20 @@ def _case_objects(actor: Actor, rows: list[MatchRow], disclose: bool) -> list[di
     return cases
 
 
-def _record_and_count(actor: Actor, lookup: Lookup, probes: Probes,
-                      now: datetime) -> dict[int, dict[str, int]]:
+def _record_and_count(
+    actor: Actor, lookup: Lookup, probes: Probes, now: datetime
+) -> dict[int, dict[str, int]]:
     """Log and sight every identifier of the call and, in the same statement (so from the
     snapshot before these writes), count the other members' sightings per window. Returns
     {n: {"1h": .., ..., "90d": ..}} for identifiers seen by anyone else in 90 days."""
-    params = {**probes.params(), "lookup": lookup.pk, "member": actor.member_id,
-              "current_version": tokens.current_pepper_version(), "now": now,
-              "since_longest": now - VELOCITY_WINDOWS[-1][1]}
+    params = {
+        **probes.params(),
+        "lookup": lookup.pk,
+        "member": actor.member_id,
+        "current_version": tokens.current_pepper_version(),
+        "now": now,
+        "since_longest": now - VELOCITY_WINDOWS[-1][1],
+    }
     for name, window in VELOCITY_WINDOWS:
         params[f"since_{name}"] = now - window
     return {

@@ -28,18 +28,29 @@ def oprf_evaluate(*, actor: Actor, blinded_elements: list[str]) -> tuple[str, li
             "Send at least one blinded element.",
             [FieldError("/blinded_elements", "required", "At least one element.")],
         )
-    elements, errors = [], []
+    sk, _pk, key_id = server_key()
+    evaluated, errors = [], []
     for index, text in enumerate(blinded_elements):
         try:
-            elements.append(oprf.parse_element_hex(text))
+            evaluated.append(_evaluate_hex(sk, text))
         except oprf.InvalidElement as exc:
             errors.append(FieldError(f"/blinded_elements/{index}", "invalid_element", str(exc)))
     if errors:
         raise ValidationFailed("Some blinded elements are not valid ristretto255 points.", errors)
-    sk, _pk, key_id = server_key()
-    evaluated = [oprf.blind_evaluate(sk, element).hex() for element in elements]
     # One event per call with counts only: the elements themselves say nothing, but there is
     # no reason to keep them.
     audit_record(actor=actor, action="oprf.evaluated", object_type="oprf",
-                 details={"elements": len(elements), "key_id": key_id})
+                 details={"elements": len(evaluated), "key_id": key_id})
     return key_id, evaluated
+
+
+def _evaluate_hex(sk: bytes, text: object) -> str:
+    """parse_element_hex's shape checks, then BlindEvaluate, which checks the point itself:
+    one decoding per element instead of two (decoding is a tenth of an evaluation)."""
+    if not isinstance(text, str) or len(text) != 2 * oprf.ELEMENT_BYTES:
+        raise oprf.InvalidElement("length")
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raise oprf.InvalidElement("hex") from None
+    return oprf.blind_evaluate(sk, raw).hex()
