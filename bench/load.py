@@ -12,7 +12,8 @@ Spec: {"address": "127.0.0.1:8000", "key": "rk_...", "path": "/api/v1/lookups",
        "mode": "once" | "loop", "duration": s, "warmup": s, "stop_file": path | null}
 - once: every body is sent once, the clients sharing the list; the rate is items / wall time.
 - loop: the clients cycle through the bodies until `duration` has passed (or `stop_file`
-  appears); requests that start during the first `warmup` seconds are not counted.
+  appears); requests that start during the first `warmup` seconds are not counted, and when
+  `window_file` holds [t0, t1] (Unix times) only requests started within it are.
 """
 
 import http.client
@@ -59,7 +60,7 @@ def run(spec: dict) -> dict:
     stop_file = Path(spec["stop_file"]) if spec.get("stop_file") else None
     lock = threading.Lock()
     queue = iter(range(len(bodies))) if mode == "once" else itertools.cycle(range(len(bodies)))
-    results: list[tuple[float, float, int, int]] = []  # (start, latency, status, items)
+    results: list[tuple] = []  # (start, latency, status, items, start as Unix time)
     errors: list[str] = []
     barrier = threading.Barrier(clients + 1)
     deadline = [0.0]
@@ -79,12 +80,12 @@ def run(spec: dict) -> dict:
             index = next_index()
             if index is None:
                 break
-            started = time.perf_counter()
+            started, wall = time.perf_counter(), time.time()
             try:
                 status, payload = client.post(spec["path"], bodies[index])
             except OSError as exc:
                 status, payload = 0, str(exc).encode()
-            local.append((started, time.perf_counter() - started, status, items[index]))
+            local.append((started, time.perf_counter() - started, status, items[index], wall))
             if status != 200 and len(errors) < 5:
                 errors.append(f"{status}: {payload[:300]!r}")
         with lock:
@@ -104,6 +105,11 @@ def run(spec: dict) -> dict:
     window = (max(r[0] + r[1] for r in counted) - counted_from) if counted else 0.0
     if mode == "once":
         window = ended - began
+    window_file = Path(spec["window_file"]) if spec.get("window_file") else None
+    if window_file and window_file.exists():  # only requests started within [t0, t1] (wall)
+        t0, t1 = json.loads(window_file.read_text())
+        counted = [r for r in results if t0 <= r[4] <= t1]
+        window = t1 - t0
     latencies = sorted(r[1] * 1000 for r in counted)
     ok = [r for r in counted if r[2] == 200]
     return {

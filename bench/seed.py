@@ -658,8 +658,17 @@ def ensure_seeded(plan: SeedPlan, *, force: bool = False, log=print) -> dict:
     """Reuse the seeded data when it matches `plan`; seed otherwise."""
     from django.conf import settings
 
+    from registry.models import RegistryState
+
     database = settings.DATABASES["default"]["NAME"]
     marker = None if force else seeded(plan)
+    other = RegistryState.objects.filter(key="bench.seed").first()
+    if marker is None and other is not None and not force:
+        raise SystemExit(
+            f"Database {database} holds a benchmark seeded with other sizes or secrets "
+            f"({other.value.get('identifiers')} identifiers, {other.value.get('log_rows')} log "
+            "rows). Pass --reseed to replace it, or use another database."
+        )
     if marker is None:
         marker = seed(plan, log=log)
     else:

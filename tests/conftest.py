@@ -56,8 +56,9 @@ def _flushable_audit_trail():
     """Transactional tests (django_db(transaction=True)) end with a TRUNCATE of every table,
     which the audit trail's append-only triggers refuse. For that flush only, the test
     database's superuser switches ordinary triggers off (SET LOCAL: the flush's transaction).
-    Mark such tests serialized_rollback=True when they need the migrations' reference data
-    (categories, groups, beat schedule) back: the flush empties those tables too."""
+    The flush empties the migrations' reference data too; `_reference_data` puts it back.
+    (Do not use serialized_rollback: after another test's flush has re-created the content
+    types, reloading the serialized copy collides with them.)"""
     from django.db.backends.postgresql.operations import DatabaseOperations
 
     original = DatabaseOperations.execute_sql_flush

@@ -36,7 +36,7 @@ RATIONALE = "The subject's police report matches the dates of the application."
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(not shutil.which(CHROMIUM), reason="needs Debian's chromium package"),
 ]
 

@@ -250,7 +250,7 @@ def _race(*calls):
     return results
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_it_lets_exactly_one_of_two_concurrent_submissions_of_a_reference_win():
     world = make_world()
     for round_ in range(4):
@@ -270,7 +270,7 @@ def test_it_lets_exactly_one_of_two_concurrent_submissions_of_a_reference_win():
         assert CaseIdentifier.objects.filter(case__reference=reference).count() == 1
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_it_refuses_the_second_inserter_that_waited_on_the_first():
     """Deterministic version of the race: the first transaction has inserted but not
     committed when the second one (which cannot see it) inserts the same reference and
@@ -400,7 +400,7 @@ def test_it_refuses_an_unusable_key(world):
     assert nothing_written() and not IdempotencyKey.objects.exists()
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_it_runs_concurrent_requests_with_one_key_once():
     world = make_world()
     payload = case_payload()

@@ -323,7 +323,7 @@ def test_it_reads_everything_from_the_primary_without_a_replica():
 
 
 @pytest.mark.browser
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(not shutil.which("chromium"), reason="needs Debian's chromium package")
 def test_it_runs_the_login_page_and_the_api_docs_under_the_csp_in_a_browser(
     live_server, monkeypatch

@@ -524,7 +524,7 @@ def _race(*calls):
     return results
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_it_accepts_exactly_one_of_two_concurrent_decisions(world):
     for _round in range(3):
         case, _ident = listed_case(world)
@@ -546,7 +546,7 @@ def test_it_accepts_exactly_one_of_two_concurrent_decisions(world):
         )
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_it_accepts_exactly_one_of_two_concurrent_filings(world):
     for _round in range(3):
         case, _ident = listed_case(world)

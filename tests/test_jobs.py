@@ -176,7 +176,7 @@ def test_a_lookup_after_the_expiry_date_finds_nothing_before_the_job_runs(world)
     assert CaseIdentifier.objects.filter(case=expired_today.case).count() == 2  # job not run
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_two_concurrent_expiry_runs_give_the_same_result_as_one(world):
     due = make_cases(world.alice.member, 120, expires_at=today() - timedelta(days=1))
     not_due = make_cases(world.alice.member, 10, expires_at=today() + timedelta(days=1))

@@ -27,7 +27,7 @@ from tests.factories import lookup
 from tests.jobs_data import make_cases, make_lookup_log
 from tests.workers import celery_worker_process, unique_queue, wait_for
 
-pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 def today():

@@ -190,7 +190,7 @@ def test_it_retries_a_batch_that_collides(world, monkeypatch):
     assert Sighting.objects.filter(member=world.bob.member).count() == 1
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_two_concurrent_rotations_rekey_each_row_once(world):
     made = make_cases(world.alice.member, 40, expires_at=timezone.localdate() + timedelta(9))
     start, summaries, errors = threading.Barrier(2), [], []
@@ -217,7 +217,7 @@ def test_two_concurrent_rotations_rekey_each_row_once(world):
         assert_all_stored_at_current_version(made)
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_rotating_under_lookup_load_loses_no_data_and_no_match(world):
     made = make_cases(world.alice.member, 40, expires_at=timezone.localdate() + timedelta(9))
     identifiers = all_identifiers(made)
