@@ -361,3 +361,9 @@ def test_it_runs_the_login_page_and_the_api_docs_under_the_csp_in_a_browser(
         finally:
             browser.close()
     assert violations == []
+
+
+def test_it_lists_every_setting_in_the_readme():
+    read = set(SETTING_READERS.findall((ROOT / "consortium" / "settings.py").read_text()))
+    readme = (ROOT / "README.md").read_text()
+    assert sorted(name for name in read if f"`{name}`" not in readme) == []

@@ -1,0 +1,110 @@
+"""POST /api/v1/oprf/evaluate: the official RFC 9497 vectors through the API, refusals with a
+pointer to the bad element, limits, and one count-only audit event per call."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from registry.models import AuditEvent
+from registry.services.oprf import server_key
+from registry_client import oprf
+
+pytestmark = pytest.mark.django_db
+EVALUATE = "/api/v1/oprf/evaluate"
+VECTORS = json.loads(
+    (Path(__file__).resolve().parent.parent / "spec" / "vectors"
+     / "oprf-ristretto255-sha512.json").read_text()
+)
+P_LE = ((1 << 255) - 19).to_bytes(32, "little").hex()  # the field prime: non-canonical
+
+
+@pytest.fixture
+def vector_key(settings):
+    """The server keyed exactly as the RFC's test vectors (seed a3.., info "test key")."""
+    settings.REGISTRY_OPRF_SEED = VECTORS["seed"]
+    settings.REGISTRY_OPRF_KEY_INFO = bytes.fromhex(VECTORS["keyInfo"]).decode()
+    server_key.cache_clear()
+    yield
+    server_key.cache_clear()
+
+
+def valid_element() -> str:
+    return oprf.blind(b"phone\x00+8613812345678")[1].hex()
+
+
+def test_it_reproduces_the_rfc_vectors_through_the_api(world, vector_key):
+    elements = [v["BlindedElement"] for v in VECTORS["vectors"]]
+    response = world.alice.post(EVALUATE, {"blinded_elements": elements})
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["evaluated_elements"] == [v["EvaluationElement"] for v in VECTORS["vectors"]]
+    _sk, pk, _key_id = server_key()
+    assert body["key_id"] == oprf.key_id(pk) and len(body["key_id"]) == 16
+
+
+def test_it_gives_the_member_a_token_that_finalizes_like_the_server_would(world):
+    private_input = oprf.oprf_input("phone", "+8613812345678")
+    blind, element = oprf.blind(private_input)
+    body = world.alice.post(EVALUATE, {"blinded_elements": [element.hex()]}).json()
+    token = oprf.finalize(private_input, blind, bytes.fromhex(body["evaluated_elements"][0]))
+    assert token == oprf.evaluate(server_key()[0], private_input)
+
+
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [
+        ("00" * 32, "identity"),
+        (P_LE, "non-canonical"),
+        ("ff" * 32, "non-canonical"),
+        ("ab" * 31, "too short"),
+        ("ab" * 33, "too long"),
+        ("zz" * 32, "not hex"),
+        ("", "empty"),
+    ],
+)
+def test_it_refuses_a_bad_element_with_a_pointer_to_it(world, bad, why):
+    response = world.alice.post(EVALUATE, {"blinded_elements": [valid_element(), bad]})
+    assert response.status_code == 400, why
+    body = response.json()
+    assert body["code"] == "validation_error"
+    assert [e["pointer"] for e in body["errors"]] == ["/blinded_elements/1"], why
+    assert not AuditEvent.objects.filter(action="oprf.evaluated").exists()
+
+
+def test_it_refuses_more_than_1000_elements(world):
+    response = world.alice.post(EVALUATE, {"blinded_elements": [valid_element()] * 1001})
+    assert response.status_code == 400 and response.json()["code"] == "batch_too_large"
+
+
+def test_it_refuses_an_empty_list(world):
+    response = world.alice.post(EVALUATE, {"blinded_elements": []})
+    assert response.status_code == 400 and response.json()["code"] == "validation_error"
+
+
+def test_it_evaluates_1000_elements_in_order(world):
+    inputs = [oprf.oprf_input("phone", f"+86138{n:08d}") for n in range(1000)]
+    blinded = [oprf.blind(i) for i in inputs]
+    body = world.alice.post(
+        EVALUATE, {"blinded_elements": [e.hex() for _b, e in blinded]}
+    ).json()
+    sk = server_key()[0]
+    for index in (0, 499, 999):
+        blind, _element = blinded[index]
+        finalized = oprf.finalize(inputs[index], blind,
+                                  bytes.fromhex(body["evaluated_elements"][index]))
+        assert finalized == oprf.evaluate(sk, inputs[index])
+
+
+def test_it_audits_each_call_with_counts_only(world):
+    element = valid_element()
+    world.alice.post(EVALUATE, {"blinded_elements": [element] * 3})
+    event = AuditEvent.objects.get(action="oprf.evaluated")
+    assert event.member_id == world.alice.member.pk
+    assert event.details["elements"] == 3
+    assert element not in json.dumps(event.details)
+
+
+def test_it_needs_a_member_scope(world):
+    response = world.officer.post(EVALUATE, {"blinded_elements": [valid_element()]})
+    assert response.status_code == 403 and response.json()["code"] == "forbidden_scope"
