@@ -11,6 +11,7 @@ API/SQL ratio instead of slowing both sides.
 """
 
 import json
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -148,6 +149,51 @@ class SqlLookups:
         elapsed = time.perf_counter() - started
         items = sum(len(batch) for batch in batches)
         return {"items": items, "seconds": elapsed, "rate": items / elapsed, "matched": matched}
+
+
+def sql_concurrent(
+    url: str,
+    member_id: int,
+    version: int,
+    lookups: list[list[tuple[str, bytes]]],
+    *,
+    clients: int,
+    seconds: float,
+) -> dict:
+    """`clients` connections doing bare-SQL lookups in a closed loop for `seconds`: what the
+    database alone answers at that concurrency (requests/s, p50, p99)."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    start = threading.Barrier(clients + 1)
+    deadline = [0.0]
+
+    def client(first: int) -> None:
+        sql = SqlLookups(url, member_id, version)
+        local, index = [], first
+        start.wait()
+        while time.perf_counter() < deadline[0]:
+            began = time.perf_counter()
+            sql.lookup(lookups[index % len(lookups)])
+            local.append(time.perf_counter() - began)
+            index += clients
+        sql.close()
+        with lock:
+            latencies.extend(local)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    deadline[0] = time.perf_counter() + seconds
+    start.wait()
+    for thread in threads:
+        thread.join()
+    latencies.sort()
+    count = len(latencies)
+    return {
+        "requests_per_s": count / seconds,
+        "p50_ms": latencies[count // 2] * 1000,
+        "p99_ms": latencies[min(count - 1, int(count * 0.99))] * 1000,
+    }
 
 
 def bare_evaluate_rate(elements: list[bytes], sk: bytes) -> dict:

@@ -423,9 +423,13 @@ def single_bodies(ctx: Context) -> tuple[list[str], list[int]]:
 
 
 def bench_single(ctx: Context) -> dict:
+    from bench.baseline import sql_concurrent
+    from registry import tokens
+
     s = ctx.sizes
     bodies, items = single_bodies(ctx)
-    rounds = []
+    pre = [digested([identifier]) for identifier in ctx.queries["single"]]
+    rounds, sql_rounds = [], []
     for round_no in range(s.repeats):
         offset = round_no * 997 % len(bodies)
         result = run_load(
@@ -439,16 +443,28 @@ def bench_single(ctx: Context) -> dict:
             duration=s.single_seconds,
             warmup=s.warmup_seconds,
         )
+        sql = sql_concurrent(
+            os.environ["DATABASE_URL"],
+            ctx.sql_member_id,
+            tokens.current_pepper_version(),
+            pre[offset:] + pre[:offset],
+            clients=s.single_clients,
+            seconds=s.single_seconds,
+        )
         rounds.append(result)
+        sql_rounds.append(sql)
         log(
             f"single lookups round {round_no + 1}: {result['requests_per_s']:,.0f} req/s, "
-            f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms"
+            f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms; bare SQL "
+            f"{sql['requests_per_s']:,.0f}/s, p99 {sql['p99_ms']:.1f} ms"
         )
     return {
         "clients": s.single_clients,
         "requests_per_s": spread([r["requests_per_s"] for r in rounds]),
         "p50_ms": spread([r["p50_ms"] for r in rounds]),
         "p99_ms": spread([r["p99_ms"] for r in rounds]),
+        "sql_requests_per_s": spread([r["requests_per_s"] for r in sql_rounds]),
+        "sql_p99_ms": spread([r["p99_ms"] for r in sql_rounds]),
     }
 
 
@@ -672,8 +688,9 @@ def bench_expiry(ctx: Context, single: dict) -> dict:
         seconds.append(elapsed)
         p99s.append(result["p99_ms"])
         ratios.append(result["p99_ms"] / baseline_p99)
-        runs.append({"job": {k: v for k, v in run.details.items() if k != "case_ids"},
-                     "load": result})
+        runs.append(
+            {"job": {k: v for k, v in run.details.items() if k != "case_ids"}, "load": result}
+        )
         log(
             f"expiry round {round_no + 1}: {s.expiry_identifiers:,} identifiers in "
             f"{elapsed:.1f} s; lookups meanwhile {result['requests_per_s']:,.0f} req/s, "
@@ -720,6 +737,14 @@ def rows(figures: dict) -> list[tuple[str, dict, str, bool | None, str]]:
             s["p99_ms"]["median"] <= t["single_p99_ms"],
             ".1f",
         ),
+        (
+            f"Single lookups as bare SQL ({s['clients']} connections), requests/s",
+            s["sql_requests_per_s"],
+            "",
+            None,
+            ",.0f",
+        ),
+        ("Single lookups as bare SQL p99, ms", s["sql_p99_ms"], "", None, ".1f"),
         ("OPRF evaluate via API, elements/s", e["api_elements_per_s"], "", None, ",.0f"),
         ("OPRF evaluate in-process, elements/s", e["in_process_elements_per_s"], "", None, ",.0f"),
         (
@@ -760,11 +785,11 @@ def markdown_table(result: dict) -> str:
 
 
 def plain_table(result: dict) -> str:
-    out = [f"{'figure':44} {'median':>10} {'min':>10} {'max':>10}  target"]
+    out = [f"{'figure':56} {'median':>10} {'min':>10} {'max':>10}  target"]
     for label, value, target, met, fmt in rows(result["figures"]):
         flag = "" if met is None else (" ok" if met else " MISSED")
         out.append(
-            f"{label.strip('*'):44} {value['median']:>10{fmt}} {value['min']:>10{fmt}} "
+            f"{label.strip('*'):56} {value['median']:>10{fmt}} {value['min']:>10{fmt}} "
             f"{value['max']:>10{fmt}}  {target}{flag}"
         )
     return "\n".join(out)

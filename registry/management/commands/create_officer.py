@@ -25,9 +25,10 @@ class Command(BaseCommand):
         parser.add_argument("--password-file", type=Path)
         parser.add_argument("--email", default="")
         parser.add_argument(
-            "--reset-totp", action="store_true",
+            "--reset-totp",
+            action="store_true",
             help="Give an existing staff user (e.g. one made by createsuperuser) a new TOTP "
-                 "second factor, replacing any old one; the password is left alone.",
+            "second factor, replacing any old one; the password is left alone.",
         )
 
     def handle(self, *args, username, password_file, email, reset_totp=False, **options):
