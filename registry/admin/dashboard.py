@@ -2,10 +2,12 @@
 JavaScript, nothing fetched from elsewhere), so they render the same in any browser and
 under the strict Content-Security-Policy.
 
-The numbers come from registry/selectors/dashboard.py and are cached for a minute."""
+The numbers come from registry/selectors/dashboard.py (and, for the members refused by their
+rate limit or quota, registry/selectors/abuse.py) and are cached for a minute."""
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.cache import cache
@@ -14,13 +16,18 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
-from registry.admin.common import category_label
+from registry.actors import Actor
+from registry.admin.common import actor_for, category_label, scope_labels
 from registry.selectors import dashboard as numbers
+from registry.selectors.abuse import ThrottledMember, refused_windows, throttled_members
+from registry.services.abuse import AUDIT_ACTION as THROTTLED_ACTION
 from registry.services.audit import audit_seal_lag_seconds
 
-CACHE_KEY = "admin:dashboard:v1"
+CACHE_KEY = "admin:dashboard:v2"  # v2: with the throttled members
 CACHE_SECONDS = 60
 DAYS = 30
+THROTTLED_DAYS = 7
+THROTTLED_RECENT = timedelta(hours=24)  # rows this fresh are highlighted
 
 # Daily chart geometry (SVG user units; the SVG scales to the page width).
 WIDTH, HEIGHT = 960, 240
@@ -129,13 +136,16 @@ def horizontal_bars(rows: list[numbers.NamedCount], *, label_is_code: bool) -> l
     ]
 
 
-def _numbers() -> dict:
+def _numbers(actor: Actor) -> dict:
+    """Cached for every officer alike: what the dashboard shows is the same for all of them
+    (the throttled members are every member's, which any officer may see)."""
     from registry.services.jobs import JOB_NAMES
 
     cached = cache.get(CACHE_KEY)
     if cached is not None:
         return cached
     now = timezone.now()
+    throttled_since = now - timedelta(days=THROTTLED_DAYS)
     data = {
         "days": numbers.lookups_per_day(days=DAYS, now=now),
         "categories": numbers.new_cases_per_category(days=DAYS, now=now),
@@ -145,6 +155,8 @@ def _numbers() -> dict:
         "members": numbers.top_members_by_lookups(days=DAYS, limit=10, now=now),
         "jobs": numbers.job_health(job_names=tuple(JOB_NAMES), now=now),
         "seal_lag": audit_seal_lag_seconds(),
+        "throttled": throttled_members(actor=actor, since=throttled_since),
+        "throttled_windows": refused_windows(actor=actor, since=throttled_since),
         "computed_at": now,
     }
     cache.set(CACHE_KEY, data, CACHE_SECONDS)
@@ -178,12 +190,49 @@ def job_rows(jobs: list[numbers.JobHealth]) -> list[dict]:
     return rows
 
 
+def refusals_url(member_id: int | None = None) -> str:
+    """The audit list filtered to the rate-limit refusals (of one member, if given)."""
+    params = {"action": THROTTLED_ACTION}
+    if member_id is not None:
+        params["member__id__exact"] = member_id
+    return f"{reverse('admin:registry_auditevent_changelist')}?{urlencode(params)}"
+
+
+def throttled_rows(
+    throttled: list[ThrottledMember], windows: dict[int, dict[str, int]], *, now: datetime
+) -> list[dict]:
+    """One row per throttled member; those refused in the last 24 h first, highlighted."""
+    rows = []
+    for item in throttled:
+        member = item.member
+        refused = windows.get(member.pk, {})
+        rows.append(
+            {
+                "code": member.code,
+                "name": member.name,
+                "scopes": scope_labels(item.scopes),
+                "minute_windows": refused.get("minute", 0),
+                "day_windows": refused.get("day", 0),
+                "first_at": item.first_refused_at,
+                "last_at": item.last_refused_at,
+                "usual_per_day": item.usual_lookups_per_day,
+                "recent": item.last_refused_at >= now - THROTTLED_RECENT,
+                "member_url": reverse("admin:registry_member_change", args=[member.pk]),
+                "refusals_url": refusals_url(member.pk),
+            }
+        )
+    return sorted(rows, key=lambda row: not row["recent"])  # stable: keeps "most refused first"
+
+
 def dashboard_context(request) -> dict:
     if not request.user.has_perm("registry.view_case"):
         return {}
-    data = _numbers()
+    data = _numbers(actor_for(request))
     disputes_url = reverse("admin:registry_dispute_changelist")
     lag = data["seal_lag"]
+    throttled = throttled_rows(
+        data["throttled"], data["throttled_windows"], now=data["computed_at"]
+    )
     return {
         "dashboard": {
             "days": DAYS,
@@ -195,6 +244,10 @@ def dashboard_context(request) -> dict:
             "jobs": job_rows(data["jobs"]),
             "seal_lag_seconds": round(lag),
             "seal_alarm": lag > settings.REGISTRY_AUDIT_SEAL_LAG_ALARM_SECONDS,
+            "throttled_days": THROTTLED_DAYS,
+            "throttled": throttled,
+            "throttled_recent": sum(1 for row in throttled if row["recent"]),
+            "throttled_url": refusals_url(),
             "computed_at": data["computed_at"],
             "next_refresh": data["computed_at"] + timedelta(seconds=CACHE_SECONDS),
         }

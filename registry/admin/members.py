@@ -3,6 +3,8 @@
 Every change goes through an audited service (registry/services/members.py, api_keys.py);
 a new key's secret is shown once, on the page that issued it, and never again."""
 
+from datetime import timedelta
+
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
@@ -12,6 +14,9 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -28,10 +33,12 @@ from registry.admin.common import (
     scope_labels,
     status_pill,
 )
+from registry.admin.dashboard import THROTTLED_DAYS, refusals_url
 from registry.admin.site import site
 from registry.api.throttling import forget_limits
 from registry.errors import RegistryError
 from registry.models import MEMBER_SCOPES, ApiKey, Member, Scope
+from registry.selectors.abuse import last_refused_at
 from registry.services.api_keys import api_key_issue, api_key_revoke
 from registry.services.members import (
     member_create,
@@ -102,10 +109,10 @@ class MemberAdmin(RegistryModelAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return ("code", "name", "contact_email")
-        return ("code", "name", "contact_email", "status", "created_at")
+        return ("code", "name", "contact_email", "status", "throttled_recently", "created_at")
 
     def get_readonly_fields(self, request, obj=None):
-        return () if obj is None else ("code", "status", "created_at")
+        return () if obj is None else ("code", "status", "throttled_recently", "created_at")
 
     def get_queryset(self, request):
         return (
@@ -121,6 +128,30 @@ class MemberAdmin(RegistryModelAdmin):
     @admin.display(description=gettext_lazy("active keys"), ordering="_active_keys")
     def active_keys(self, obj):
         return obj._active_keys
+
+    def get_object(self, request, object_id, from_field=None):
+        # The display methods below get only the object; it carries who is looking (the
+        # ModelAdmin is shared by every request, so it must not hold the request itself).
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            obj._viewing_actor = actor_for(request)
+        return obj
+
+    @admin.display(description=gettext_lazy("Throttled recently"))
+    def throttled_recently(self, obj):
+        """Whether the member ran into its rate limit or quota lately (a sweep shows up
+        here as well as on the dashboard), with a link to the refusals."""
+        since = timezone.now() - timedelta(days=THROTTLED_DAYS)
+        last = last_refused_at(actor=obj._viewing_actor, member_id=obj.pk, since=since)
+        if last is None:
+            return _("no (not in the last %(days)d days)") % {"days": THROTTLED_DAYS}
+        when = date_format(timezone.localtime(last), "DATETIME_FORMAT")
+        return format_html(
+            '<span class="registry-throttled-flag">{}</span> · <a href="{}">{}</a>',
+            _("yes (last at %(time)s)") % {"time": when},
+            refusals_url(obj.pk),
+            _("Show the refusals in the audit trail"),
+        )
 
     def save_model(self, request, obj, form, change):
         actor = actor_for(request)

@@ -59,3 +59,41 @@ def _usual_lookups_per_day(member_id: int, since: datetime) -> float:
         member_id=member_id, created_at__gte=start, created_at__lt=since
     ).count()
     return round(count / USUAL_VOLUME_DAYS, 1)
+
+
+def _refusals_visible_to(actor: Actor, since: datetime):
+    """The refusal events since `since` that `actor` may see: an officer every member's, a
+    member only its own, anyone else none."""
+    events = AuditEvent.objects.filter(action=AUDIT_ACTION, created_at__gte=since)
+    if actor.is_officer:
+        return events
+    if actor.is_member:
+        return events.filter(member_id=actor.member_id)
+    return events.none()
+
+
+def refused_windows(*, actor: Actor, since: datetime) -> dict[int, dict[str, int]]:
+    """Per member id, how many "minute" and "day" windows were refused since `since` (one
+    event is written per refused window, see services/abuse.py). One grouped query."""
+    rows = (
+        _refusals_visible_to(actor, since)
+        .values("member_id", "details__window")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    out: dict[int, dict[str, int]] = {}
+    for row in rows:
+        window = row["details__window"] if isinstance(row["details__window"], str) else ""
+        by_window = out.setdefault(row["member_id"], {})
+        by_window[window] = by_window.get(window, 0) + row["n"]
+    return out
+
+
+def last_refused_at(*, actor: Actor, member_id: int, since: datetime) -> datetime | None:
+    """When `member_id` was last refused since `since`, or None (also when `actor` may not
+    see that member)."""
+    return (
+        _refusals_visible_to(actor, since)
+        .filter(member_id=member_id)
+        .aggregate(last=Max("created_at"))["last"]
+    )
