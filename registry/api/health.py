@@ -1,6 +1,7 @@
 """Liveness and readiness. /readyz names the dependency that failed."""
 
 from django.conf import settings
+from kombu import Connection
 from django.db import connection
 from django.http import JsonResponse
 
@@ -21,10 +22,14 @@ def _check_database() -> str | None:
 
 
 def _check_broker() -> str | None:
-    from consortium.celery import app
-
+    # A fresh connection to the configured broker (not the app's pool): the answer is about
+    # the broker now, and a probe never leaves a broken connection in the publishers' pool.
     try:
-        with app.connection_for_write() as conn:
+        with Connection(
+            settings.CELERY_BROKER_URL,
+            connect_timeout=2,
+            transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS,
+        ) as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
         return None
     except Exception as exc:  # noqa: BLE001
