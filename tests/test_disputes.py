@@ -613,6 +613,18 @@ def test_it_reminds_once_before_the_deadline(world, desk, frozen_now):
     assert actions_for(dispute["id"]).count("dispute.reminder_sent") == 1
 
 
+def test_it_sends_no_reminder_about_a_case_that_expired_meanwhile(world, desk, frozen_now):
+    from registry.services.jobs import job_execute
+
+    case, _ = listed_case(world)
+    dispute = file_dispute(world.bob, case["id"])
+    Case.objects.filter(pk=case["id"]).update(expires_at=frozen_now().date())
+    job_execute("expiry")
+    frozen_now.advance(days=15, minutes=1)  # inside the reminder window
+    dispute_deadlines_sweep()
+    assert queued("registry.disputes.send_reminder", dispute["id"]) == 0
+
+
 def test_it_alerts_once_when_a_dispute_is_overdue(world, desk, frozen_now):
     case, _ = listed_case(world)
     dispute = file_dispute(world.bob, case["id"])

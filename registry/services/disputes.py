@@ -264,11 +264,14 @@ def _reminder_due(now: datetime):
     if settings.REGISTRY_DISPUTE_REMINDER_DAYS <= 0:
         return Dispute.objects.none()
     window = timedelta(days=settings.REGISTRY_DISPUTE_REMINDER_DAYS)
+    # A case that expired meanwhile has nothing left to answer for: no reminder to its member
+    # (the officers still see and decide the dispute; its overdue alert still goes to them).
     return Dispute.objects.filter(
         status__in=RUNNING_STATUSES,
         reminder_sent_at__isnull=True,
         due_at__gt=now,
         due_at__lte=now + window,
+        case__status__in=LIVE_CASE_STATUSES,
     )
 
 
