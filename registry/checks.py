@@ -4,7 +4,8 @@ server start)."""
 import re
 
 from django.conf import settings
-from django.core.checks import Error, Tags, Warning, register
+from django.core.checks import Error, Tags, register
+from django.core.checks import Warning as CheckWarning
 
 HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 
@@ -13,18 +14,22 @@ HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 def check_registry_secrets(app_configs, **kwargs):
     errors = []
     if not HEX64.match(settings.REGISTRY_OPRF_SEED or ""):
-        errors.append(Error(
-            "REGISTRY_OPRF_SEED must be 32 bytes written as 64 hex characters.",
-            hint="Generate one with: python -c 'import secrets; print(secrets.token_hex(32))'",
-            id="registry.E001",
-        ))
+        errors.append(
+            Error(
+                "REGISTRY_OPRF_SEED must be 32 bytes written as 64 hex characters.",
+                hint="Generate one with: python -c 'import secrets; print(secrets.token_hex(32))'",
+                id="registry.E001",
+            )
+        )
     peppers = [*settings.REGISTRY_PREVIOUS_PEPPERS, settings.REGISTRY_PEPPER]
     if any(len(p.strip()) < 32 for p in peppers):
-        errors.append(Error(
-            "REGISTRY_PEPPER (and each of REGISTRY_PREVIOUS_PEPPERS) must be at least 32 "
-            "characters (64 hex characters recommended).",
-            id="registry.E002",
-        ))
+        errors.append(
+            Error(
+                "REGISTRY_PEPPER (and each of REGISTRY_PREVIOUS_PEPPERS) must be at least 32 "
+                "characters (64 hex characters recommended).",
+                id="registry.E002",
+            )
+        )
     if len(set(peppers)) != len(peppers):
         errors.append(Error("A pepper appears twice in the rotation chain.", id="registry.E003"))
     return errors
@@ -34,17 +39,25 @@ def check_registry_secrets(app_configs, **kwargs):
 def check_registry_rules(app_configs, **kwargs):
     errors = []
     if not 1 <= settings.REGISTRY_DISPUTE_DEADLINE_DAYS <= 20:
-        errors.append(Error(
-            "REGISTRY_DISPUTE_DEADLINE_DAYS must be between 1 and 20 (disputes are decided "
-            "within 20 days).",
-            id="registry.E010",
-        ))
+        errors.append(
+            Error(
+                "REGISTRY_DISPUTE_DEADLINE_DAYS must be between 1 and 20 (disputes are decided "
+                "within 20 days).",
+                id="registry.E010",
+            )
+        )
     if not 1 <= settings.REGISTRY_DEFAULT_RETENTION_DAYS <= 1827:
-        errors.append(Error("REGISTRY_DEFAULT_RETENTION_DAYS must be 1..1827 (five years).",
-                            id="registry.E011"))
+        errors.append(
+            Error(
+                "REGISTRY_DEFAULT_RETENTION_DAYS must be 1..1827 (five years).", id="registry.E011"
+            )
+        )
     if settings.REGISTRY_VELOCITY_RETENTION_DAYS < 90:
-        errors.append(Error("REGISTRY_VELOCITY_RETENTION_DAYS must cover the 90-day window.",
-                            id="registry.E012"))
+        errors.append(
+            Error(
+                "REGISTRY_VELOCITY_RETENTION_DAYS must cover the 90-day window.", id="registry.E012"
+            )
+        )
     return errors
 
 
@@ -52,13 +65,17 @@ def check_registry_rules(app_configs, **kwargs):
 def check_production_parts(app_configs, **kwargs):
     warnings = []
     if not settings.REDIS_URL:
-        warnings.append(Warning(
-            "REDIS_URL is not set: rate limits are counted per process, not shared.",
-            id="registry.W001",
-        ))
+        warnings.append(
+            CheckWarning(
+                "REDIS_URL is not set: rate limits are counted per process, not shared.",
+                id="registry.W001",
+            )
+        )
     if settings.CELERY_BROKER_URL.startswith("filesystem"):
-        warnings.append(Warning(
-            "The filesystem broker is for one machine in development; use Redis or RabbitMQ.",
-            id="registry.W002",
-        ))
+        warnings.append(
+            CheckWarning(
+                "The filesystem broker is for one machine in development; use Redis or RabbitMQ.",
+                id="registry.W002",
+            )
+        )
     return warnings

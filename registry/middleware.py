@@ -40,7 +40,9 @@ class BodySizeLimitMiddleware:
             length = 0
         if length > settings.REGISTRY_MAX_BODY_BYTES:
             body = problem(
-                413, "payload_too_large", _("Request body too large"),
+                413,
+                "payload_too_large",
+                _("Request body too large"),
                 _("The request body exceeds %(limit)d bytes.")
                 % {"limit": settings.REGISTRY_MAX_BODY_BYTES},
             )

@@ -84,6 +84,9 @@ class MemberLimit(models.Model):
             models.UniqueConstraint(fields=["member", "scope"], name="one_limit_per_scope"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.member_id}:{self.scope} {self.per_minute}/min {self.per_day}/day"
+
 
 class ApiKey(models.Model):
     """A bearer key `rk_<prefix>_<secret>`. Only SHA-256 of the secret is stored: the secret
@@ -222,6 +225,9 @@ class CaseIdentifier(models.Model):
             models.UniqueConstraint(fields=["case", "kind", "digest"], name="identifier_once"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.fingerprint}"
+
 
 class Purpose(models.TextChoices):
     LOAN_APPLICATION = "loan_application", _("Loan application")
@@ -246,6 +252,9 @@ class Lookup(models.Model):
         verbose_name = _("lookup")
         verbose_name_plural = _("lookups")
 
+    def __str__(self) -> str:
+        return f"lookup {self.pk}"
+
 
 class LookupLogEntry(models.Model):
     """One identifier of one lookup (for subject access and the regulator). Velocity does not
@@ -263,6 +272,9 @@ class LookupLogEntry(models.Model):
             models.Index(fields=["digest"], name="lookup_log_digest"),
             models.Index(fields=["created_at"], name="lookup_log_created"),
         ]
+
+    def __str__(self) -> str:
+        return f"lookup {self.lookup_id} #{self.pk}"
 
 
 class Sighting(models.Model):
@@ -287,6 +299,9 @@ class Sighting(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"sighting by {self.member_id} at {self.last_seen_at:%Y-%m-%d %H:%M}"
+
 
 class IdempotencyKey(models.Model):
     member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="+")
@@ -300,6 +315,9 @@ class IdempotencyKey(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["member", "key"], name="idempotency_key_once"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.member_id}:{self.key[:16]}"
 
 
 class DisputeStatus(models.TextChoices):
@@ -360,6 +378,9 @@ class Dispute(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"dispute {self.pk} ({self.status})"
+
 
 class AuditEvent(models.Model):
     """Append-only. The database refuses UPDATE, DELETE and TRUNCATE (migration 0002's
@@ -374,7 +395,11 @@ class AuditEvent(models.Model):
     created_at = models.DateTimeField(_("time"), db_index=True)
     actor_type = models.CharField(_("actor type"), max_length=16, choices=ActorType.choices)
     member = models.ForeignKey(
-        Member, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False,
+        Member,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
         related_name="+",
     )
     api_key_prefix = models.CharField(_("API key"), max_length=16, blank=True)
@@ -390,6 +415,9 @@ class AuditEvent(models.Model):
         ordering = ["-id"]
         indexes = [models.Index(fields=["member", "-id"], name="audit_member_newest")]
 
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.action}"
+
 
 class AuditSeal(models.Model):
     """The hash chain: seal n covers event `event_id` and the seal before it. Append-only too."""
@@ -399,6 +427,9 @@ class AuditSeal(models.Model):
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
     sealed_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"seal {self.seq} of event {self.event_id}"
 
 
 class JobRun(models.Model):
@@ -420,6 +451,9 @@ class JobRun(models.Model):
         verbose_name_plural = _("job runs")
         ordering = ["-started_at"]
 
+    def __str__(self) -> str:
+        return f"{self.job} {self.started_at:%Y-%m-%d %H:%M} {self.status}"
+
 
 class OutboxTask(models.Model):
     """A Celery task recorded in the same transaction as the write that needs it, so that a
@@ -435,10 +469,14 @@ class OutboxTask(models.Model):
     class Meta:
         indexes = [
             models.Index(
-                fields=["created_at"], name="outbox_undelivered",
+                fields=["created_at"],
+                name="outbox_undelivered",
                 condition=Q(delivered_at__isnull=True),
             )
         ]
+
+    def __str__(self) -> str:
+        return f"{self.task} #{self.pk}"
 
 
 class RegistryState(models.Model):
@@ -447,3 +485,6 @@ class RegistryState(models.Model):
     key = models.CharField(max_length=64, primary_key=True)
     value = models.JSONField(default=dict)
     updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.key

@@ -33,10 +33,15 @@ DEMO_OFFICER = "officer"
 def demo_member_key() -> str:
     path = SECRETS / "demo_member_key"
     if not Member.objects.filter(code=DEMO_MEMBER).exists():
-        member = member_create(actor=Actor.system(), code=DEMO_MEMBER, name="Demo Lender",
-                               contact_email="risk@demo-lender.example")
-        issued = api_key_issue(actor=Actor.system(), member=member,
-                               scopes=["lookup", "submit", "dispute"], name="demo")
+        member = member_create(
+            actor=Actor.system(),
+            code=DEMO_MEMBER,
+            name="Demo Lender",
+            contact_email="risk@demo-lender.example",
+        )
+        issued = api_key_issue(
+            actor=Actor.system(), member=member, scopes=["lookup", "submit", "dispute"], name="demo"
+        )
         path.write_text(issued.raw_key, encoding="utf-8")
         path.chmod(0o600)
     return path.read_text(encoding="utf-8").strip() if path.exists() else "(see var/secrets)"
@@ -47,8 +52,12 @@ def demo_officer() -> tuple[str, str]:
     User = get_user_model()
     if not User.objects.filter(username=DEMO_OFFICER).exists():
         password = secrets.token_urlsafe(12)
-        user = officer_create(actor=Actor.system(), username=DEMO_OFFICER, password=password,
-                              email="officer@registry.example")
+        user = officer_create(
+            actor=Actor.system(),
+            username=DEMO_OFFICER,
+            password=password,
+            email="officer@registry.example",
+        )
         totp_device_create(actor=Actor.system(), user=user)
         password_path.write_text(password, encoding="utf-8")
         password_path.chmod(0o600)
@@ -61,7 +70,8 @@ def main() -> None:
     key = demo_member_key()
     password, otp_uri = demo_officer()
     base = "http://127.0.0.1:8000"
-    print(f"""
+    print(
+        f"""
 Consortium registry (development)
   API docs:        {base}/api/v1/docs/
   Admin:           {base}/admin/
@@ -71,7 +81,9 @@ Consortium registry (development)
   Officer TOTP:    {otp_uri}
                    (add it to an authenticator app, or print a code with:
                     .venv/bin/python scripts/totp_code.py {DEMO_OFFICER})
-""", flush=True)
+""",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

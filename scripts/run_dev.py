@@ -15,10 +15,16 @@ BIND = os.environ.get("REGISTRY_DEV_BIND", "127.0.0.1:8000")
 
 COMMANDS = {
     "web": [sys.executable, "manage.py", "runserver", BIND, "--noreload"],
-    "worker": [str(BIN / "celery"), "-A", "consortium", "worker", "--pool=solo",
-               "--loglevel=INFO"],
-    "beat": [str(BIN / "celery"), "-A", "consortium", "beat", "--loglevel=INFO",
-             "--schedule", str(ROOT / "var" / "celerybeat-schedule")],
+    "worker": [str(BIN / "celery"), "-A", "consortium", "worker", "--pool=solo", "--loglevel=INFO"],
+    "beat": [
+        str(BIN / "celery"),
+        "-A",
+        "consortium",
+        "beat",
+        "--loglevel=INFO",
+        "--schedule",
+        str(ROOT / "var" / "celerybeat-schedule"),
+    ],
 }
 
 
@@ -36,8 +42,10 @@ def main() -> int:
         while not stopping:
             for name, process in processes.items():
                 if process.poll() is not None:
-                    print(f"{name} exited with {process.returncode}; stopping the rest",
-                          file=sys.stderr)
+                    print(
+                        f"{name} exited with {process.returncode}; stopping the rest",
+                        file=sys.stderr,
+                    )
                     stopping = True
             time.sleep(0.5)
     finally:

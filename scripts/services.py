@@ -78,8 +78,21 @@ def redis_url() -> str:
         )
     VAR.mkdir(exist_ok=True)
     subprocess.run(
-        [server, "--daemonize", "yes", "--bind", "127.0.0.1", "--port", "6390", "--save", "",
-         "--appendonly", "no", "--logfile", str(VAR / "redis.log")],
+        [
+            server,
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "6390",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--logfile",
+            str(VAR / "redis.log"),
+        ],
         check=True,
     )
     for _ in range(50):

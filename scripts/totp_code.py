@@ -9,7 +9,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "consortium.settings")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -17,5 +17,7 @@ from django_otp.oath import totp  # noqa: E402
 from django_otp.plugins.otp_totp.models import TOTPDevice  # noqa: E402
 
 device = TOTPDevice.objects.get(user__username=sys.argv[1] if len(sys.argv) > 1 else "officer")
-print(f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits):06d}"
-      f"  (valid for {device.step - int(time.time()) % device.step} s)")
+print(
+    f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits):06d}"
+    f"  (valid for {device.step - int(time.time()) % device.step} s)"
+)

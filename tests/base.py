@@ -52,15 +52,23 @@ class Party:
 
 
 def make_member(code: str, name: str | None = None, scopes=None, email: str = "") -> Party:
-    member = member_create(actor=Actor.system(), code=code, name=name or code.title(),
-                           contact_email=email or f"risk@{code.lower().replace('_', '-')}.example")
+    member = member_create(
+        actor=Actor.system(),
+        code=code,
+        name=name or code.title(),
+        contact_email=email or f"risk@{code.lower().replace('_', '-')}.example",
+    )
     issued = api_key_issue(actor=Actor.system(), member=member, scopes=scopes or MEMBER_SCOPES)
     return Party(member=member, raw_key=issued.raw_key, client=KeyClient(issued.raw_key))
 
 
 def make_officer(username: str = "officer") -> Party:
-    user = officer_create(actor=Actor.system(), username=username, password=OFFICER_PASSWORD,
-                          email=f"{username}@registry.example")
+    user = officer_create(
+        actor=Actor.system(),
+        username=username,
+        password=OFFICER_PASSWORD,
+        email=f"{username}@registry.example",
+    )
     issued = api_key_issue(actor=Actor.system(), officer=user, scopes=["compliance"])
     return Party(member=None, raw_key=issued.raw_key, client=KeyClient(issued.raw_key), user=user)
 
@@ -86,4 +94,6 @@ def make_world() -> World:
 
 def user_model():
     return get_user_model()
+
+
 ROOT_DIR = __import__("pathlib").Path(__file__).resolve().parent.parent

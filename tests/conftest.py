@@ -85,8 +85,9 @@ def _reference_data(request):
         yield
         return
     request.getfixturevalue(
-        "transactional_db" if "transactional_db" in request.fixturenames
-        or _is_transactional(request) else "db"
+        "transactional_db"
+        if "transactional_db" in request.fixturenames or _is_transactional(request)
+        else "db"
     )
     from django.contrib.auth.models import Group
 
@@ -106,5 +107,4 @@ def _reference_data(request):
 
 def _is_transactional(request) -> bool:
     marker = request.node.get_closest_marker("django_db")
-    return bool(marker and (marker.kwargs.get("transaction") or
-                            (marker.args and marker.args[0])))
+    return bool(marker and (marker.kwargs.get("transaction") or (marker.args and marker.args[0])))

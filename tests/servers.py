@@ -49,8 +49,14 @@ def gunicorn(*, workers: int = 2, timeout: float = 30.0, **env_overrides: str):
     """Yields the base URL of a gunicorn serving consortium.wsgi on a free loopback port."""
     port = free_port()
     command = [
-        str(Path(sys.executable).parent / "gunicorn"), "consortium.wsgi:application",
-        "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "warning",
+        str(Path(sys.executable).parent / "gunicorn"),
+        "consortium.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
     ]
     process = subprocess.Popen(command, cwd=ROOT, env=server_env(**env_overrides))
     base = f"http://127.0.0.1:{port}"

@@ -16,8 +16,9 @@ pytestmark = pytest.mark.django_db
 
 
 def record_events(n: int, *, age: timedelta = timedelta(minutes=5)) -> list[AuditEvent]:
-    events = [audit_record(actor=Actor.system(), action="test.event", details={"n": i})
-              for i in range(n)]
+    events = [
+        audit_record(actor=Actor.system(), action="test.event", details={"n": i}) for i in range(n)
+    ]
     # Backdate them (before the triggers see an UPDATE: done as a bypass, like an attacker)
     with tampering():
         AuditEvent.objects.filter(pk__in=[e.pk for e in events]).update(
@@ -26,7 +27,7 @@ def record_events(n: int, *, age: timedelta = timedelta(minutes=5)) -> list[Audi
     return events
 
 
-class tampering:  # noqa: N801 - reads like a statement in the tests
+class tampering:
     """Bypass the append-only triggers the way a database superuser could."""
 
     def __enter__(self):
@@ -53,9 +54,12 @@ def test_it_refuses_update_and_delete_of_an_event():
         AuditEvent.objects.filter(pk=event.pk).update(action="test.changed")
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
         AuditEvent.objects.filter(pk=event.pk).delete()
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("TRUNCATE registry_auditevent CASCADE")
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("TRUNCATE registry_auditevent CASCADE")
     assert AuditEvent.objects.get(pk=event.pk).action == "test.event"
 
 
@@ -129,8 +133,12 @@ def test_it_detects_an_inserted_event():
     free_id = events_around_a_free_id(age=timedelta(hours=3))
     # A backdated event squeezed in among the sealed ones.
     with tampering():
-        AuditEvent.objects.create(id=free_id, created_at=timezone.now() - timedelta(hours=2),
-                                  actor_type="system", action="test.forged")
+        AuditEvent.objects.create(
+            id=free_id,
+            created_at=timezone.now() - timedelta(hours=2),
+            actor_type="system",
+            action="test.forged",
+        )
     result = audit_verify()
     assert not result.ok and "inserted" in result.problem
     assert result.first_bad_event_id == free_id
@@ -143,8 +151,13 @@ def test_it_detects_an_inserted_event_with_a_forged_seal():
     forged = audit_record(actor=Actor.system(), action="test.forged")
     last = AuditSeal.objects.order_by("-seq").first()
     # The forger appends a seal with a made-up hash: the chain no longer matches.
-    AuditSeal.objects.create(seq=last.seq + 1, event_id=forged.pk, prev_hash=last.hash,
-                             hash="f" * 64, sealed_at=timezone.now())
+    AuditSeal.objects.create(
+        seq=last.seq + 1,
+        event_id=forged.pk,
+        prev_hash=last.hash,
+        hash="f" * 64,
+        sealed_at=timezone.now(),
+    )
     result = audit_verify()
     assert not result.ok and result.first_bad_event_id == forged.pk
     assert events  # the honest events before it verified
@@ -154,8 +167,12 @@ def test_it_seals_a_late_commit_below_sealed_ids():
     """A transaction that took a lower id and committed after a seal is sealed, not flagged."""
     free_id = events_around_a_free_id(age=timedelta(minutes=1))
     with tampering():  # only to choose the id; the row is an ordinary recent event
-        AuditEvent.objects.create(id=free_id, created_at=timezone.now() - timedelta(seconds=30),
-                                  actor_type="system", action="test.late")
+        AuditEvent.objects.create(
+            id=free_id,
+            created_at=timezone.now() - timedelta(seconds=30),
+            actor_type="system",
+            action="test.late",
+        )
     assert audit_verify().ok  # within the late-commit window: pending, not suspicious
     assert audit_seal() == 1
     result = audit_verify()

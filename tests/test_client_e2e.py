@@ -5,17 +5,17 @@ Alice reports cases from a CSV through `registry-client submit`; Bob looks up a 
 phone or resident ID Alice reported, and a second submit run creates nothing new."""
 
 import csv
-from datetime import date, timedelta
 import os
 import random
 import subprocess
 import sys
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from registry_client.canonical import resident_id_check_digit
 
 from registry.models import Case, CaseIdentifier
-from registry_client.canonical import resident_id_check_digit
 from tests.servers import gunicorn
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
@@ -45,8 +45,7 @@ def write_cases(path: Path, numbers: list[int]) -> None:
         writer = csv.writer(f)
         writer.writerow(["reference", "category", "confirmed_at", "phone", "cn_resident_id"])
         for n in numbers:
-            writer.writerow([f"CASE-{n}", "identity_theft", "2026-10-01", phone(n),
-                             resident_id(n)])
+            writer.writerow([f"CASE-{n}", "identity_theft", "2026-10-01", phone(n), resident_id(n)])
 
 
 def write_applicants(path: Path, reported: set[int]) -> dict[int, bool]:
@@ -84,9 +83,18 @@ def test_it_finds_exactly_the_reported_rows_through_the_cli(world, tmp_path):
         assert again.returncode == 0, again.stderr
         assert Case.objects.count() == REPORTED  # the re-run created nothing
 
-        lookup = run_cli(base, world.bob.raw_key, "lookup", str(applicants_csv),
-                         "--purpose", "loan_application",
-                         "--column", "phone=mobile", "--column", "cn_resident_id=id_no")
+        lookup = run_cli(
+            base,
+            world.bob.raw_key,
+            "lookup",
+            str(applicants_csv),
+            "--purpose",
+            "loan_application",
+            "--column",
+            "phone=mobile",
+            "--column",
+            "cn_resident_id=id_no",
+        )
     assert lookup.returncode == 1, lookup.stderr  # some rows were invalid
     results = list(csv.DictReader((tmp_path / "applicants.results.csv").open()))
     matched = {int(r["row"]) for r in results if r["matched"] == "true"}

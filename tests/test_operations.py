@@ -23,8 +23,9 @@ def run(*args) -> str:
 
 def test_it_creates_a_member_and_issues_a_key_printed_last():
     run("create_member", "ACME_LOANS", "--name", "Acme Loans")
-    output = run("issue_api_key", "--member", "ACME_LOANS", "--scope", "lookup", "--scope",
-                 "submit")
+    output = run(
+        "issue_api_key", "--member", "ACME_LOANS", "--scope", "lookup", "--scope", "submit"
+    )
     key = output.strip().splitlines()[-1]
     api_key = api_key_authenticate(key)
     assert api_key.member.code == "ACME_LOANS"
@@ -87,8 +88,12 @@ def test_it_is_not_ready_naming_the_broker_when_it_is_down(client, settings):
 
 def settings_subprocess(env: dict) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=ROOT_DIR, env=env, capture_output=True,
-        text=True, timeout=120,
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

@@ -5,16 +5,20 @@ import json
 from pathlib import Path
 
 import pytest
+from registry_client import oprf
 
 from registry.models import AuditEvent
 from registry.services.oprf import server_key
-from registry_client import oprf
 
 pytestmark = pytest.mark.django_db
 EVALUATE = "/api/v1/oprf/evaluate"
 VECTORS = json.loads(
-    (Path(__file__).resolve().parent.parent / "spec" / "vectors"
-     / "oprf-ristretto255-sha512.json").read_text()
+    (
+        Path(__file__).resolve().parent.parent
+        / "spec"
+        / "vectors"
+        / "oprf-ristretto255-sha512.json"
+    ).read_text()
 )
 P_LE = ((1 << 255) - 19).to_bytes(32, "little").hex()  # the field prime: non-canonical
 
@@ -85,14 +89,13 @@ def test_it_refuses_an_empty_list(world):
 def test_it_evaluates_1000_elements_in_order(world):
     inputs = [oprf.oprf_input("phone", f"+86138{n:08d}") for n in range(1000)]
     blinded = [oprf.blind(i) for i in inputs]
-    body = world.alice.post(
-        EVALUATE, {"blinded_elements": [e.hex() for _b, e in blinded]}
-    ).json()
+    body = world.alice.post(EVALUATE, {"blinded_elements": [e.hex() for _b, e in blinded]}).json()
     sk = server_key()[0]
     for index in (0, 499, 999):
         blind, _element = blinded[index]
-        finalized = oprf.finalize(inputs[index], blind,
-                                  bytes.fromhex(body["evaluated_elements"][index]))
+        finalized = oprf.finalize(
+            inputs[index], blind, bytes.fromhex(body["evaluated_elements"][index])
+        )
         assert finalized == oprf.evaluate(sk, inputs[index])
 
 

@@ -98,8 +98,9 @@ def test_it_answers_problem_details_for_an_unsupported_media_type(world):
 
 
 def test_it_answers_problem_details_for_a_validation_error(world):
-    body = assert_problem(world.alice.post(EVALUATE, {"blinded_elements": "nope"}), 400,
-                          "validation_error")
+    body = assert_problem(
+        world.alice.post(EVALUATE, {"blinded_elements": "nope"}), 400, "validation_error"
+    )
     assert body["errors"][0]["pointer"] == "/blinded_elements"
 
 
@@ -110,8 +111,9 @@ def test_it_refuses_an_oversized_body_before_parsing(world, settings):
 
 
 def test_it_rate_limits_per_member_and_scope(world):
-    member_set_limit(actor=Actor.system(), member=world.alice.member, scope="lookup",
-                     per_minute=3, per_day=100)
+    member_set_limit(
+        actor=Actor.system(), member=world.alice.member, scope="lookup", per_minute=3, per_day=100
+    )
     statuses = [world.alice.get(AUDIT).status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
     response = world.alice.get(AUDIT)
@@ -129,8 +131,9 @@ def test_it_sends_ratelimit_headers(world):
 
 
 def test_it_enforces_the_daily_quota(world):
-    member_set_limit(actor=Actor.system(), member=world.alice.member, scope="lookup",
-                     per_minute=50, per_day=2)
+    member_set_limit(
+        actor=Actor.system(), member=world.alice.member, scope="lookup", per_minute=50, per_day=2
+    )
     assert [world.alice.get(AUDIT).status_code for _ in range(3)] == [200, 200, 429]
 
 

@@ -15,7 +15,9 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
 
 def call(base: str, path: str, key: str) -> int:
-    request = urllib.request.Request(base + path, headers={"Authorization": f"Bearer {key}"})
+    request = urllib.request.Request(  # noqa: S310 - our own server on loopback
+        base + path, headers={"Authorization": f"Bearer {key}"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
             return response.status
@@ -27,12 +29,18 @@ def call(base: str, path: str, key: str) -> int:
 
 @pytest.mark.skipif(not settings.REDIS_URL, reason="needs REDIS_URL (make test provides it)")
 def test_it_shares_rate_limits_across_two_web_processes(world):
-    member_set_limit(actor=Actor.system(), member=world.alice.member, scope="lookup",
-                     per_minute=6, per_day=1000)
+    member_set_limit(
+        actor=Actor.system(), member=world.alice.member, scope="lookup", per_minute=6, per_day=1000
+    )
     prefix = "rl-shared-test"
-    with gunicorn(workers=1, CACHE_KEY_PREFIX=prefix) as first, \
-            gunicorn(workers=1, CACHE_KEY_PREFIX=prefix) as second:
-        statuses = [call(base, "/api/v1/audit-events", world.alice.raw_key)
-                    for _ in range(4) for base in (first, second)]
+    with (
+        gunicorn(workers=1, CACHE_KEY_PREFIX=prefix) as first,
+        gunicorn(workers=1, CACHE_KEY_PREFIX=prefix) as second,
+    ):
+        statuses = [
+            call(base, "/api/v1/audit-events", world.alice.raw_key)
+            for _ in range(4)
+            for base in (first, second)
+        ]
     # 8 calls alternating between two processes: the shared budget of 6 holds.
     assert statuses == [200] * 6 + [429] * 2

@@ -7,8 +7,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "spec"
-FILES = ["api.md", "identifiers.md", "vectors/canonical.json",
-         "vectors/oprf-ristretto255-sha512.json"]
+FILES = [
+    "api.md",
+    "identifiers.md",
+    "vectors/canonical.json",
+    "vectors/oprf-ristretto255-sha512.json",
+]
 
 
 @pytest.mark.parametrize("name", FILES)

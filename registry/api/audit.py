@@ -25,9 +25,16 @@ class AuditEventListApi(RegistryView):
     required_scopes = ("lookup", "submit", "dispute", "compliance")
     pagination_class = NewestIdFirstCursorPagination  # for the schema: a cursor page
 
-    @extend_schema(responses={200: AuditEventOutput(many=True), 400: PROBLEM, 401: PROBLEM,
-                              403: PROBLEM, 429: PROBLEM},
-                   operation_id="audit_events_list")
+    @extend_schema(
+        responses={
+            200: AuditEventOutput(many=True),
+            400: PROBLEM,
+            401: PROBLEM,
+            403: PROBLEM,
+            429: PROBLEM,
+        },
+        operation_id="audit_events_list",
+    )
     def get(self, request):
         paginator = NewestIdFirstCursorPagination()
         page = paginator.paginate_queryset(audit_events_for(actor=request.user), request, self)

@@ -1,9 +1,9 @@
 """Liveness and readiness. /readyz names the dependency that failed."""
 
 from django.conf import settings
-from kombu import Connection
 from django.db import connection
 from django.http import JsonResponse
+from kombu import Connection
 
 from registry.services.audit import audit_seal_lag_seconds
 

@@ -54,9 +54,11 @@ PROBLEM = OpenApiResponse(description=_("Problem details (RFC 9457)"))
 class OprfEvaluateApi(RegistryView):
     required_scopes = ("lookup", "submit", "dispute")
 
-    @extend_schema(request=EvaluateInput, operation_id="oprf_evaluate",
-                   responses={200: EvaluateOutput, 400: PROBLEM, 401: PROBLEM, 403: PROBLEM,
-                              429: PROBLEM})
+    @extend_schema(
+        request=EvaluateInput,
+        operation_id="oprf_evaluate",
+        responses={200: EvaluateOutput, 400: PROBLEM, 401: PROBLEM, 403: PROBLEM, 429: PROBLEM},
+    )
     def post(self, request):
         data = EvaluateInput(data=request.data)
         data.is_valid(raise_exception=True)

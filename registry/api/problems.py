@@ -56,7 +56,9 @@ def problem_response(body: dict, headers: dict | None = None) -> Response:
 def problem_json_response(body: dict, headers: dict | None = None) -> JsonResponse:
     """The same, outside DRF (Django's 404/500 handlers, middleware)."""
     response = JsonResponse(
-        body, status=body["status"], content_type=PROBLEM_CONTENT_TYPE,
+        body,
+        status=body["status"],
+        content_type=PROBLEM_CONTENT_TYPE,
         json_dumps_params={"ensure_ascii": False},
     )
     for name, value in (headers or {}).items():
@@ -73,7 +75,7 @@ def flatten_validation_errors(detail, pointer: str = "") -> list[dict]:
             out.extend(flatten_validation_errors(value, sub))
         return out
     if isinstance(detail, list):
-        if all(isinstance(item, drf.ErrorDetail) or isinstance(item, str) for item in detail):
+        if all(isinstance(item, str) for item in detail):  # ErrorDetail is a str
             return [_error_item(item, pointer or "/") for item in detail]
         out = []
         for index, value in enumerate(detail):
@@ -89,7 +91,10 @@ def _error_item(item, pointer: str) -> dict:
 
 def registry_error_body(exc: errors.RegistryError) -> dict:
     return problem(
-        exc.status, exc.code, exc.title, exc.detail,
+        exc.status,
+        exc.code,
+        exc.title,
+        exc.detail,
         errors_list=[e.as_dict() for e in exc.errors],
     )
 
@@ -105,8 +110,12 @@ def exception_handler(exc, context):
         exc = drf.NotFound()
     if isinstance(exc, (OperationalError, InterfaceError)):
         logger.warning("database unavailable", extra={"error": type(exc).__name__})
-        body = problem(503, "service_unavailable", _("Service unavailable"),
-                       _("The database is unavailable; retry later."))
+        body = problem(
+            503,
+            "service_unavailable",
+            _("Service unavailable"),
+            _("The database is unavailable; retry later."),
+        )
         return problem_response(body, {"Retry-After": "5"})
     if isinstance(exc, DatabaseError):
         return None  # a real bug: let Django log it and answer 500 through handler500
@@ -124,15 +133,29 @@ def _drf_problem(exc: drf.APIException) -> dict:
         items = flatten_validation_errors(exc.detail)
         raw = [i for i in items if i["code"] == "raw_pii_rejected"]
         if raw:
-            return problem(400, "raw_pii_rejected", _("Raw personal data refused"),
-                           _("A field looks like a raw personal identifier; send tokens only."),
-                           errors_list=raw)
+            return problem(
+                400,
+                "raw_pii_rejected",
+                _("Raw personal data refused"),
+                _("A field looks like a raw personal identifier; send tokens only."),
+                errors_list=raw,
+            )
         too_large = [i for i in items if i["code"] == "batch_too_large"]
         if too_large:
-            return problem(400, "batch_too_large", _("Batch too large"),
-                           too_large[0]["detail"], errors_list=too_large)
-        return problem(400, "validation_error", _("Invalid request"),
-                       _("The request has invalid fields; see errors."), errors_list=items)
+            return problem(
+                400,
+                "batch_too_large",
+                _("Batch too large"),
+                too_large[0]["detail"],
+                errors_list=too_large,
+            )
+        return problem(
+            400,
+            "validation_error",
+            _("Invalid request"),
+            _("The request has invalid fields; see errors."),
+            errors_list=items,
+        )
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     return problem(status, code, _title_for(code), detail)
 
@@ -170,6 +193,10 @@ def handler404(request, exception=None):
 def handler500(request):
     if not request.path.startswith("/api/"):
         return server_error(request)
-    body = problem(500, "internal_error", _("Internal error"),
-                   _("An unexpected error occurred; it has been logged."))
+    body = problem(
+        500,
+        "internal_error",
+        _("Internal error"),
+        _("An unexpected error occurred; it has been logged."),
+    )
     return problem_json_response(body)

@@ -22,10 +22,15 @@ urlpatterns = [
     path("lookups", lookups.LookupApi.as_view(), name="lookups"),
     path("disputes", disputes.DisputeListCreateApi.as_view(), name="disputes"),
     path("disputes/<uuid:dispute_id>", disputes.DisputeDetailApi.as_view(), name="dispute"),
-    path("disputes/<uuid:dispute_id>/response", disputes.DisputeResponseApi.as_view(),
-         name="dispute-response"),
-    path("disputes/<uuid:dispute_id>/decision", disputes.DisputeDecisionApi.as_view(),
-         name="dispute-decision"),
-    path("compliance/subject-access", compliance.SubjectAccessApi.as_view(),
-         name="subject-access"),
+    path(
+        "disputes/<uuid:dispute_id>/response",
+        disputes.DisputeResponseApi.as_view(),
+        name="dispute-response",
+    ),
+    path(
+        "disputes/<uuid:dispute_id>/decision",
+        disputes.DisputeDecisionApi.as_view(),
+        name="dispute-decision",
+    ),
+    path("compliance/subject-access", compliance.SubjectAccessApi.as_view(), name="subject-access"),
 ]

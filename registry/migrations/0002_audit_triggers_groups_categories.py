@@ -73,7 +73,8 @@ def seed(apps, schema_editor):
         ct, _ = ContentType.objects.get_or_create(app_label="registry", model=model)
         for action in actions:
             perm, _ = Permission.objects.get_or_create(
-                content_type=ct, codename=f"{action}_{model}",
+                content_type=ct,
+                codename=f"{action}_{model}",
                 defaults={"name": f"Can {action} {model}"},
             )
             officers.permissions.add(perm)

@@ -125,24 +125,28 @@ def audit_seal(*, limit: int = 10_000) -> int:
             return 0  # another sealer is at work
     last = AuditSeal.objects.order_by("-seq").first()
     seq, prev_hash = (last.seq, last.hash) if last else (0, GENESIS_HASH)
-    events = list(_unsealed_events(since=last.sealed_at - LATE_COMMIT_WINDOW if last else None)
-                  .order_by("id")[:limit])
+    events = list(
+        _unsealed_events(since=last.sealed_at - LATE_COMMIT_WINDOW if last else None).order_by(
+            "id"
+        )[:limit]
+    )
     seals = []
     now = timezone.now()
     for event in events:
         seq += 1
         seal_hash = chain_hash(prev_hash, event, seq)
-        seals.append(AuditSeal(seq=seq, event_id=event.pk, prev_hash=prev_hash, hash=seal_hash,
-                               sealed_at=now))
+        seals.append(
+            AuditSeal(
+                seq=seq, event_id=event.pk, prev_hash=prev_hash, hash=seal_hash, sealed_at=now
+            )
+        )
         prev_hash = seal_hash
     AuditSeal.objects.bulk_create(seals)
     return len(seals)
 
 
 def _unsealed_events(*, since=None):
-    events = AuditEvent.objects.exclude(
-        Exists(AuditSeal.objects.filter(event_id=OuterRef("pk")))
-    )
+    events = AuditEvent.objects.exclude(Exists(AuditSeal.objects.filter(event_id=OuterRef("pk"))))
     if since is not None:
         events = events.filter(created_at__gte=since)
     return events
@@ -152,9 +156,12 @@ def audit_seal_lag_seconds() -> float:
     """Age of the oldest unsealed event (0 when everything is sealed)."""
     last = AuditSeal.objects.order_by("-seq").first()
     since = last.sealed_at - LATE_COMMIT_WINDOW if last else None
-    oldest = _unsealed_events(since=since).order_by("created_at").values_list(
-        "created_at", flat=True
-    ).first()
+    oldest = (
+        _unsealed_events(since=since)
+        .order_by("created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
     return (timezone.now() - oldest).total_seconds() if oldest else 0.0
 
 
@@ -194,17 +201,22 @@ def _verify_batch(batch: list[AuditSeal], prev_hash: str, checked: int):
         expected_seq = checked + offset + 1
         if seal.seq != expected_seq:
             return prev_hash, VerifyResult(
-                False, checked + offset, 0, seal.event_id,
+                False,
+                checked + offset,
+                0,
+                seal.event_id,
                 f"seal {expected_seq} is missing: a sealed event was deleted before event "
                 f"{seal.event_id}",
             )
         event = events.get(seal.event_id)
         if event is None:
-            return prev_hash, VerifyResult(False, checked + offset, 0, seal.event_id,
-                                           "sealed event was deleted")
+            return prev_hash, VerifyResult(
+                False, checked + offset, 0, seal.event_id, "sealed event was deleted"
+            )
         if seal.prev_hash != prev_hash or chain_hash(prev_hash, event, seal.seq) != seal.hash:
-            return prev_hash, VerifyResult(False, checked + offset, 0, event.pk,
-                                           "event does not match its seal: it was edited")
+            return prev_hash, VerifyResult(
+                False, checked + offset, 0, event.pk, "event does not match its seal: it was edited"
+            )
         prev_hash = seal.hash
     return prev_hash, None
 
@@ -213,11 +225,16 @@ def _verify_unsealed(checked: int) -> VerifyResult:
     highest_sealed = AuditSeal.objects.aggregate(m=Max("event_id"))["m"] or 0
     unsealed = _unsealed_events()
     suspicious = (
-        unsealed.filter(id__lt=highest_sealed,
-                        created_at__lt=timezone.now() - LATE_COMMIT_WINDOW)
-        .order_by("id").first()
+        unsealed.filter(id__lt=highest_sealed, created_at__lt=timezone.now() - LATE_COMMIT_WINDOW)
+        .order_by("id")
+        .first()
     )
     if suspicious is not None:
-        return VerifyResult(False, checked, unsealed.count(), suspicious.pk,
-                            "event was inserted among sealed events")
+        return VerifyResult(
+            False,
+            checked,
+            unsealed.count(),
+            suspicious.pk,
+            "event was inserted among sealed events",
+        )
     return VerifyResult(True, checked, unsealed.count())

@@ -22,7 +22,10 @@ def case_close(*, actor: Actor, case: Case, status: str, action: str, details=No
     case.status_changed_at = timezone.now()
     case.save(update_fields=["status", "status_changed_at"])
     audit_record(
-        actor=actor, action=action, object_type="case", object_id=case.pk,
+        actor=actor,
+        action=action,
+        object_type="case",
+        object_id=case.pk,
         details={"status": status, "identifiers_purged": purged, **(details or {})},
     )
     return purged

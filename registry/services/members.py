@@ -22,14 +22,20 @@ def member_create(*, actor: Actor, code: str, name: str, contact_email: str = ""
     except DjangoValidationError as exc:
         if "code" in exc.message_dict and Member.objects.filter(code=code).exists():
             raise Conflict(f"Member {code} already exists.") from None
-        raise ValidationFailed("; ".join(f"{k}: {' '.join(v)}" for k, v in
-                                         exc.message_dict.items())) from None
+        raise ValidationFailed(
+            "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+        ) from None
     try:
         member.save()
     except IntegrityError:
         raise Conflict(f"Member {code} already exists.") from None
-    audit_record(actor=actor, action="member.created", object_type="member",
-                 object_id=member.code, details={"name": name})
+    audit_record(
+        actor=actor,
+        action="member.created",
+        object_type="member",
+        object_id=member.code,
+        details={"name": name},
+    )
     return member
 
 
@@ -37,19 +43,26 @@ def member_create(*, actor: Actor, code: str, name: str, contact_email: str = ""
 def member_update(*, actor: Actor, member_id: int, name: str, contact_email: str) -> Member:
     """Change a member's name and contact address (its code never changes)."""
     member = Member.objects.select_for_update().get(pk=member_id)
-    changed = [f for f, v in (("name", name), ("contact_email", contact_email))
-               if getattr(member, f) != v]
+    changed = [
+        f for f, v in (("name", name), ("contact_email", contact_email)) if getattr(member, f) != v
+    ]
     if not changed:
         return member
     member.name, member.contact_email = name, contact_email
     try:
         member.full_clean()
     except DjangoValidationError as exc:
-        raise ValidationFailed("; ".join(f"{k}: {' '.join(v)}" for k, v in
-                                         exc.message_dict.items())) from None
+        raise ValidationFailed(
+            "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+        ) from None
     member.save(update_fields=changed)
-    audit_record(actor=actor, action="member.updated", object_type="member",
-                 object_id=member.code, details={"changed": changed})
+    audit_record(
+        actor=actor,
+        action="member.updated",
+        object_type="member",
+        object_id=member.code,
+        details={"changed": changed},
+    )
     return member
 
 
@@ -60,8 +73,13 @@ def member_set_status(*, actor: Actor, member: Member, status: str, rationale: s
     if member.status != status:
         member.status = status
         member.save(update_fields=["status"])
-        audit_record(actor=actor, action=f"member.{status}", object_type="member",
-                     object_id=member.code, details={"rationale": rationale})
+        audit_record(
+            actor=actor,
+            action=f"member.{status}",
+            object_type="member",
+            object_id=member.code,
+            details={"rationale": rationale},
+        )
     return member
 
 
@@ -74,9 +92,13 @@ def member_set_limit(
     limit, _created = MemberLimit.objects.update_or_create(
         member=member, scope=scope, defaults={"per_minute": per_minute, "per_day": per_day}
     )
-    audit_record(actor=actor, action="member.limit_set", object_type="member",
-                 object_id=member.code,
-                 details={"scope": scope, "per_minute": per_minute, "per_day": per_day})
+    audit_record(
+        actor=actor,
+        action="member.limit_set",
+        object_type="member",
+        object_id=member.code,
+        details={"scope": scope, "per_minute": per_minute, "per_day": per_day},
+    )
     return limit
 
 
@@ -85,8 +107,9 @@ def officer_create(*, actor: Actor, username: str, password: str, email: str = "
     User = get_user_model()
     if User.objects.filter(username=username).exists():
         raise Conflict(f"User {username} already exists.")
-    user = User.objects.create_user(username=username, password=password, email=email,
-                                    is_staff=True)
+    user = User.objects.create_user(
+        username=username, password=password, email=email, is_staff=True
+    )
     user.groups.add(Group.objects.get(name=OFFICERS_GROUP))
     audit_record(actor=actor, action="officer.created", object_type="user", object_id=username)
     return user

@@ -39,8 +39,12 @@ def oprf_evaluate(*, actor: Actor, blinded_elements: list[str]) -> tuple[str, li
         raise ValidationFailed("Some blinded elements are not valid ristretto255 points.", errors)
     # One event per call with counts only: the elements themselves say nothing, but there is
     # no reason to keep them.
-    audit_record(actor=actor, action="oprf.evaluated", object_type="oprf",
-                 details={"elements": len(evaluated), "key_id": key_id})
+    audit_record(
+        actor=actor,
+        action="oprf.evaluated",
+        object_type="oprf",
+        details={"elements": len(evaluated), "key_id": key_id},
+    )
     return key_id, evaluated
 
 

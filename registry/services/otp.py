@@ -11,6 +11,10 @@ from registry.services.audit import audit_record
 def totp_device_create(*, actor: Actor, user) -> TOTPDevice:
     TOTPDevice.objects.filter(user=user).delete()
     device = TOTPDevice.objects.create(user=user, name="authenticator", confirmed=True)
-    audit_record(actor=actor, action="officer.totp_created", object_type="user",
-                 object_id=user.get_username())
+    audit_record(
+        actor=actor,
+        action="officer.totp_created",
+        object_type="user",
+        object_id=user.get_username(),
+    )
     return device

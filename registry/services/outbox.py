@@ -34,11 +34,13 @@ def _publish(row_id: int) -> bool:
         app.send_task(row.task, kwargs=row.kwargs, retry=False)
     except Exception:  # noqa: BLE001 - any broker failure: leave it for the sweeper
         OutboxTask.objects.filter(pk=row_id).update(attempts=row.attempts + 1)
-        logger.warning("broker unavailable; task left in outbox",
-                       extra={"task": row.task, "outbox_id": row_id})
+        logger.warning(
+            "broker unavailable; task left in outbox", extra={"task": row.task, "outbox_id": row_id}
+        )
         return False
-    OutboxTask.objects.filter(pk=row_id).update(delivered_at=timezone.now(),
-                                                attempts=row.attempts + 1)
+    OutboxTask.objects.filter(pk=row_id).update(
+        delivered_at=timezone.now(), attempts=row.attempts + 1
+    )
     return True
 
 
@@ -47,6 +49,7 @@ def outbox_sweep(*, older_than: timedelta = timedelta(seconds=30), limit: int = 
     cutoff = timezone.now() - older_than
     ids = list(
         OutboxTask.objects.filter(delivered_at__isnull=True, created_at__lte=cutoff)
-        .order_by("created_at").values_list("pk", flat=True)[:limit]
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
     )
     return sum(1 for row_id in ids if _publish(row_id))

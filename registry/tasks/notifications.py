@@ -3,9 +3,8 @@ services send each mail at most once, so a task published twice is harmless."""
 
 from celery import shared_task
 
-from registry.services.jobs import job_execute
-
 from registry.services import notifications
+from registry.services.jobs import job_execute
 
 
 @shared_task(name="registry.disputes.sweep_deadlines")

@@ -41,8 +41,9 @@ class Command(BaseCommand):
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from None
         try:
-            user = officer_create(actor=Actor.system(), username=username, password=password,
-                                  email=email)
+            user = officer_create(
+                actor=Actor.system(), username=username, password=password, email=email
+            )
         except RegistryError as exc:
             raise CommandError(exc.detail) from None
         device = totp_device_create(actor=Actor.system(), user=user)

@@ -9,8 +9,9 @@ class Command(BaseCommand):
     help = "Check the audit trail's hash chain; exit non-zero naming the first bad event."
 
     def add_arguments(self, parser):
-        parser.add_argument("--seal-first", action="store_true",
-                            help="seal pending events before verifying")
+        parser.add_argument(
+            "--seal-first", action="store_true", help="seal pending events before verifying"
+        )
 
     def handle(self, *args, seal_first, **options):
         if seal_first:
