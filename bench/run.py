@@ -100,7 +100,17 @@ class Context:
     address: str = ""
     member_id: int = 0
     sql_member_id: int = 0
-    run_tag: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y%m%d%H%M%S"))
+    run_tag: str = field(default_factory=lambda: letters(time.time_ns() // 1000))
+
+
+def letters(number: int) -> str:
+    """A number in base 26 as letters: run tags go into case references, where a long run of
+    digits could look like a card number or an IMEI and be refused as raw_pii_rejected."""
+    out = ""
+    while number:
+        number, digit = divmod(number, 26)
+        out = chr(ord("a") + digit) + out
+    return out or "a"
 
 
 # --- statistics and output ------------------------------------------------------------------
@@ -465,6 +475,12 @@ def bench_single(ctx: Context) -> dict:
         "p99_ms": spread([r["p99_ms"] for r in rounds]),
         "sql_requests_per_s": spread([r["requests_per_s"] for r in sql_rounds]),
         "sql_p99_ms": spread([r["p99_ms"] for r in sql_rounds]),
+        "api_over_sql": spread(
+            [
+                a["requests_per_s"] / b["requests_per_s"]
+                for a, b in zip(rounds, sql_rounds, strict=True)
+            ]
+        ),
     }
 
 
@@ -551,13 +567,20 @@ def bench_ingest(ctx: Context) -> dict:
     rates = []
     for round_no in range(s.repeats):
         bodies, items = ingest_bodies(ctx, round_no)
+        if round_no == 0:  # one call first, to show why cases are refused if they are
+            first = json.loads(bodies[0])
+            probe = post(ctx, "/api/v1/cases/batch", json.dumps({"cases": first["cases"][:1]}))
+            if probe["results"][0]["status"] != "created":
+                sys.exit(f"ingest probe refused: {probe['results'][0]}")
+            bodies[0] = json.dumps({"cases": first["cases"][1:]})
+            items[0] -= len(first["cases"][0]["identifiers"])
         result = run_load(
             ctx, "ingest", "/api/v1/cases/batch", bodies, items, clients=s.ingest_clients
         )
         created = Case.objects.filter(
             reference__startswith=f"ING-{ctx.run_tag}-{round_no}-"
         ).count()
-        if created != s.ingest_cases * s.ingest_requests:
+        if created != s.ingest_cases * s.ingest_requests:  # (the probe's case included)
             sys.exit(f"ingest: {created} of {s.ingest_cases * s.ingest_requests} cases created")
         rates.append(result["rate"])
         log(
@@ -708,69 +731,76 @@ def bench_expiry(ctx: Context, single: dict) -> dict:
 # --- the table --------------------------------------------------------------------------------
 
 
-def rows(figures: dict) -> list[tuple[str, dict, str, bool | None, str]]:
-    """(label, spread, target, met, unit format) for each figure of the table."""
-    b, s, e, i, x = (figures[k] for k in ("batch", "single", "evaluate", "ingest", "expiry"))
-    t = TARGETS
+Row = tuple[str, dict, str, bool | None, str]  # label, spread, target, met, number format
+
+
+def _at_least(value: dict, target: float) -> bool:
+    return value["median"] >= target
+
+
+def _at_most(value: dict, target: float) -> bool:
+    return value["median"] <= target
+
+
+def _batch_rows(b: dict, t: dict) -> list[Row]:
     return [
         ("Batch lookup via API, identifiers/s", b["api_identifiers_per_s"], "", None, ",.0f"),
         ("Batch lookup as bare SQL, identifiers/s", b["sql_identifiers_per_s"], "", None, ",.0f"),
-        (
-            "**Batch lookup API / SQL**",
-            b["api_over_sql"],
-            f"≥ {t['batch_ratio']:.2f}",
-            b["api_over_sql"]["median"] >= t["batch_ratio"],
-            ".2f",
-        ),
-        (
-            f"Single lookups ({s['clients']} clients), requests/s",
-            s["requests_per_s"],
-            "",
-            None,
-            ",.0f",
-        ),
+        ("**Batch lookup API / SQL**", b["api_over_sql"], f"≥ {t['batch_ratio']:.2f}",
+         _at_least(b["api_over_sql"], t["batch_ratio"]), ".2f"),
+    ]  # fmt: skip
+
+
+def _single_rows(s: dict, t: dict) -> list[Row]:
+    n = s["clients"]
+    return [
+        (f"Single lookups ({n} clients), requests/s", s["requests_per_s"], "", None, ",.0f"),
         ("Single lookups p50, ms", s["p50_ms"], "", None, ".1f"),
-        (
-            "Single lookups p99, ms",
-            s["p99_ms"],
-            f"≤ {t['single_p99_ms']:.0f}",
-            s["p99_ms"]["median"] <= t["single_p99_ms"],
-            ".1f",
-        ),
-        (
-            f"Single lookups as bare SQL ({s['clients']} connections), requests/s",
-            s["sql_requests_per_s"],
-            "",
-            None,
-            ",.0f",
-        ),
+        ("Single lookups p99, ms", s["p99_ms"], f"≤ {t['single_p99_ms']:.0f}",
+         _at_most(s["p99_ms"], t["single_p99_ms"]), ".1f"),
+        (f"Single lookups as bare SQL ({n} connections), requests/s", s["sql_requests_per_s"],
+         "", None, ",.0f"),
         ("Single lookups as bare SQL p99, ms", s["sql_p99_ms"], "", None, ".1f"),
+        ("Single lookups API / SQL, requests/s", s["api_over_sql"], "", None, ".2f"),
+    ]  # fmt: skip
+
+
+def _evaluate_rows(e: dict, t: dict) -> list[Row]:
+    return [
         ("OPRF evaluate via API, elements/s", e["api_elements_per_s"], "", None, ",.0f"),
-        ("OPRF evaluate in-process, elements/s", e["in_process_elements_per_s"], "", None, ",.0f"),
-        (
-            "OPRF evaluate API / in-process",
-            e["api_over_in_process"],
-            f"≥ {t['evaluate_ratio']:.2f}",
-            e["api_over_in_process"]["median"] >= t["evaluate_ratio"],
-            ".2f",
-        ),
-        (
-            "Batch submission, identifiers/s",
-            i["identifiers_per_s"],
-            f"≥ {t['ingest_rate']:,}",
-            i["identifiers_per_s"]["median"] >= t["ingest_rate"],
-            ",.0f",
-        ),
+        ("OPRF evaluate in-process, elements/s", e["in_process_elements_per_s"], "", None,
+         ",.0f"),
+        ("OPRF evaluate API / in-process", e["api_over_in_process"],
+         f"≥ {t['evaluate_ratio']:.2f}", _at_least(e["api_over_in_process"], t["evaluate_ratio"]),
+         ".2f"),
+    ]  # fmt: skip
+
+
+def _ingest_rows(i: dict, t: dict) -> list[Row]:
+    return [
+        ("Batch submission, identifiers/s", i["identifiers_per_s"], f"≥ {t['ingest_rate']:,}",
+         _at_least(i["identifiers_per_s"], t["ingest_rate"]), ",.0f"),
+    ]  # fmt: skip
+
+
+def _expiry_rows(x: dict, t: dict) -> list[Row]:
+    return [
         (f"Expiry of {x['identifiers']:,} identifiers, s", x["seconds"], "", None, ".1f"),
         ("Single lookups p99 during expiry, ms", x["p99_ms_during"], "", None, ".1f"),
-        (
-            "p99 during expiry / without",
-            x["p99_over_without"],
-            f"≤ {t['expiry_p99_ratio']:.1f}",
-            x["p99_over_without"]["median"] <= t["expiry_p99_ratio"],
-            ".2f",
-        ),
-    ]
+        ("p99 during expiry / without", x["p99_over_without"],
+         f"≤ {t['expiry_p99_ratio']:.1f}", _at_most(x["p99_over_without"], t["expiry_p99_ratio"]),
+         ".2f"),
+    ]  # fmt: skip
+
+
+ROWS = {"batch": _batch_rows, "single": _single_rows, "evaluate": _evaluate_rows,
+        "ingest": _ingest_rows, "expiry": _expiry_rows}  # fmt: skip
+
+
+def rows(figures: dict) -> list[Row]:
+    """The table's rows for the figures measured (all five unless --only)."""
+    return [row for name, make in ROWS.items() if name in figures
+            for row in make(figures[name], TARGETS)]  # fmt: skip
 
 
 def markdown_table(result: dict) -> str:
@@ -931,9 +961,8 @@ def main(argv=None) -> dict:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (out / f"results-{stamp}.json").write_text(json.dumps(result, indent=2))
     (out / "latest.json").write_text(json.dumps(result, indent=2))
-    if len(figures) == 5:
-        (out / "latest.md").write_text(markdown_table(result) + "\n")
-        print(plain_table(result))
+    (out / "latest.md").write_text(markdown_table(result) + "\n")
+    print(plain_table(result))
     log(f"results: {out / f'results-{stamp}.json'}")
     return result
 

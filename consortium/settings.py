@@ -212,7 +212,8 @@ REDIS_URL = env_str("REDIS_URL")
 CACHES = {
     "default": (
         {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's Redis backend, reusing its redis.Redis objects (see registry/cache.py).
+            "BACKEND": "registry.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "registry"),
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},

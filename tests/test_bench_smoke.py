@@ -18,7 +18,14 @@ from django.conf import settings
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES = {
     "batch": ("api_identifiers_per_s", "sql_identifiers_per_s", "api_over_sql"),
-    "single": ("requests_per_s", "p50_ms", "p99_ms", "sql_requests_per_s", "sql_p99_ms"),
+    "single": (
+        "requests_per_s",
+        "p50_ms",
+        "p99_ms",
+        "sql_requests_per_s",
+        "sql_p99_ms",
+        "api_over_sql",
+    ),
     "evaluate": ("api_elements_per_s", "in_process_elements_per_s", "api_over_in_process"),
     "ingest": ("identifiers_per_s",),
     "expiry": ("seconds", "p99_ms_during", "p99_over_without"),
