@@ -184,7 +184,9 @@ DATABASES = {"default": database_from_url(DATABASE_URL)}
 # Persistent connections: a new connection per request costs several times a lookup.
 DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 300)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 5))
+DATABASES["default"]["OPTIONS"].setdefault(
+    "connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 5)
+)
 if env_str("REGISTRY_TEST_DB_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": env_str("REGISTRY_TEST_DB_NAME")}
 # The database password may come from a file (systemd credential, Docker secret) instead of
@@ -310,9 +312,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Celery --------------------------------------------------------------------------------
-CELERY_BROKER_URL = env_str(
-    "CELERY_BROKER_URL", REDIS_URL or "filesystem://"
-)
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {
         "data_folder_in": str(BASE_DIR / "var" / "broker"),

@@ -6,16 +6,54 @@ text, which for 10,000 binary digests costs more than running the statement. `ex
 runs one statement on Django's own connection (so inside the caller's transaction) through a
 plain psycopg cursor, where `%(name)b` placeholders travel as binary parameters (an array of
 digests is a memory copy, not 10,000 escaped strings) and `%(name)s` ones as text.
+
+With CONN_HEALTH_CHECKS, Django checks a persistent connection with a `SELECT 1` before the
+first query of each request: one more round trip on every API call. The API-key read, the
+first statement of every call, is read-only, so it stands in for that check
+(`checks_health=True`): if it fails because the connection died (say PostgreSQL restarted),
+it runs once more on a fresh connection, which is what the check achieves.
 """
 
 import psycopg
-from django.db import connection
+from django.db import DatabaseError, connection
 
 
-def execute_binary(sql: str, params: dict, *, fetch: bool = True) -> list[tuple]:
+def execute_binary(
+    sql: str, params: dict, *, fetch: bool = True, checks_health: bool = False
+) -> list[tuple]:
+    """Run one statement. `checks_health`: only for read-only statements, which may run twice."""
+    if checks_health and _health_check_due():
+        return _execute_as_health_check(sql, params, fetch)
+    return _execute(sql, params, fetch)
+
+
+def _execute(sql: str, params: dict, fetch: bool) -> list[tuple]:
     connection.ensure_connection()
     # Django's wrapper turns psycopg errors into django.db ones (OperationalError -> 503 in
     # the API, IntegrityError, ...), exactly as for ORM queries.
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall() if fetch else []
+
+
+def _health_check_due() -> bool:
+    """Would Django's next query run its `SELECT 1` health check? (Never inside a
+    transaction: a statement there must not be retried on another connection.)"""
+    return (
+        connection.connection is not None
+        and connection.health_check_enabled
+        and not connection.health_check_done
+        and not connection.in_atomic_block
+    )
+
+
+def _execute_as_health_check(sql: str, params: dict, fetch: bool) -> list[tuple]:
+    try:
+        rows = _execute(sql, params, fetch)
+    except DatabaseError:
+        if connection.is_usable():  # the statement failed, not the connection
+            raise
+        connection.close()  # as Django's failed health check does; the retry reconnects
+        rows = _execute(sql, params, fetch)
+    connection.health_check_done = True
+    return rows

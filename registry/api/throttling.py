@@ -20,7 +20,11 @@ from registry.models import MemberLimit
 from registry.services.abuse import rate_limit_exceeded_record
 
 logger = logging.getLogger(__name__)
-LIMITS_CACHE_SECONDS = 30
+# Each web process keeps the members' limits it has read for this long. An officer's change
+# applies at once in the process that makes it (forget_limits) and within this many seconds
+# in every other one. A Redis GET per call cost as much as the limiter's own counting.
+LIMITS_CACHE_SECONDS = 5.0
+_limits: dict[tuple[int, str], tuple[float, tuple[int, int]]] = {}  # -> (read at, limits)
 
 
 @dataclass(frozen=True)
@@ -31,21 +35,28 @@ class Budget:
 
 
 def limits_for(member_id: int, scope: str) -> tuple[int, int]:
-    key = f"limits:{member_id}:{scope}"
-    cached = cache.get(key)
-    if cached is None:
-        row = MemberLimit.objects.filter(member_id=member_id, scope=scope).first()
-        cached = (
-            (row.per_minute, row.per_day)
-            if row
-            else (settings.REGISTRY_DEFAULT_RATE_PER_MINUTE, settings.REGISTRY_DEFAULT_QUOTA_PER_DAY)
-        )
-        cache.set(key, cached, LIMITS_CACHE_SECONDS)
-    return cached
+    """(per minute, per day) for the member and scope, read from the database at most every
+    LIMITS_CACHE_SECONDS per process."""
+    now = time.monotonic()
+    cached = _limits.get((member_id, scope))
+    if cached is not None and now - cached[0] < LIMITS_CACHE_SECONDS:
+        return cached[1]
+    row = MemberLimit.objects.filter(member_id=member_id, scope=scope).first()
+    limits = (
+        (row.per_minute, row.per_day)
+        if row
+        else (settings.REGISTRY_DEFAULT_RATE_PER_MINUTE, settings.REGISTRY_DEFAULT_QUOTA_PER_DAY)
+    )
+    _limits[(member_id, scope)] = (now, limits)
+    return limits
 
 
 def forget_limits(member_id: int) -> None:
-    cache.delete_many([f"limits:{member_id}:{scope}" for scope in ("lookup", "submit", "dispute")])
+    """Drop this process's copy of the member's limits (other processes: see
+    LIMITS_CACHE_SECONDS)."""
+    for key in list(_limits):  # a copy: other threads may add keys meanwhile
+        if key[0] == member_id:
+            _limits.pop(key, None)
 
 
 def _count(key: str, ttl: int) -> int:
@@ -57,29 +68,35 @@ def _count(key: str, ttl: int) -> int:
         return 1
 
 
+# INCR each window's counter and, when it has no TTL yet (the first call of a window, or a key
+# that lost it), give it one (ARGV[i] seconds). A script: one command, one round trip, atomic.
+_COUNT_SCRIPT = """
+local counts = {}
+for i, key in ipairs(KEYS) do
+  counts[i] = redis.call('INCR', key)
+  if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ARGV[i]) end
+end
+return counts
+"""
+_count_script = None  # redis-py Script (EVALSHA, loading the script again if Redis lost it)
+
+
 def _count_both(windows: list[tuple[str, int]]) -> list[int]:
-    """Count one call in each (key, ttl) window. On Redis this is ONE round trip (INCR and
-    TTL of each key, pipelined; EXPIRE only when a window starts) instead of four per call
-    with cache.add + cache.incr: on a single-identifier lookup the limiter's round trips cost
-    as much as the lookup's own queries. Counters stay plain integers under Django's key
-    names, so cache.get and cache.clear see them as before."""
+    """Count one call in each (key, ttl) window. On Redis this is ONE round trip (the script
+    above) instead of four per call with cache.add + cache.incr: on a single-identifier lookup
+    the limiter's round trips cost as much as the lookup's own queries, and a script costs
+    less client CPU than a pipeline. Counters stay plain integers under Django's key names, so
+    cache.get and cache.clear see them as before."""
+    global _count_script  # built once per process, on first use
     backend = caches["default"]
     if not isinstance(backend, RedisCache):
         return [_count(key, ttl) for key, ttl in windows]
-    keys = [(backend.make_and_validate_key(key), ttl) for key, ttl in windows]
     client = backend._cache.get_client(write=True)  # Django's own pool for this cache
-    pipe = client.pipeline(transaction=False)
-    for key, _ttl in keys:
-        pipe.incr(key)
-        pipe.ttl(key)
-    replies = pipe.execute()
-    fresh = [(key, ttl) for (key, ttl), left in zip(keys, replies[1::2], strict=True) if left < 0]
-    if fresh:  # first call of a window (or a key that lost its TTL): give it one
-        pipe = client.pipeline(transaction=False)
-        for key, ttl in fresh:
-            pipe.expire(key, ttl)
-        pipe.execute()
-    return [int(count) for count in replies[0::2]]
+    if _count_script is None:
+        _count_script = client.register_script(_COUNT_SCRIPT)
+    keys = [backend.make_and_validate_key(key) for key, _ttl in windows]
+    counts = _count_script(keys=keys, args=[ttl for _key, ttl in windows], client=client)
+    return [int(count) for count in counts]
 
 
 def consume(actor: Actor, scope: str, cost: int = 1) -> Budget | None:
@@ -95,7 +112,7 @@ def consume(actor: Actor, scope: str, cost: int = 1) -> Budget | None:
         used_minute, used_day = _count_both(
             [(f"{base}:m:{minute_window}", 90), (f"{base}:d:{day_window}", 86400 + 60)]
         )
-    except Exception:  # noqa: BLE001 - any cache failure: fail open, loudly
+    except Exception:  # any cache failure: fail open, loudly
         logger.warning("rate limiter unavailable; failing open", exc_info=True)
         return None
     minute_reset = 60 - now % 60

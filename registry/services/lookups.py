@@ -5,11 +5,11 @@ audit trail), all in one transaction. For a call with k identifiers (1 <= k <= 1
 a constant number of statements, whatever k and whatever the size of the tables:
 
     1 query      matches    unnest(probes) x LATERAL case_identifier(digest, kind) JOIN case
-    1 insert     Lookup     who, when, purpose, counts
     1 statement  velocity   unnest(probes) x LATERAL sighting(digest, kind, member), with
-                 + log      k LookupLogEntry rows inserted and k Sighting rows upserted by
-                 + upsert   data-modifying CTEs of the same statement
-    1 insert     audit      ONE event per call (lookup id, counts)
+                 + Lookup   the Lookup row (who, when, purpose, counts), k LookupLogEntry
+                 + log      rows, k Sighting upserts and ONE audit event per call (lookup id,
+                 + upsert   counts) written by data-modifying CTEs of the same statement
+                 + audit
 
 Velocity storage. "How many other members looked this identifier up in the last 1 h / 24 h /
 7 d / 30 d / 90 d" must stay fast with a lookup log of tens of millions of rows, so velocity
@@ -42,6 +42,8 @@ version, so every identifier is probed at both (`Probes`); new rows are written 
 version only.
 """
 
+import json
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -53,7 +55,14 @@ from django.utils.translation import gettext as _
 from registry import tokens
 from registry.actors import Actor
 from registry.errors import BatchTooLarge, FieldError, NotFound, ValidationFailed
-from registry.models import IdentifierKind, Lookup, LookupLogEntry, Purpose, Sighting
+from registry.models import (
+    AuditEvent,
+    IdentifierKind,
+    Lookup,
+    LookupLogEntry,
+    Purpose,
+    Sighting,
+)
 from registry.selectors.lookups import (
     PROBE_CTE,
     VELOCITY_WINDOWS,
@@ -61,7 +70,6 @@ from registry.selectors.lookups import (
     Probes,
     lookup_matches,
 )
-from registry.services.audit import audit_record
 from registry.sql import execute_binary
 
 MAX_IDENTIFIERS_PER_LOOKUP = 1000
@@ -75,10 +83,29 @@ _COUNTS = ",\n".join(
     f"count(DISTINCT seen.member_id) FILTER (WHERE seen.last_seen_at > %(since_{name})s)"
     for name in WINDOW_NAMES
 )
+# One statement writes the Lookup row, its log rows and sightings, and its audit event (the
+# same columns audit_record writes), and counts velocity: the ORM inserts of the Lookup and of
+# the event cost more CPU time than the rest of a single-identifier lookup's database work.
+# Log and sighting foreign keys to the Lookup are checked at commit (Django's FKs are
+# DEFERRABLE INITIALLY DEFERRED), after the whole statement.
 # Writes rows at the current pepper version only.
 # DISTINCT in the counts matters only during a pepper rotation, when one member can have a
 # sighting at each of two versions.
 _RECORD_AND_COUNT_SQL = f"""{PROBE_CTE},
+    looked AS (
+        INSERT INTO {Lookup._meta.db_table}
+            (id, member_id, api_key_id, purpose, consent_reference, identifier_count,
+             match_count, created_at)
+        VALUES (%(lookup)s, %(member)s, %(api_key)s, %(purpose)s, %(consent_reference)s,
+                %(identifier_count)s, %(match_count)s, %(now)s)
+    ),
+    audited AS (
+        INSERT INTO {AuditEvent._meta.db_table}
+            (created_at, actor_type, member_id, api_key_prefix, officer, action, object_type,
+             object_id, details)
+        VALUES (%(audited_at)s, %(actor_type)s, %(member)s, %(api_key_prefix)s, %(officer)s,
+                'lookup.performed', 'lookup', %(lookup_text)s, %(details)s::jsonb)
+    ),
     logged AS (
         INSERT INTO {LookupLogEntry._meta.db_table}
             (lookup_id, member_id, kind, digest, pepper_version, created_at)
@@ -134,22 +161,19 @@ def lookup_perform(
     position = {identifier: n for n, identifier in enumerate(distinct)}
     numbers = [position[identifier] for identifier in identifiers]
     match_count = sum(1 for n in numbers if n in cases)
-    lookup = Lookup.objects.create(
-        member_id=actor.member_id,
-        api_key=actor.api_key,
-        purpose=purpose,
-        consent_reference=consent_reference,
-        identifier_count=len(identifiers),
-        match_count=match_count,
-        created_at=now,
-    )
-    velocity = _record_and_count(actor, lookup, probes, now)
-    audit_record(
-        actor=actor,
-        action="lookup.performed",
-        object_type="lookup",
-        object_id=lookup.pk,
-        details={
+    lookup_id = uuid.uuid4()
+    velocity = _record_and_count(
+        actor,
+        lookup_id,
+        probes,
+        now,
+        lookup_row={
+            "purpose": purpose,
+            "consent_reference": consent_reference,
+            "identifier_count": len(identifiers),
+            "match_count": match_count,
+        },
+        audit_details={
             "purpose": purpose,
             "identifiers": len(identifiers),
             "distinct_identifiers": len(distinct),
@@ -167,7 +191,7 @@ def lookup_perform(
         }
         for (kind, token), n in zip(identifiers, numbers, strict=True)
     ]
-    return LookupOutcome(str(lookup.pk), results)
+    return LookupOutcome(str(lookup_id), results)
 
 
 def _check_request(actor: Actor, purpose: str, identifiers: list) -> None:
@@ -238,22 +262,45 @@ def _case_objects(actor: Actor, rows: list[MatchRow], disclose: bool) -> list[di
 
 
 def _record_and_count(
-    actor: Actor, lookup: Lookup, probes: Probes, now: datetime
+    actor: Actor,
+    lookup_id: uuid.UUID,
+    probes: Probes,
+    now: datetime,
+    *,
+    lookup_row: dict,
+    audit_details: dict,
 ) -> dict[int, dict[str, int]]:
-    """Log and sight every identifier of the call and, in the same statement (so from the
-    snapshot before these writes), count the other members' sightings per window. Returns
+    """Write the Lookup row (`lookup_row`: its other columns) and its "lookup.performed"
+    audit event, log and sight every identifier of the call and, in the same statement (so
+    from the snapshot before these writes), count the other members' sightings per window.
+    Returns
     {n: {"1h": .., ..., "90d": ..}} for identifiers seen by anyone else in 90 days."""
     params = {
         **probes.params(),
-        "lookup": lookup.pk,
+        **lookup_row,
+        "lookup": lookup_id,
+        "lookup_text": str(lookup_id),
         "member": actor.member_id,
+        "api_key": getattr(actor.api_key, "pk", None),
         "current_version": tokens.current_pepper_version(),
         "now": now,
         "since_longest": now - VELOCITY_WINDOWS[-1][1],
+        **_audit_params(actor, audit_details),
     }
     for name, window in VELOCITY_WINDOWS:
         params[f"since_{name}"] = now - window
     return {
         row[0]: dict(zip(WINDOW_NAMES, row[1:], strict=True))
         for row in execute_binary(_RECORD_AND_COUNT_SQL, params)
+    }
+
+
+def _audit_params(actor: Actor, details: dict) -> dict:
+    """The event's columns exactly as audit_record would fill them."""
+    return {
+        "audited_at": timezone.now(),
+        "actor_type": actor.type,
+        "api_key_prefix": actor.api_key_prefix,
+        "officer": actor.officer_username,
+        "details": json.dumps(details),
     }
