@@ -7,9 +7,11 @@
 Each has a ready API client authenticated with its key: `world.alice.post(url, json)`.
 """
 
+import threading
 from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
+from django.db import connection
 from rest_framework.test import APIClient
 
 from registry.actors import Actor
@@ -97,3 +99,27 @@ def user_model():
 
 
 ROOT_DIR = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
+def race(*calls, timeout: float = 120) -> list:
+    """Run the calls at the same moment in threads, each on its own database connection (for
+    concurrency tests on the real PostgreSQL). Returns their results in order; a call that
+    raised gives its exception in its place."""
+    barrier = threading.Barrier(len(calls))
+    results: list = [None] * len(calls)
+
+    def run(index, call):
+        try:
+            barrier.wait()
+            results[index] = call()
+        except Exception as exc:  # noqa: BLE001 - handed back to the test
+            results[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+    return results

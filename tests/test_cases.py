@@ -15,7 +15,7 @@ from registry.services.cases import NewCase, case_submit
 from registry.services.categories import category_set_retention
 from registry.services.disputes import dispute_file
 from registry.services.idempotency import idempotency_keys_purge
-from tests.base import make_world
+from tests.base import make_world, race
 from tests.factories import CASES, case_payload, fresh_phone, identifier, submit_case, token_for
 from tests.test_platform import assert_problem
 
@@ -230,32 +230,12 @@ def test_it_keeps_a_reference_unique_among_live_cases(world):
     assert second["id"] != first["id"]
 
 
-def _race(*calls):
-    """Run calls at the same moment in threads, each with its own database connection."""
-    barrier = threading.Barrier(len(calls))
-    results = [None] * len(calls)
-
-    def run(index, call):
-        try:
-            barrier.wait()
-            results[index] = call()
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
-
-
 @pytest.mark.django_db(transaction=True)
 def test_it_lets_exactly_one_of_two_concurrent_submissions_of_a_reference_win():
     world = make_world()
     for round_ in range(4):
         reference = f"RACE-{round_}"
-        responses = _race(
+        responses = race(
             *[
                 lambda ref=reference: world.alice.post(CASES, case_payload(reference=ref))
                 for _ in range(2)
@@ -404,7 +384,7 @@ def test_it_refuses_an_unusable_key(world):
 def test_it_runs_concurrent_requests_with_one_key_once():
     world = make_world()
     payload = case_payload()
-    responses = _race(
+    responses = race(
         *[lambda: world.alice.post(CASES, payload, HTTP_IDEMPOTENCY_KEY="same") for _ in range(3)]
     )
     assert [r.status_code for r in responses] == [201, 201, 201], [r.content for r in responses]

@@ -2,12 +2,10 @@
 reminders and alerts, and who may see what. Lookups are checked at every step."""
 
 import json
-import threading
 from datetime import timedelta
 
 import pytest
 from django.core import mail
-from django.db import connection
 
 from registry.actors import Actor
 from registry.errors import InvalidTransition, NotFound, RawPiiRejected
@@ -20,7 +18,7 @@ from registry.services.notifications import (
     dispute_reminder_send,
     officer_emails,
 )
-from tests.base import make_officer
+from tests.base import make_officer, race
 from tests.factories import fresh_phone, identifier, lookup, submit_case
 from tests.test_platform import assert_problem
 
@@ -504,32 +502,12 @@ def test_it_offers_the_decision_service_to_officers_only(world):
 # --- concurrency, on the real PostgreSQL ------------------------------------------------------
 
 
-def _race(*calls):
-    """Run the calls at the same moment in threads (each with its own connection)."""
-    barrier = threading.Barrier(len(calls))
-    results = [None] * len(calls)
-
-    def run(index, call):
-        try:
-            barrier.wait()
-            results[index] = call()
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
-
-
 @pytest.mark.django_db(transaction=True)
 def test_it_accepts_exactly_one_of_two_concurrent_decisions(world):
     for _round in range(3):
         case, _ident = listed_case(world)
         dispute = file_dispute(world.bob, case["id"])
-        upheld, rejected = _race(
+        upheld, rejected = race(
             lambda d=dispute: decide(world.officer, d["id"], "upheld"),
             lambda d=dispute: decide(world.officer, d["id"], "rejected"),
         )
@@ -550,7 +528,7 @@ def test_it_accepts_exactly_one_of_two_concurrent_decisions(world):
 def test_it_accepts_exactly_one_of_two_concurrent_filings(world):
     for _round in range(3):
         case, _ident = listed_case(world)
-        first, second = _race(
+        first, second = race(
             lambda c=case: world.bob.post(DISPUTES, {"case_id": c["id"], "reason": "not_me"}),
             lambda c=case: world.carol.post(DISPUTES, {"case_id": c["id"], "reason": "other"}),
         )

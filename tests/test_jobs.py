@@ -4,12 +4,11 @@ test_jobs_worker.py; pepper rotation in test_pepper_rotation.py."""
 
 import io
 import json
-import threading
 from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import InterfaceError, OperationalError, connection
+from django.db import InterfaceError, OperationalError
 from django.test import override_settings
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
@@ -35,6 +34,7 @@ from registry.services.jobs.expiry import expiry_run
 from registry.services.jobs.housekeeping import audit_seal_run, outbox_sweep_run
 from registry.services.jobs.retention import idempotency_retention_run, lookup_log_retention_run
 from registry.services.jobs.runs import ABANDONED_AFTER
+from tests.base import race
 from tests.factories import lookup
 from tests.jobs_data import make_cases, make_lookup_log
 
@@ -180,26 +180,11 @@ def test_a_lookup_after_the_expiry_date_finds_nothing_before_the_job_runs(world)
 def test_two_concurrent_expiry_runs_give_the_same_result_as_one(world):
     due = make_cases(world.alice.member, 120, expires_at=today() - timedelta(days=1))
     not_due = make_cases(world.alice.member, 10, expires_at=today() + timedelta(days=1))
-    start = threading.Barrier(2)
-    summaries, errors = [], []
-
-    def run():
-        try:
-            start.wait()
-            summaries.append(expiry_run(batch_size=6))
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
     # Each batch holds its transaction (and its locked rows) open a moment, so the two runs
     # certainly overlap.
     with override_settings(REGISTRY_JOB_BATCH_PAUSE_SECONDS=0.05):
-        threads = [threading.Thread(target=run) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=120)
+        summaries = race(lambda: expiry_run(batch_size=6), lambda: expiry_run(batch_size=6))
+    errors = [s for s in summaries if isinstance(s, Exception)]
 
     assert not errors
     assert len(summaries) == 2 and all(s["cases_expired"] > 0 for s in summaries)

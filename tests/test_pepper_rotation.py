@@ -24,6 +24,7 @@ from registry.models import (
 from registry.services.jobs import rotation
 from registry.services.jobs.rotation import pepper_rotation_run, pepper_rotation_state
 from registry.services.lookups import lookup_perform
+from tests.base import race
 from tests.jobs_data import make_cases
 
 pytestmark = pytest.mark.django_db
@@ -193,23 +194,9 @@ def test_it_retries_a_batch_that_collides(world, monkeypatch):
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_rotations_rekey_each_row_once(world):
     made = make_cases(world.alice.member, 40, expires_at=timezone.localdate() + timedelta(9))
-    start, summaries, errors = threading.Barrier(2), [], []
-
-    def run():
-        try:
-            start.wait()
-            summaries.append(pepper_rotation_run(batch_size=4))
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
     with peppers(P1, P2), override_settings(REGISTRY_JOB_BATCH_PAUSE_SECONDS=0.03):
-        threads = [threading.Thread(target=run) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=120)
+        summaries = race(*[lambda: pepper_rotation_run(batch_size=4)] * 2)
+        errors = [s for s in summaries if isinstance(s, Exception)]
         assert not errors
         assert all(s["rotated"]["case_identifier"] > 0 for s in summaries)
         assert sum(s["rotated"]["case_identifier"] for s in summaries) == 80
