@@ -45,7 +45,7 @@ bench: $(STAMP)
 
 bench-smoke: $(STAMP)
 	eval "$$($(PY) scripts/services.py --for run --database registry_bench_smoke)"; \
-	$(PY) -m bench.run --smoke $(BENCH_ARGS)
+	$(PY) -m bench.run --smoke --reseed $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
