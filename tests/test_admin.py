@@ -947,3 +947,13 @@ def test_a_rationale_with_raw_personal_data_is_refused_with_a_message(world, off
     assert any("Raw personal data refused" in m for m in messages_of(response))
     assert Dispute.objects.get(pk=dispute["id"]).status == "open"
     assert not events("dispute.decided").exists()
+
+
+def test_an_officer_reading_a_case_leaves_an_audit_event(world, officer):
+    case, _ident = listed_case(world)
+    response = officer.get(f"{ADMIN}registry/case/{case['id']}/change/")
+    assert response.status_code == 200
+    [event] = events("admin.case_viewed", object_id=case["id"])
+    assert event.actor_type == "officer" and event.officer == world.officer.user.username
+    officer.get(f"{ADMIN}registry/case/")  # the list alone reads no one case
+    assert events("admin.case_viewed").count() == 1

@@ -90,6 +90,7 @@ class CaseDisputeInline(ReadOnlyTabularInline):
 
 @admin.register(Case, site=site)
 class CaseAdmin(RegistryModelAdmin):
+    audit_views = True
     list_display = (
         "short_id",
         "member_code",

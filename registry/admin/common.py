@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy
 from registry.actors import Actor
 from registry.errors import RegistryError
 from registry.models import Scope
+from registry.services.audit import audit_record
 
 # The contract's categories (spec/api.md), so that their names read in the officer's
 # language; the database keeps the English name for any category added later.
@@ -95,6 +96,8 @@ class RegistryModelAdmin(admin.ModelAdmin):
     change_form_template = "registry/admin/change_form.html"
     # The admin's "delete selected" bypasses services; no registry object is deleted by hand.
     actions = None
+    # Officers reading a record of registry data leave a trace, as members do through the API.
+    audit_views = False
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -115,6 +118,13 @@ class RegistryModelAdmin(admin.ModelAdmin):
             if obj is not None:
                 extra_context["registry_tools"] = self.object_tools(request, obj)
                 extra_context.update(self.extra_change_context(request, obj))
+                if self.audit_views and request.method == "GET":
+                    audit_record(
+                        actor=actor_for(request),
+                        action=f"admin.{self.opts.model_name}_viewed",
+                        object_type=self.opts.model_name,
+                        object_id=obj.pk,
+                    )
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except RegistryError as exc:
