@@ -40,11 +40,11 @@ test-fast: $(STAMP) messages
 # rows) and reused; gunicorn with deploy/gunicorn.conf.py; figures and table in var/bench/.
 # Larger: make bench BENCH_ARGS="--identifiers 10000000". Seconds-long check: make bench-smoke.
 bench: $(STAMP)
-	eval "$$($(PY) scripts/services.py --for run --database registry_bench)"; \
+	eval "$$($(PY) scripts/services.py --for bench --database registry_bench)"; \
 	$(PY) -m bench.run $(BENCH_ARGS)
 
 bench-smoke: $(STAMP)
-	eval "$$($(PY) scripts/services.py --for run --database registry_bench_smoke)"; \
+	eval "$$($(PY) scripts/services.py --for bench --database registry_bench_smoke)"; \
 	$(PY) -m bench.run --smoke --reseed $(BENCH_ARGS)
 
 lint: $(STAMP)

