@@ -6,8 +6,8 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from registry.api.base import RegistryView
-from registry.api.disputes import COMMON, problems
 from registry.api.fields import TokenField
+from registry.api.problems import COMMON, problems
 from registry.models import IdentifierKind, Purpose
 from registry.selectors.compliance import subject_access_report
 

@@ -3,13 +3,14 @@ decision, and reads (the two members concerned and officers only)."""
 
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
 from registry.api.base import RegistryView
 from registry.api.fields import FreeTextField
 from registry.api.pagination import NewestFirstCursorPagination
+from registry.api.problems import COMMON, problems
 from registry.models import Dispute, DisputeStatus
 from registry.selectors.disputes import dispute_get, dispute_list
 from registry.services.disputes import (
@@ -20,30 +21,6 @@ from registry.services.disputes import (
 )
 
 STATEMENT_MAX = 4000
-
-
-class ProblemOutput(serializers.Serializer):
-    """RFC 9457 problem details (application/problem+json)."""
-
-    type = serializers.CharField()
-    title = serializers.CharField()
-    status = serializers.IntegerField()
-    detail = serializers.CharField()
-    code = serializers.CharField()
-    errors = serializers.ListField(child=serializers.DictField(), required=False)
-
-
-def problems(**descriptions: str) -> dict:
-    """Problem-details responses for extend_schema: problems(_404="not_found", ...)."""
-    return {
-        (int(code.lstrip("_")), "application/problem+json"): OpenApiResponse(
-            ProblemOutput, description=text
-        )
-        for code, text in descriptions.items()
-    }
-
-
-COMMON = {"_401": "unauthenticated", "_403": "forbidden_scope", "_429": "rate_limited"}
 
 
 class DisputeFileInput(serializers.Serializer):

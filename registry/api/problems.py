@@ -8,7 +8,9 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from django.utils.translation import gettext as _
 from django.views.defaults import page_not_found, server_error
+from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions as drf
+from rest_framework import serializers
 from rest_framework.response import Response
 
 from registry import errors
@@ -200,3 +202,28 @@ def handler500(request):
         _("An unexpected error occurred; it has been logged."),
     )
     return problem_json_response(body)
+
+
+# For the OpenAPI schema: problem-details responses in extend_schema(responses=...).
+class ProblemOutput(serializers.Serializer):
+    """RFC 9457 problem details (application/problem+json)."""
+
+    type = serializers.CharField()
+    title = serializers.CharField()
+    status = serializers.IntegerField()
+    detail = serializers.CharField()
+    code = serializers.CharField()
+    errors = serializers.ListField(child=serializers.DictField(), required=False)
+
+
+def problems(**descriptions: str) -> dict:
+    """Problem-details responses for extend_schema: problems(_404="not_found", ...)."""
+    return {
+        (int(code.lstrip("_")), "application/problem+json"): OpenApiResponse(
+            ProblemOutput, description=text
+        )
+        for code, text in descriptions.items()
+    }
+
+
+COMMON = {"_401": "unauthenticated", "_403": "forbidden_scope", "_429": "rate_limited"}

@@ -53,17 +53,11 @@ def audit_record(
 ) -> AuditEvent:
     """Record one event in the caller's transaction. `details` holds ids, counts and
     fingerprints only: never a token, never a raw identifier."""
-    return AuditEvent.objects.create(
-        created_at=timezone.now(),
-        actor_type=actor.type,
-        member=actor.member,
-        api_key_prefix=actor.api_key_prefix,
-        officer=actor.officer_username,
-        action=action,
-        object_type=object_type,
-        object_id=str(object_id),
-        details=details or {},
+    event = audit_build(
+        actor=actor, action=action, object_type=object_type, object_id=object_id, details=details
     )
+    event.save(force_insert=True)
+    return event
 
 
 def audit_build(
