@@ -150,13 +150,14 @@ MIDDLEWARE = [
     "registry.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "registry.middleware.ContentSecurityPolicyMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Browser*: Django's own, skipped for /api/ (bearer keys, no session): registry/middleware.py.
+    "registry.middleware.BrowserSessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django_otp.middleware.OTPMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "registry.middleware.BrowserAuthenticationMiddleware",
+    "registry.middleware.BrowserOTPMiddleware",
+    "registry.middleware.BrowserMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
 ]

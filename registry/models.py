@@ -261,7 +261,11 @@ class LookupLogEntry(models.Model):
     scan this table; it reads the Sighting rollup."""
 
     lookup = models.ForeignKey(Lookup, on_delete=models.CASCADE, related_name="entries")
-    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="+")
+    # No index of its own (nor on Sighting.member, nor AuditEvent.member beyond
+    # audit_member_newest): every lookup writes these rows, and each index is one more write
+    # per row; the only reader by member alone would be deleting a member, which never happens
+    # to one that has looked anything up (Lookup.member protects it).
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="+", db_index=False)
     kind = models.CharField(max_length=16, choices=IdentifierKind.choices)
     digest = models.BinaryField(max_length=32)
     pepper_version = models.PositiveSmallIntegerField(default=1)
@@ -287,7 +291,7 @@ class Sighting(models.Model):
 
     kind = models.CharField(max_length=16, choices=IdentifierKind.choices)
     digest = models.BinaryField(max_length=32)
-    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="+")
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="+", db_index=False)
     pepper_version = models.PositiveSmallIntegerField(default=1)
     last_seen_at = models.DateTimeField()
 
@@ -400,20 +404,27 @@ class AuditEvent(models.Model):
         blank=True,
         on_delete=models.DO_NOTHING,
         db_constraint=False,
+        db_index=False,  # audit_member_newest serves every read by member
         related_name="+",
     )
     api_key_prefix = models.CharField(_("API key"), max_length=16, blank=True)
     officer = models.CharField(_("officer"), max_length=150, blank=True)
-    action = models.CharField(_("action"), max_length=64, db_index=True)
+    action = models.CharField(_("action"), max_length=64)
     object_type = models.CharField(_("object type"), max_length=32, blank=True)
-    object_id = models.CharField(_("object id"), max_length=64, blank=True, db_index=True)
+    object_id = models.CharField(_("object id"), max_length=64, blank=True)
     details = models.JSONField(_("details"), default=dict)
 
     class Meta:
         verbose_name = _("audit event")
         verbose_name_plural = _("audit events")
         ordering = ["-id"]
-        indexes = [models.Index(fields=["member", "-id"], name="audit_member_newest")]
+        # Plain indexes, not db_index=True, which would add a LIKE-pattern index per column
+        # that no query uses (and every write pays for).
+        indexes = [
+            models.Index(fields=["member", "-id"], name="audit_member_newest"),
+            models.Index(fields=["action"], name="audit_action"),
+            models.Index(fields=["object_id"], name="audit_object"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.action}"

@@ -1,5 +1,6 @@
 """Lookups: matches, reporting members, velocity (loan stacking), logging, bad input."""
 
+import hashlib
 from datetime import timedelta
 
 import pytest
@@ -387,3 +388,86 @@ def test_it_reports_database_errors_of_raw_sql_as_django_errors(db):
 
     with pytest.raises(ProgrammingError):
         execute_binary("SELECT no_such_column FROM registry_case", {})
+
+
+# --- one statement ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [1, 400])
+def test_it_looks_up_and_records_in_one_statement_whatever_the_size(world, monkeypatch, size):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    import registry.sql
+    from registry.services.lookups import lookup_perform
+
+    statements = []
+    execute = registry.sql._execute
+    monkeypatch.setattr(
+        registry.sql, "_execute", lambda *args: statements.append(args[0]) or execute(*args)
+    )
+    identifiers = [("phone", tokens_of(n)) for n in range(size)]
+    bob = actor_of(world.bob)
+    with CaptureQueriesContext(connection) as orm_queries:
+        outcome = lookup_perform(actor=bob, purpose="loan_application", identifiers=identifiers)
+    assert len(outcome.results) == size
+    assert len(statements) == 1 and not orm_queries.captured_queries
+    assert LookupLogEntry.objects.count() == Sighting.objects.count() == size
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_writes_nothing_when_any_part_of_a_lookup_fails():
+    """A lookup runs outside any transaction of its own: its one statement is atomic. Make its
+    last write (the sighting upsert) fail, and the Lookup row, the log rows and the audit
+    event written before it in the same statement are gone too."""
+    from django.db import DatabaseError, connection
+
+    from registry.services.lookups import lookup_perform
+    from tests.base import make_world
+
+    world = make_world()
+    submit_case(world.alice, identifiers=[phone := identifier("phone", fresh_phone())])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$"
+        )
+        cursor.execute(
+            "CREATE TRIGGER test_refuse_sighting BEFORE INSERT ON registry_sighting "
+            "FOR EACH ROW EXECUTE FUNCTION test_refuse()"
+        )
+    try:
+        with pytest.raises(DatabaseError, match="refused by the test"):
+            lookup_perform(
+                actor=actor_of(world.bob),
+                purpose="loan_application",
+                identifiers=[(phone["kind"], phone["token"])],
+            )
+        assert nothing_logged()
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER test_refuse_sighting ON registry_sighting")
+            cursor.execute("DROP FUNCTION test_refuse()")
+    assert only_result(world.bob, phone)["matched"] is True
+    assert Lookup.objects.get().match_count == 1
+    assert AuditEvent.objects.get(action="lookup.performed").details["matched"] == 1
+
+
+def test_it_counts_repeated_identifiers_in_the_lookups_match_count(world):
+    submit_case(world.alice, identifiers=[phone := identifier("phone", fresh_phone())])
+    other = identifier("phone", fresh_phone())
+    lookup(world.bob, [phone, other, phone])
+    row = Lookup.objects.get()
+    assert (row.identifier_count, row.match_count) == (3, 2)
+    event = AuditEvent.objects.get(action="lookup.performed")
+    assert event.details == {
+        "purpose": "loan_application",
+        "identifiers": 3,
+        "distinct_identifiers": 2,
+        "matched": 2,
+        "consent_reference": False,
+    }
+
+
+def tokens_of(n: int) -> str:
+    return hashlib.sha512(b"%d" % n).hexdigest()

@@ -160,6 +160,26 @@ def test_it_serves_the_schema_and_docs(client):
     assert client.get("/api/v1/docs/").status_code == 200
 
 
+def test_it_keeps_api_answers_free_of_sessions(world):
+    response = world.alice.get(AUDIT)
+    assert response.status_code == 200
+    assert not response.cookies and "Cookie" not in response.get("Vary", "")
+    assert not hasattr(response.wsgi_request, "session")
+
+
+def test_it_still_guards_admin_forms_with_csrf_and_framing_headers(db):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    page = client.get("/admin/login/")
+    assert page["X-Frame-Options"] == "DENY"
+    form = {"username": "nobody", "password": "wrong", "otp_token": "000000"}
+    assert client.post("/admin/login/", form).status_code == 403
+    token = page.cookies["csrftoken"].value
+    answered = client.post("/admin/login/", {**form, "csrfmiddlewaretoken": token})
+    assert answered.status_code == 200 and answered.context["form"].errors
+
+
 def test_it_creates_members_with_valid_codes_only(db):
     from registry.errors import Conflict, ValidationFailed
     from registry.services.members import member_create

@@ -1,9 +1,10 @@
-"""The match read of a lookup: ONE set-based query over all identifiers of the call.
+"""The match read of a lookup: ONE set-based relation over all identifiers of the call, a
+part of the lookup's single statement (registry/services/lookups.py).
 
 It takes `Probes`: for each distinct identifier `n` of the call, its kind and its digest at
 every pepper version a stored row may have (current, and the previous one while a rotation is
 under way). The probes travel as four parallel arrays and are `unnest`ed into a relation the
-planner joins against the (digest, kind) indexes: one round trip for 1 or 1000 identifiers.
+planner joins against the (digest, kind) indexes, for 1 or 1000 identifiers alike.
 
 The SQL is hand-written because it is the hot path (the ORM cannot join against an unnest
 without a raw relation, and an `IN` list of 2000 digests costs more to build than to run).
@@ -15,10 +16,9 @@ than running the query.
 """
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 from registry.models import Case, CaseIdentifier, Dispute, Member
-from registry.sql import execute_binary
 
 VELOCITY_WINDOWS: tuple[tuple[str, timedelta], ...] = (
     ("1h", timedelta(hours=1)),
@@ -76,33 +76,30 @@ PROBE_CTE = """
 # Same rule as selectors.cases.matchable_cases_q(): active, or disputed without an undecided
 # dispute past its deadline (whatever the deadline job has recorded), and not past expires_at
 # (whatever the expiry job has done). `now` and `today` come from the application's clock.
-_MATCH_SQL = f"""{PROBE_CTE}
-    SELECT DISTINCT probe.n, hit.id, hit.category_id, hit.confirmed_at, hit.status,
-           hit.member_id, m.code, hit.has_statement
-    FROM probe
-    CROSS JOIN LATERAL (
-        SELECT c.id, c.category_id, c.confirmed_at, c.status, c.member_id,
-               c.subject_statement <> '' AS has_statement
-        FROM {CaseIdentifier._meta.db_table} ci
-        JOIN {Case._meta.db_table} c ON c.id = ci.case_id
-        WHERE ci.digest = probe.digest AND ci.kind = probe.kind
-          AND ci.pepper_version = probe.pepper_version
-          AND c.expires_at > %(today)s
-          AND (c.status = 'active'
-               OR (c.status = 'disputed' AND NOT EXISTS (
-                     SELECT 1 FROM {Dispute._meta.db_table} d
-                     WHERE d.case_id = c.id
-                       AND d.status IN ('open', 'responded', 'overdue')
-                       AND (d.status = 'overdue' OR d.due_at <= %(now)s))))
-        OFFSET 0
-    ) hit
-    JOIN {Member._meta.db_table} m ON m.id = hit.member_id
-    ORDER BY probe.n, hit.confirmed_at DESC, hit.id
+# A CTE of the lookup's one statement (registry/services/lookups.py), after PROBE_CTE: one
+# row per (identifier n, matchable case), in MatchRow's column order.
+MATCHED_CTE = f"""
+    matched (n, case_id, category_id, confirmed_at, status, member_id, member_code,
+             has_statement) AS (
+        SELECT DISTINCT probe.n, hit.id, hit.category_id, hit.confirmed_at, hit.status,
+               hit.member_id, m.code, hit.has_statement
+        FROM probe
+        CROSS JOIN LATERAL (
+            SELECT c.id, c.category_id, c.confirmed_at, c.status, c.member_id,
+                   c.subject_statement <> '' AS has_statement
+            FROM {CaseIdentifier._meta.db_table} ci
+            JOIN {Case._meta.db_table} c ON c.id = ci.case_id
+            WHERE ci.digest = probe.digest AND ci.kind = probe.kind
+              AND ci.pepper_version = probe.pepper_version
+              AND c.expires_at > %(today)s
+              AND (c.status = 'active'
+                   OR (c.status = 'disputed' AND NOT EXISTS (
+                         SELECT 1 FROM {Dispute._meta.db_table} d
+                         WHERE d.case_id = c.id
+                           AND d.status IN ('open', 'responded', 'overdue')
+                           AND (d.status = 'overdue' OR d.due_at <= %(now)s))))
+            OFFSET 0
+        ) hit
+        JOIN {Member._meta.db_table} m ON m.id = hit.member_id
+    )
 """  # noqa: S608 - table names come from the models, values are parameters
-
-
-def lookup_matches(*, probes: Probes, now: datetime, today: date) -> list[MatchRow]:
-    """Every matchable case of every probed identifier, ordered by identifier, newest first.
-    Cases of all members: a lookup is the one read that crosses members, by design."""
-    rows = execute_binary(_MATCH_SQL, {**probes.params(), "now": now, "today": today})
-    return [MatchRow(*row) for row in rows]

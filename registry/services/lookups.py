@@ -1,15 +1,21 @@
 """Lookups: which identifiers match live cases, and how many other members just looked them up.
 
 A lookup is a read of registry data AND a write (the lookup log, the velocity rollup, the
-audit trail), all in one transaction. For a call with k identifiers (1 <= k <= 1000) it costs
-a constant number of statements, whatever k and whatever the size of the tables:
+audit trail). For a call with k identifiers (1 <= k <= 1000) it is ONE statement, whatever k
+and whatever the size of the tables:
 
-    1 query      matches    unnest(probes) x LATERAL case_identifier(digest, kind) JOIN case
-    1 statement  velocity   unnest(probes) x LATERAL sighting(digest, kind, member), with
-                 + Lookup   the Lookup row (who, when, purpose, counts), k LookupLogEntry
-                 + log      rows, k Sighting upserts and ONE audit event per call (lookup id,
-                 + upsert   counts) written by data-modifying CTEs of the same statement
-                 + audit
+    matched   unnest(probes) x LATERAL case_identifier(digest, kind) JOIN case
+    looked    the Lookup row (who, when, purpose, counts)
+    audited   ONE audit event per call (lookup id, counts)
+    logged    k LookupLogEntry rows
+    sighted   k Sighting upserts
+    answer    the matches, and per identifier unnest(probes) x LATERAL sighting(digest,
+              kind, member) counted per velocity window
+
+A single statement is atomic on its own (it commits, or fails and writes nothing), so outside
+a caller's transaction the service opens none: no BEGIN and COMMIT round trips. Round trips,
+not the database's work, are most of a single-identifier lookup's time (each one wakes two
+processes), and the Python cost of building ORM inserts was more than the rest of its work.
 
 Velocity storage. "How many other members looked this identifier up in the last 1 h / 24 h /
 7 d / 30 d / 90 d" must stay fast with a lookup log of tens of millions of rows, so velocity
@@ -44,11 +50,10 @@ version only.
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -64,13 +69,13 @@ from registry.models import (
     Sighting,
 )
 from registry.selectors.lookups import (
+    MATCHED_CTE,
     PROBE_CTE,
     VELOCITY_WINDOWS,
     MatchRow,
     Probes,
-    lookup_matches,
 )
-from registry.sql import execute_binary
+from registry.sql import compact, execute_binary
 
 MAX_IDENTIFIERS_PER_LOOKUP = 1000
 KINDS = frozenset(IdentifierKind.values)
@@ -79,32 +84,44 @@ ZERO_VELOCITY = dict.fromkeys(WINDOW_NAMES, 0)
 NO_CASES: list = []  # shared by every unmatched result: results are only serialised
 
 _SIGHTING_TABLE = Sighting._meta.db_table
-_COUNTS = ",\n".join(
+_COUNTS = ", ".join(
     f"count(DISTINCT seen.member_id) FILTER (WHERE seen.last_seen_at > %(since_{name})s)"
     for name in WINDOW_NAMES
 )
-# One statement writes the Lookup row, its log rows and sightings, and its audit event (the
-# same columns audit_record writes), and counts velocity: the ORM inserts of the Lookup and of
-# the event cost more CPU time than the rest of a single-identifier lookup's database work.
-# Log and sighting foreign keys to the Lookup are checked at commit (Django's FKs are
-# DEFERRABLE INITIALLY DEFERRED), after the whole statement.
-# Writes rows at the current pepper version only.
-# DISTINCT in the counts matters only during a pepper rotation, when one member can have a
-# sighting at each of two versions.
-_RECORD_AND_COUNT_SQL = f"""{PROBE_CTE},
+_NO_COUNTS = ", ".join("NULL" for _name in WINDOW_NAMES)
+_NO_MATCH = ", ".join("NULL" for _field in fields(MatchRow)[1:])
+# The one statement of a lookup. Writes (the same columns as Lookup.objects.create and
+# audit_record) are data-modifying CTEs; every part of a statement sees the snapshot taken
+# before any of them writes, so velocity never counts this call's own sightings. Log and
+# sighting foreign keys to the Lookup are checked at commit (Django's FKs are DEFERRABLE
+# INITIALLY DEFERRED), after the whole statement. Rows are written at the current pepper
+# version only. `asked` holds the identifier number n of every identifier of the call, repeats
+# included, to count matches as the response does. DISTINCT in the counts matters only during
+# a pepper rotation, when one member can have a sighting at each of two versions.
+# The answer: one 'm' row per (n, matching case), newest case first, then one 'v' row per
+# identifier that other members looked up in the longest window.
+_LOOKUP_SQL = compact(f"""{PROBE_CTE},
+    {MATCHED_CTE},
+    counted AS (
+        SELECT count(*) AS matches FROM unnest(%(asked)b::int[]) AS asked (n)
+        WHERE asked.n IN (SELECT n FROM matched)
+    ),
     looked AS (
         INSERT INTO {Lookup._meta.db_table}
             (id, member_id, api_key_id, purpose, consent_reference, identifier_count,
              match_count, created_at)
-        VALUES (%(lookup)s, %(member)s, %(api_key)s, %(purpose)s, %(consent_reference)s,
-                %(identifier_count)s, %(match_count)s, %(now)s)
+        SELECT %(lookup)s, %(member)s, %(api_key)s, %(purpose)s, %(consent_reference)s,
+               %(identifier_count)s, counted.matches, %(now)s
+        FROM counted
     ),
     audited AS (
         INSERT INTO {AuditEvent._meta.db_table}
             (created_at, actor_type, member_id, api_key_prefix, officer, action, object_type,
              object_id, details)
-        VALUES (%(audited_at)s, %(actor_type)s, %(member)s, %(api_key_prefix)s, %(officer)s,
-                'lookup.performed', 'lookup', %(lookup_text)s, %(details)s::jsonb)
+        SELECT %(audited_at)s, %(actor_type)s, %(member)s, %(api_key_prefix)s, %(officer)s,
+               'lookup.performed', 'lookup', %(lookup_text)s,
+               %(details)s::jsonb || jsonb_build_object('matched', counted.matches)
+        FROM counted
     ),
     logged AS (
         INSERT INTO {LookupLogEntry._meta.db_table}
@@ -120,18 +137,23 @@ _RECORD_AND_COUNT_SQL = f"""{PROBE_CTE},
         ON CONFLICT (digest, kind, member_id) DO UPDATE
         SET last_seen_at = GREATEST({_SIGHTING_TABLE}.last_seen_at, EXCLUDED.last_seen_at)
     )
-    SELECT probe.n, {_COUNTS}
-    FROM probe
-    CROSS JOIN LATERAL (
-        SELECT s.member_id, s.last_seen_at
-        FROM {_SIGHTING_TABLE} s
-        WHERE s.digest = probe.digest AND s.kind = probe.kind
-          AND s.pepper_version = probe.pepper_version
-          AND s.member_id <> %(member)s AND s.last_seen_at > %(since_longest)s
-        OFFSET 0
-    ) seen
-    GROUP BY probe.n
-"""  # noqa: S608 - table names come from the models, values are parameters
+    SELECT * FROM (
+        SELECT 'm' AS part, matched.*, {_NO_COUNTS} FROM matched
+        UNION ALL
+        SELECT 'v', probe.n, {_NO_MATCH}, {_COUNTS}
+        FROM probe
+        CROSS JOIN LATERAL (
+            SELECT s.member_id, s.last_seen_at
+            FROM {_SIGHTING_TABLE} s
+            WHERE s.digest = probe.digest AND s.kind = probe.kind
+              AND s.pepper_version = probe.pepper_version
+              AND s.member_id <> %(member)s AND s.last_seen_at > %(since_longest)s
+            OFFSET 0
+        ) seen
+        GROUP BY probe.n
+    ) answer
+    ORDER BY part, n, confirmed_at DESC, case_id
+""")  # noqa: S608 - table names come from the models, values are parameters
 
 
 @dataclass(frozen=True)
@@ -140,7 +162,6 @@ class LookupOutcome:
     results: list[dict]  # ready-to-send result objects, one per identifier, in order
 
 
-@transaction.atomic
 def lookup_perform(
     *,
     actor: Actor,
@@ -150,37 +171,33 @@ def lookup_perform(
 ) -> LookupOutcome:
     """Look identifiers (kind, token) up for the calling member: one result per identifier,
     in order. The API screens the tokens first (raw identifiers, format); this checks the
-    format again, cheaply, for any other caller."""
+    format again, cheaply, for any other caller. One statement: atomic without a transaction
+    of its own (see the module's docstring)."""
     _check_request(actor, purpose, identifiers)
     now = timezone.now()
     distinct = list(dict.fromkeys(identifiers))  # (kind, token) -> n, in first-seen order
-    probes = _probes(distinct)
-    cases = _cases_by_identifier(
-        actor, lookup_matches(probes=probes, now=now, today=timezone.localdate(now))
-    )
     position = {identifier: n for n, identifier in enumerate(distinct)}
     numbers = [position[identifier] for identifier in identifiers]
-    match_count = sum(1 for n in numbers if n in cases)
     lookup_id = uuid.uuid4()
-    velocity = _record_and_count(
+    matches, velocity = _lookup_statement(
         actor,
         lookup_id,
-        probes,
+        _probes(distinct),
+        numbers,
         now,
         lookup_row={
             "purpose": purpose,
             "consent_reference": consent_reference,
             "identifier_count": len(identifiers),
-            "match_count": match_count,
         },
-        audit_details={
+        audit_details={  # and "matched", counted by the statement
             "purpose": purpose,
             "identifiers": len(identifiers),
             "distinct_identifiers": len(distinct),
-            "matched": match_count,
             "consent_reference": bool(consent_reference),
         },
     )
+    cases = _cases_by_identifier(actor, matches)
     results = [
         {
             "kind": kind,
@@ -261,38 +278,44 @@ def _case_objects(actor: Actor, rows: list[MatchRow], disclose: bool) -> list[di
     return cases
 
 
-def _record_and_count(
+def _lookup_statement(
     actor: Actor,
     lookup_id: uuid.UUID,
     probes: Probes,
+    asked: list[int],
     now: datetime,
     *,
     lookup_row: dict,
     audit_details: dict,
-) -> dict[int, dict[str, int]]:
-    """Write the Lookup row (`lookup_row`: its other columns) and its "lookup.performed"
-    audit event, log and sight every identifier of the call and, in the same statement (so
-    from the snapshot before these writes), count the other members' sightings per window.
-    Returns
-    {n: {"1h": .., ..., "90d": ..}} for identifiers seen by anyone else in 90 days."""
+) -> tuple[list[MatchRow], dict[int, dict[str, int]]]:
+    """Run the lookup's statement: the Lookup row (`lookup_row`: its other columns), its
+    "lookup.performed" audit event, the log rows and sightings; returns the matches (by n,
+    newest case first) and {n: {"1h": .., ..., "90d": ..}} for the identifiers seen by
+    another member in the longest window, counted before this call."""
     params = {
         **probes.params(),
         **lookup_row,
+        "asked": asked,
         "lookup": lookup_id,
         "lookup_text": str(lookup_id),
         "member": actor.member_id,
         "api_key": getattr(actor.api_key, "pk", None),
         "current_version": tokens.current_pepper_version(),
         "now": now,
+        "today": timezone.localdate(now),
         "since_longest": now - VELOCITY_WINDOWS[-1][1],
         **_audit_params(actor, audit_details),
     }
     for name, window in VELOCITY_WINDOWS:
         params[f"since_{name}"] = now - window
-    return {
-        row[0]: dict(zip(WINDOW_NAMES, row[1:], strict=True))
-        for row in execute_binary(_RECORD_AND_COUNT_SQL, params)
-    }
+    matches, velocity = [], {}
+    width = len(fields(MatchRow))
+    for part, *row in execute_binary(_LOOKUP_SQL, params):
+        if part == "m":
+            matches.append(MatchRow(*row[:width]))
+        else:
+            velocity[row[0]] = dict(zip(WINDOW_NAMES, row[width:], strict=True))
+    return matches, velocity
 
 
 def _audit_params(actor: Actor, details: dict) -> dict:
