@@ -90,7 +90,12 @@ class SqlLookups:
     """Bare-SQL lookups of pre-digested batches on one connection."""
 
     def __init__(self, url: str, member_id: int, version: int) -> None:
-        self.conn = psycopg.connect(url, autocommit=False)
+        # Prepared (psycopg does that after five runs) and with generic plans, as the
+        # application's own statements run (consortium/settings.py): PostgreSQL would
+        # otherwise re-plan these array statements on every call.
+        self.conn = psycopg.connect(
+            url, autocommit=False, options="-c plan_cache_mode=force_generic_plan"
+        )
         self.member_id = member_id
         self.version = version
 

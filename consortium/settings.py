@@ -188,6 +188,23 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["OPTIONS"].setdefault(
     "connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 5)
 )
+# psycopg prepares a statement server-side only when the code asks (registry/sql.py: the
+# API-key, lookup and case-insert statements, parsed and planned once per connection instead
+# of on every call). Django's default, None, would turn that off too; the ORM's own statements
+# carry their values inline, so letting psycopg prepare them after a few runs would only churn
+# its cache: hence a threshold that no statement reaches on its own.
+DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 2**31 - 1)
+# ... and PostgreSQL runs those prepared statements with their generic plan. Left to choose, it
+# re-plans the lookup's statement for every call (its estimate for a plan that does not know
+# the arrays' lengths is worse), which doubled its CPU time. Their plans are index probes
+# whatever the number of identifiers (see registry/selectors/lookups.py); nothing else is
+# prepared.
+DATABASES["default"]["OPTIONS"]["options"] = " ".join(
+    filter(
+        None,
+        [DATABASES["default"]["OPTIONS"].get("options"), "-c plan_cache_mode=force_generic_plan"],
+    )
+)
 if env_str("REGISTRY_TEST_DB_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": env_str("REGISTRY_TEST_DB_NAME")}
 # The database password may come from a file (systemd credential, Docker secret) instead of

@@ -24,3 +24,20 @@ def test_it_squeezes_layout_but_not_values():
 def test_it_refuses_to_compact_a_statement_with_a_line_comment():
     with pytest.raises(ValueError, match="--"):
         compact("SELECT 1 -- one\nFROM t")
+
+
+def test_it_runs_the_lookup_as_a_prepared_statement_with_its_generic_plan(world):
+    """Planning the lookup's statement cost more than running it: it is prepared once per
+    connection and never re-planned (settings.py: prepare_threshold, plan_cache_mode)."""
+    from django.db import connection
+
+    from tests.factories import fresh_phone, identifier, lookup
+
+    for _ in range(7):  # past PostgreSQL's five custom plans of its "auto" mode
+        lookup(world.bob, [identifier("phone", fresh_phone())])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+            "WHERE statement LIKE 'WITH probe %%'"
+        )
+        assert cursor.fetchall() == [(7, 0)]
