@@ -1,9 +1,9 @@
 """POST /api/v1/lookups (scope `lookup`).
 
 The hot path: 1000 identifiers are validated by one loop (IdentifierListField), looked up by
-the service in a constant number of statements, and the service's result dicts are sent as
-they are. The output serializers below document the answer in the OpenAPI schema; running
-them over 1000 results would cost more than the database work, so the view does not.
+the service in one statement, and the service's result dicts are sent as they are. The
+output serializers below document the answer in the OpenAPI schema; running them over 1000
+results would cost more than the database work, so the view does not.
 """
 
 import copy

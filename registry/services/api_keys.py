@@ -112,7 +112,7 @@ def _attnames(model) -> list[str]:
 
 # Authentication runs on every API call. The ORM spent five times longer building its
 # select_related query than PostgreSQL spent running it (31% of a single-identifier lookup's
-# CPU time), so the key and its owner are read by one hand-written, auto-prepared statement
+# CPU time), so the key and its owner are read by one hand-written, prepared statement
 # and turned into model instances with Model.from_db, as the ORM itself would. Being the
 # first statement of every call, it also stands in for the connection's health check
 # (registry/sql.py).

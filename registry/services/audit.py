@@ -37,6 +37,7 @@ from django.utils import timezone
 
 from registry.actors import Actor
 from registry.models import AuditEvent, AuditSeal
+from registry.sql import compact, execute_binary
 
 GENESIS_HASH = "0" * 64
 SEAL_LOCK_ID = 0x5EA1  # pg_advisory_xact_lock key for the sealer
@@ -82,8 +83,37 @@ def audit_build(
     )
 
 
+# Columns of an event as audit_record writes them; the arrays travel as binary parameters
+# (bulk_create quotes them into the SQL text: a fifth of a 500-case submission's CPU time).
+_EVENT_COLUMNS = (
+    "created_at",
+    "actor_type",
+    "member_id",
+    "api_key_prefix",
+    "officer",
+    "action",
+    "object_type",
+    "object_id",
+    "details",
+)
+_INSERT_EVENTS_SQL = compact(f"""
+    INSERT INTO {AuditEvent._meta.db_table} ({", ".join(_EVENT_COLUMNS)})
+    SELECT created_at, actor_type, member_id, api_key_prefix, officer, action, object_type,
+           object_id, details::jsonb
+    FROM unnest(%(created_at)b::timestamptz[], %(actor_type)b::text[], %(member_id)b::bigint[],
+                %(api_key_prefix)b::text[], %(officer)b::text[], %(action)b::text[],
+                %(object_type)b::text[], %(object_id)b::text[], %(details)b::text[])
+        AS event ({", ".join(_EVENT_COLUMNS)})
+""")  # noqa: S608 - table and column names come from the model, values are parameters
+
+
 def audit_record_many(events: list[AuditEvent]) -> None:
-    AuditEvent.objects.bulk_create(events)
+    """Record built events (`audit_build`) in the caller's transaction, in one statement."""
+    if not events:
+        return
+    params = {column: [getattr(e, column) for e in events] for column in _EVENT_COLUMNS}
+    params["details"] = [json.dumps(details) for details in params["details"]]
+    execute_binary(_INSERT_EVENTS_SQL, params, fetch=False)
 
 
 def event_digest_input(event: AuditEvent) -> bytes:
