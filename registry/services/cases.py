@@ -25,6 +25,7 @@ text, as Django's bulk_create does, measured slower than the inserts themselves.
 import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import NamedTuple
 
 from django.db import transaction
 from django.utils import timezone
@@ -232,28 +233,31 @@ def _insert_cases(rows: list[Case]) -> set:
     return {row[0] for row in execute_binary(_INSERT_CASES_SQL, params)}
 
 
-def _insert_identifiers(rows: list[CaseIdentifier]) -> None:
+class IdentifierRow(NamedTuple):
+    """A CaseIdentifier row to insert (and to answer with). Not a model instance: building
+    one per identifier cost about 5% of a 500-case submission's CPU time, and nothing here
+    needs a model."""
+
+    case_id: uuid.UUID
+    kind: str
+    digest: bytes
+    pepper_version: int
+    fingerprint: str
+
+
+def _insert_identifiers(rows: list[IdentifierRow]) -> None:
     if not rows:
         return
-    columns = ("case_id", "kind", "digest", "pepper_version", "fingerprint")
-    params = {column: [getattr(row, column) for row in rows] for column in columns}
+    params = {column: [getattr(row, column) for row in rows] for column in IdentifierRow._fields}
     execute_binary(_INSERT_IDENTIFIERS_SQL, params, fetch=False)
 
 
-def _identifier_rows(case: Case, identifiers: list[tuple[str, str]]) -> list[CaseIdentifier]:
+def _identifier_rows(case: Case, identifiers: list[tuple[str, str]]) -> list[IdentifierRow]:
     version = tokens.current_pepper_version()
     rows = []
     for kind, token in identifiers:
         digest, fingerprint = tokens.digest_and_fingerprint(token)
-        rows.append(
-            CaseIdentifier(
-                case_id=case.pk,
-                kind=kind,
-                digest=digest,
-                fingerprint=fingerprint,
-                pepper_version=version,
-            )
-        )
+        rows.append(IdentifierRow(case.pk, kind, digest, version, fingerprint))
     return rows
 
 
