@@ -4,6 +4,8 @@ Another member's case is 404 `not_found` on every endpoint, exactly like a case 
 exist (the selectors and services filter by the calling member before anything else).
 """
 
+import functools
+
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -151,6 +153,13 @@ class CaseOutput(serializers.Serializer):
 _DATETIME = serializers.DateTimeField()
 
 
+@functools.lru_cache(maxsize=256)
+def _datetime_text(value) -> str:
+    """DRF's text for a time, in the current time zone. Cached: the cases of one batch share
+    their creation time, and the conversion cost a tenth of a 500-case submission."""
+    return _DATETIME.to_representation(value)
+
+
 def case_body(case) -> dict:
     # Freshly created cases carry their identifier rows; read ones come with a prefetch.
     rows = getattr(case, "identifier_rows", None)
@@ -163,7 +172,7 @@ def case_body(case) -> dict:
         "status": case.status,
         "confirmed_at": case.confirmed_at.isoformat(),
         "expires_at": case.expires_at.isoformat(),
-        "created_at": _DATETIME.to_representation(case.created_at),
+        "created_at": _datetime_text(case.created_at),
         "identifiers": [{"kind": row.kind, "fingerprint": row.fingerprint} for row in rows],
     }
 
