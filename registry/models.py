@@ -165,9 +165,16 @@ LIVE_CASE_STATUSES = (CaseStatus.ACTIVE, CaseStatus.DISPUTED)
 
 class Case(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="cases")
+    # No single-column indexes on the two foreign keys: case_member_newest and
+    # one_live_case_per_reference lead with the member, and case_category is a plain index
+    # (db_index=True would add a LIKE-pattern one too). Every submission writes each index.
+    member = models.ForeignKey(
+        Member, on_delete=models.PROTECT, related_name="cases", db_index=False
+    )
     reference = models.CharField(_("reference"), max_length=100)
-    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="cases")
+    category = models.ForeignKey(
+        Category, on_delete=models.PROTECT, related_name="cases", db_index=False
+    )
     status = models.CharField(
         _("status"), max_length=16, choices=CaseStatus.choices, default=CaseStatus.ACTIVE
     )
@@ -183,6 +190,7 @@ class Case(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["member", "-created_at"], name="case_member_newest"),
+            models.Index(fields=["category"], name="case_category"),
             models.Index(
                 fields=["expires_at"],
                 name="case_live_by_expiry",
@@ -208,7 +216,11 @@ class CaseIdentifier(models.Model):
     """One identifier of a case, as a peppered digest. Deleted (not flagged) when the case
     leaves the registry: withdrawn, removed or expired."""
 
-    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="identifiers")
+    # identifier_once leads with the case: it serves reads by case (and the cascade), so the
+    # foreign key needs no index of its own, one random-order insert fewer per identifier.
+    case = models.ForeignKey(
+        Case, on_delete=models.CASCADE, related_name="identifiers", db_index=False
+    )
     kind = models.CharField(max_length=16, choices=IdentifierKind.choices)
     digest = models.BinaryField(max_length=32)
     pepper_version = models.PositiveSmallIntegerField(default=1)
