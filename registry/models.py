@@ -14,6 +14,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from registry.ids import uuid7
+
 
 class Scope(models.TextChoices):
     LOOKUP = "lookup", _("Lookup")
@@ -164,7 +166,7 @@ LIVE_CASE_STATUSES = (CaseStatus.ACTIVE, CaseStatus.DISPUTED)
 
 
 class Case(models.Model):
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     # No single-column indexes on the two foreign keys: case_member_newest and
     # one_live_case_per_reference lead with the member, and case_category is a plain index
     # (db_index=True would add a LIKE-pattern one too). Every submission writes each index.
@@ -251,7 +253,7 @@ class Purpose(models.TextChoices):
 class Lookup(models.Model):
     """One lookup call: who asked, when, why, how many identifiers and matches."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="lookups")
     api_key = models.ForeignKey(ApiKey, null=True, on_delete=models.SET_NULL, related_name="+")
     purpose = models.CharField(_("purpose"), max_length=32, choices=Purpose.choices)

@@ -42,6 +42,7 @@ from registry.errors import (
     RegistryError,
     ValidationFailed,
 )
+from registry.ids import uuid7
 from registry.models import (
     LIVE_CASE_STATUSES,
     Case,
@@ -191,7 +192,7 @@ def _refuse_taken_references(
 
 def _new_case_row(actor: Actor, case: NewCase, retention_days: int, now: datetime) -> Case:
     return Case(
-        id=uuid.uuid4(),
+        id=uuid7(),
         member_id=actor.member_id,
         reference=case.reference,
         category_id=case.category,

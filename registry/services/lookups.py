@@ -60,6 +60,7 @@ from django.utils.translation import gettext as _
 from registry import tokens
 from registry.actors import Actor
 from registry.errors import BatchTooLarge, FieldError, NotFound, ValidationFailed
+from registry.ids import uuid7
 from registry.models import (
     AuditEvent,
     IdentifierKind,
@@ -178,7 +179,7 @@ def lookup_perform(
     distinct = list(dict.fromkeys(identifiers))  # (kind, token) -> n, in first-seen order
     position = {identifier: n for n, identifier in enumerate(distinct)}
     numbers = [position[identifier] for identifier in identifiers]
-    lookup_id = uuid.uuid4()
+    lookup_id = uuid7()
     matches, velocity = _lookup_statement(
         actor,
         lookup_id,
