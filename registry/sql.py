@@ -37,6 +37,21 @@ def compact(sql: str) -> str:
     return re.sub(r"\s+", " ", sql).strip()
 
 
+def unnest_insert(table: str, column_types: dict[str, str], *, then: str = "") -> str:
+    """An INSERT of many rows in one statement: one binary array parameter per column, named
+    after the column (`%(column)b`), unnested into rows. `then`: ON CONFLICT / RETURNING."""
+    # Table and column names are the code's own (from the models); values are parameters.
+    arrays = ", ".join(f"%({column})b::{kind}[]" for column, kind in column_types.items())
+    columns = ", ".join(column_types)
+    sql = f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays}) {then}"  # noqa: S608
+    return compact(sql)
+
+
+def unnest_params(rows, columns) -> dict[str, list]:
+    """The parameters of an `unnest_insert`: each column's values, one list per column."""
+    return {column: [getattr(row, column) for row in rows] for column in columns}
+
+
 def execute_binary(
     sql: str, params: dict, *, fetch: bool = True, checks_health: bool = False
 ) -> list[tuple]:

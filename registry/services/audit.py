@@ -37,7 +37,7 @@ from django.utils import timezone
 
 from registry.actors import Actor
 from registry.models import AuditEvent, AuditSeal
-from registry.sql import compact, execute_binary
+from registry.sql import execute_binary, unnest_insert, unnest_params
 
 GENESIS_HASH = "0" * 64
 SEAL_LOCK_ID = 0x5EA1  # pg_advisory_xact_lock key for the sealer
@@ -83,35 +83,27 @@ def audit_build(
     )
 
 
-# Columns of an event as audit_record writes them; the arrays travel as binary parameters
-# (bulk_create quotes 500 events' values into the SQL text, which cost more than the insert).
-_EVENT_COLUMNS = (
-    "created_at",
-    "actor_type",
-    "member_id",
-    "api_key_prefix",
-    "officer",
-    "action",
-    "object_type",
-    "object_id",
-    "details",
-)
-_INSERT_EVENTS_SQL = compact(f"""
-    INSERT INTO {AuditEvent._meta.db_table} ({", ".join(_EVENT_COLUMNS)})
-    SELECT created_at, actor_type, member_id, api_key_prefix, officer, action, object_type,
-           object_id, details::jsonb
-    FROM unnest(%(created_at)b::timestamptz[], %(actor_type)b::text[], %(member_id)b::bigint[],
-                %(api_key_prefix)b::text[], %(officer)b::text[], %(action)b::text[],
-                %(object_type)b::text[], %(object_id)b::text[], %(details)b::text[])
-        AS event ({", ".join(_EVENT_COLUMNS)})
-""")  # noqa: S608 - table and column names come from the model, values are parameters
+# An event's columns as audit_record writes them, sent as binary arrays (bulk_create quotes
+# 500 events' values into the SQL text, which cost more than the insert).
+_EVENT_COLUMNS = {
+    "created_at": "timestamptz",
+    "actor_type": "text",
+    "member_id": "bigint",
+    "api_key_prefix": "text",
+    "officer": "text",
+    "action": "text",
+    "object_type": "text",
+    "object_id": "text",
+    "details": "jsonb",
+}
+_INSERT_EVENTS_SQL = unnest_insert(AuditEvent._meta.db_table, _EVENT_COLUMNS)
 
 
 def audit_record_many(events: list[AuditEvent]) -> None:
     """Record built events (`audit_build`) in the caller's transaction, in one statement."""
     if not events:
         return
-    params = {column: [getattr(e, column) for e in events] for column in _EVENT_COLUMNS}
+    params = unnest_params(events, _EVENT_COLUMNS)
     params["details"] = [json.dumps(details) for details in params["details"]]
     execute_binary(_INSERT_EVENTS_SQL, params, fetch=False)
 

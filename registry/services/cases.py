@@ -53,7 +53,7 @@ from registry.models import (
 )
 from registry.services.audit import audit_build, audit_record_many
 from registry.services.case_lifecycle import case_close
-from registry.sql import execute_binary
+from registry.sql import execute_binary, unnest_insert, unnest_params
 
 MAX_IDENTIFIERS_PER_CASE = 20
 MAX_CASES_PER_BATCH = 500
@@ -205,33 +205,29 @@ def _new_case_row(actor: Actor, case: NewCase, retention_days: int, now: datetim
     )
 
 
-_CASE_COLUMNS = (
-    "id",
-    "member_id",
-    "reference",
-    "category_id",
-    "status",
-    "confirmed_at",
-    "expires_at",
-    "created_at",
-    "status_changed_at",
-    "subject_statement",
+_CASE_COLUMNS = {
+    "id": "uuid",
+    "member_id": "bigint",
+    "reference": "text",
+    "category_id": "text",
+    "status": "text",
+    "confirmed_at": "date",
+    "expires_at": "date",
+    "created_at": "timestamptz",
+    "status_changed_at": "timestamptz",
+    "subject_statement": "text",
+}
+_INSERT_CASES_SQL = unnest_insert(
+    Case._meta.db_table, _CASE_COLUMNS, then="ON CONFLICT DO NOTHING RETURNING id"
 )
-_INSERT_CASES_SQL = f"""
-    INSERT INTO {Case._meta.db_table} ({", ".join(_CASE_COLUMNS)})
-    SELECT * FROM unnest(%(id)b::uuid[], %(member_id)b::bigint[], %(reference)b::text[],
-                         %(category_id)b::text[], %(status)b::text[], %(confirmed_at)b::date[],
-                         %(expires_at)b::date[], %(created_at)b::timestamptz[],
-                         %(status_changed_at)b::timestamptz[], %(subject_statement)b::text[])
-    ON CONFLICT DO NOTHING
-    RETURNING id
-"""  # noqa: S608 - table and column names come from the model, values are parameters
-_INSERT_IDENTIFIERS_SQL = f"""
-    INSERT INTO {CaseIdentifier._meta.db_table}
-        (case_id, kind, digest, pepper_version, fingerprint)
-    SELECT * FROM unnest(%(case_id)b::uuid[], %(kind)b::text[], %(digest)b::bytea[],
-                         %(pepper_version)b::smallint[], %(fingerprint)b::text[])
-"""  # noqa: S608
+_IDENTIFIER_COLUMNS = {
+    "case_id": "uuid",
+    "kind": "text",
+    "digest": "bytea",
+    "pepper_version": "smallint",
+    "fingerprint": "text",
+}
+_INSERT_IDENTIFIERS_SQL = unnest_insert(CaseIdentifier._meta.db_table, _IDENTIFIER_COLUMNS)
 
 
 def _insert_cases(rows: list[Case]) -> set:
@@ -240,8 +236,7 @@ def _insert_cases(rows: list[Case]) -> set:
     that transaction to end, then skips), instead of failing the whole batch."""
     if not rows:
         return set()
-    params = {column: [getattr(row, column) for row in rows] for column in _CASE_COLUMNS}
-    return {row[0] for row in execute_binary(_INSERT_CASES_SQL, params)}
+    return {row[0] for row in execute_binary(_INSERT_CASES_SQL, unnest_params(rows, _CASE_COLUMNS))}
 
 
 class IdentifierRow(NamedTuple):
@@ -259,8 +254,7 @@ class IdentifierRow(NamedTuple):
 def _insert_identifiers(rows: list[IdentifierRow]) -> None:
     if not rows:
         return
-    params = {column: [getattr(row, column) for row in rows] for column in IdentifierRow._fields}
-    execute_binary(_INSERT_IDENTIFIERS_SQL, params, fetch=False)
+    execute_binary(_INSERT_IDENTIFIERS_SQL, unnest_params(rows, _IDENTIFIER_COLUMNS), fetch=False)
 
 
 def _identifier_rows(case: Case, identifiers: list[tuple[str, str]]) -> list[IdentifierRow]:

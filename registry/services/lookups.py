@@ -90,7 +90,8 @@ _COUNTS = ", ".join(
     for name in WINDOW_NAMES
 )
 _NO_COUNTS = ", ".join("NULL" for _name in WINDOW_NAMES)
-_NO_MATCH = ", ".join("NULL" for _field in fields(MatchRow)[1:])
+_MATCH_WIDTH = len(fields(MatchRow))  # an answer row: part, then a MatchRow, then the counts
+_NO_MATCH = ", ".join("NULL" for _n in range(_MATCH_WIDTH - 1))
 # The one statement of a lookup. Writes (the same columns as Lookup.objects.create and
 # audit_record) are data-modifying CTEs; every part of a statement sees the snapshot taken
 # before any of them writes, so velocity never counts this call's own sightings. Log and
@@ -310,12 +311,11 @@ def _lookup_statement(
     for name, window in VELOCITY_WINDOWS:
         params[f"since_{name}"] = now - window
     matches, velocity = [], {}
-    width = len(fields(MatchRow))
     for part, *row in execute_binary(_LOOKUP_SQL, params):
         if part == "m":
-            matches.append(MatchRow(*row[:width]))
+            matches.append(MatchRow(*row[:_MATCH_WIDTH]))
         else:
-            velocity[row[0]] = dict(zip(WINDOW_NAMES, row[width:], strict=True))
+            velocity[row[0]] = dict(zip(WINDOW_NAMES, row[_MATCH_WIDTH:], strict=True))
     return matches, velocity
 
 
