@@ -12,6 +12,7 @@ FILES = [
     "identifiers.md",
     "vectors/canonical.json",
     "vectors/oprf-ristretto255-sha512.json",
+    "vectors/voprf-ristretto255-sha512.json",
 ]
 
 

@@ -15,6 +15,7 @@ import datetime as dt
 import re
 import unicodedata
 
+import idna
 import phonenumbers
 from stdnum import imei as stdnum_imei
 from stdnum import luhn
@@ -150,10 +151,11 @@ def _canonical_email(value: str) -> str | None:
     if not local or not domain or "" in domain.split("."):
         return None
     try:
-        # Python's built-in IDNA codec (IDNA 2003 ToASCII with nameprep); it refuses empty or
-        # over-long labels. Pure-ASCII labels pass through unchanged and are lower-cased below.
-        ascii_domain = domain.encode("idna").decode("ascii")
-    except UnicodeError:
+        # IDNA 2008 with UTS #46 non-transitional mapping (contract v2): "ß" and "ς" are kept,
+        # so "faß.de" and "fass.de" are different domains, as registrars treat them. The
+        # mapping also folds case and full-width forms; invalid or over-long labels are refused.
+        ascii_domain = idna.encode(domain, uts46=True, transitional=False).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
         return None
     return f"{local}@{ascii_domain}".lower()
 
