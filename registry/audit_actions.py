@@ -1,0 +1,59 @@
+"""Every kind of audit event the registry records, in one place (as Zulip's AuditLogEventType).
+
+Write `audit_record(action=AuditAction.CASE_SUBMITTED, ...)`, never a free string: the admin's
+action filter, the exports and the translations all read this list. Values are stored in
+`AuditEvent.action` and are part of the sealed history, so a value never changes once
+released; add a new member instead. Labels are what an officer reads.
+"""
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class AuditAction(models.TextChoices):
+    # Members, officers and their keys
+    MEMBER_CREATED = "member.created", _("Member created")
+    MEMBER_UPDATED = "member.updated", _("Member updated")
+    MEMBER_SUSPENDED = "member.suspended", _("Member suspended")
+    MEMBER_ACTIVE = "member.active", _("Member reinstated")
+    MEMBER_LIMIT_SET = "member.limit_set", _("Member limit set")
+    OFFICER_CREATED = "officer.created", _("Officer created")
+    OFFICER_TOTP_CREATED = "officer.totp_created", _("Officer authenticator enrolled")
+    API_KEY_ISSUED = "api_key.issued", _("API key issued")
+    API_KEY_REVOKED = "api_key.revoked", _("API key revoked")
+    CATEGORY_RETENTION_CHANGED = "category.retention_changed", _("Category retention changed")
+
+    # Cases and lookups
+    CASE_SUBMITTED = "case.submitted", _("Case submitted")
+    CASE_WITHDRAWN = "case.withdrawn", _("Case withdrawn")
+    CASE_REMOVED = "case.removed", _("Case removed")
+    CASE_RESTORED = "case.restored", _("Case restored")
+    CASE_LISTED = "case.listed", _("Cases listed")
+    CASE_VIEWED = "case.viewed", _("Case viewed")
+    CASES_EXPIRED = "cases.expired", _("Cases expired")
+    LOOKUP_PERFORMED = "lookup.performed", _("Lookup performed")
+    OPRF_EVALUATED = "oprf.evaluated", _("Tokens evaluated")
+    IDEMPOTENCY_REPLAYED = "idempotency.replayed", _("Request replayed")
+    RATE_LIMIT_EXCEEDED = "rate_limit.exceeded", _("Rate limit exceeded")
+
+    # Disputes
+    DISPUTE_FILED = "dispute.filed", _("Dispute filed")
+    DISPUTE_RESPONDED = "dispute.responded", _("Dispute responded")
+    DISPUTE_DECIDED = "dispute.decided", _("Dispute decided")
+    DISPUTE_OVERDUE = "dispute.overdue", _("Dispute overdue")
+    DISPUTE_LISTED = "dispute.listed", _("Disputes listed")
+    DISPUTE_VIEWED = "dispute.viewed", _("Dispute viewed")
+    DISPUTE_FILED_NOTICE_SENT = "dispute.filed_notice_sent", _("Dispute notice sent")
+    DISPUTE_DECISION_NOTICE_SENT = "dispute.decision_notice_sent", _("Decision notice sent")
+    DISPUTE_REMINDER_SENT = "dispute.reminder_sent", _("Dispute reminder sent")
+    DISPUTE_OVERDUE_ALERT_SENT = "dispute.overdue_alert_sent", _("Overdue alert sent")
+
+    # Compliance, audit and housekeeping
+    SUBJECT_ACCESS = "compliance.subject_access", _("Subject access request")
+    AUDIT_VERIFIED = "audit.verified", _("Audit trail verified")
+    AUDIT_EXPORTED = "audit.exported", _("Audit trail exported")
+    ADMIN_CASE_VIEWED = "admin.case_viewed", _("Case opened in the admin")
+    PEPPER_ROTATED = "pepper.rotated", _("Pepper rotation batch")
+    PEPPER_ROTATION_COMPLETED = "pepper.rotation_completed", _("Pepper rotation completed")
+    LOOKUP_LOG_PURGED = "lookup_log.purged", _("Lookup log purged")
+    IDEMPOTENCY_KEYS_PURGED = "idempotency_keys.purged", _("Idempotency keys purged")
