@@ -56,4 +56,4 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf $(VENV) var/broker var/broker-done .pytest_cache
+	rm -rf $(VENV) var/broker var/broker-done var/broker-control .pytest_cache

@@ -1,6 +1,6 @@
 """Settings for the consortium registry.
 
-Everything comes from environment variables (listed in README.md and deploy/.env.example).
+Everything comes from environment variables, all listed with a comment in deploy/.env.example.
 Secrets come either from the variable itself or from a file named by `<NAME>_FILE`, so that
 they can live in systemd credentials, Docker secrets or `var/secrets/` during development.
 
@@ -336,6 +336,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "data_folder_in": str(BASE_DIR / "var" / "broker"),
         "data_folder_out": str(BASE_DIR / "var" / "broker"),
         "processed_folder": str(BASE_DIR / "var" / "broker-done"),
+        # kombu keeps its exchange tables in "control" relative to the working directory
+        # unless told otherwise, which once left a control/ folder in the checkout.
+        "control_folder": str(BASE_DIR / "var" / "broker-control"),
         "store_processed": False,
     }
     if CELERY_BROKER_URL.startswith("filesystem")

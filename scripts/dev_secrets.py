@@ -28,7 +28,7 @@ def ensure_secret(name: str) -> Path:
 def main() -> None:
     SECRETS.mkdir(parents=True, exist_ok=True)
     SECRETS.chmod(0o700)
-    for folder in ("broker", "broker-done"):
+    for folder in ("broker", "broker-done", "broker-control"):
         (VAR / folder).mkdir(exist_ok=True)
     defaults = {
         "REGISTRY_ENV": "development",

@@ -130,13 +130,26 @@ class InlineScripts(HTMLParser):
         return parser.inline
 
 
+def test_it_reads_the_environment_only_through_the_settings_helpers():
+    # Otherwise a variable could escape the check below: only env_str() and its siblings
+    # (defined at the top of settings.py) may touch os.environ.
+    source = (ROOT / "consortium" / "settings.py").read_text()
+    _, _, rest = source.partition("\ndef database_from_url")
+    assert rest and re.search(r"os\.environ|getenv", rest) is None
+
+
 def test_it_lists_every_setting_in_the_env_example():
-    read = set(SETTING_READERS.findall((ROOT / "consortium" / "settings.py").read_text()))
+    settings_source = (ROOT / "consortium" / "settings.py").read_text()
+    read = set(SETTING_READERS.findall(settings_source))
     read |= set(re.findall(r'"(GUNICORN_[A-Z_]+)"', (DEPLOY / "gunicorn.conf.py").read_text()))
     example = (DEPLOY / ".env.example").read_text()
     listed = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", example, flags=re.MULTILINE))
     assert len(read) > 40
     assert sorted(read - listed) == []
+    # A secret is read from NAME_FILE as well as NAME: both are settings an operator sets.
+    secrets = re.findall(r'env_secret\(\s*"([A-Z0-9_]+)"', settings_source)
+    assert secrets
+    assert sorted(f"{name}_FILE" for name in secrets if f"{name}_FILE" not in listed) == []
     # Each variable is explained by the comment right above it (or above its group of
     # alternatives, such as NAME_FILE and NAME).
     assignment = re.compile(r"^#? ?[A-Z][A-Z0-9_]+=")
@@ -363,7 +376,44 @@ def test_it_runs_the_login_page_and_the_api_docs_under_the_csp_in_a_browser(
     assert violations == []
 
 
-def test_it_lists_every_setting_in_the_readme():
-    read = set(SETTING_READERS.findall((ROOT / "consortium" / "settings.py").read_text()))
-    readme = (ROOT / "README.md").read_text()
-    assert sorted(name for name in read if f"`{name}`" not in readme) == []
+BROKER_DECLARE = """
+import sys
+import django
+django.setup()
+from kombu import Exchange, Queue
+from consortium.celery import app
+name = sys.argv[1]
+with app.connection_for_write() as connection:
+    queue = Queue(name, Exchange(name, type="direct"), routing_key=name)
+    queue(connection.default_channel).declare()
+"""
+
+
+def test_it_keeps_the_filesystem_brokers_exchange_tables_under_var(tmp_path):
+    # kombu's filesystem transport writes one table per exchange into its control folder,
+    # "control" in the working directory unless configured: run from elsewhere to see it.
+    name = f"test-control-{os.getpid()}"
+    for folder in ("broker", "broker-done"):  # as scripts/dev_secrets.py makes them
+        (ROOT / "var" / folder).mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CELERY_BROKER_URL")}
+    env.update(
+        REGISTRY_ENV="test",
+        CELERY_BROKER_URL="filesystem://",
+        DJANGO_SETTINGS_MODULE="consortium.settings",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+    )
+    table = ROOT / "var" / "broker-control" / f"{name}.exchange"
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", BROKER_DECLARE, name],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        assert table.exists()
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        table.unlink(missing_ok=True)
