@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from registry_client import oprf
 
 VECTORS = Path(__file__).resolve().parents[2] / "spec" / "vectors"

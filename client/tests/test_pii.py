@@ -9,6 +9,7 @@ import uuid
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from registry_client.pii import looks_like_raw_identifier
 
 POSITIVES = {

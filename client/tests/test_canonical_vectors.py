@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from registry_client.canonical import KINDS, CanonicalizationError, canonicalize
 
 VECTORS = Path(__file__).resolve().parents[2] / "spec" / "vectors"

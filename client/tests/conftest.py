@@ -26,7 +26,7 @@ import pytest
 try:
     import registry_client  # noqa: F401
 except ImportError:  # not installed: use the source tree
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "client"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # client/
 
 from registry_client import oprf
 from registry_client.canonical import canonicalize

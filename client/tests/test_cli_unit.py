@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from registry_client.bulk import TokenCache
 from registry_client.canonical import canonicalize
 from registry_client.cli import main
@@ -393,7 +394,7 @@ def test_it_refuses_a_file_without_the_case_columns(env, tmp_path, capsys):
 
 
 def test_it_runs_as_a_module_with_the_registry_url_from_the_environment(env, api_key):
-    client_source = str(Path(__file__).resolve().parents[2] / "client")
+    client_source = str(Path(__file__).resolve().parents[1])
     environment = {**os.environ, "REGISTRY_URL": env.url, "REGISTRY_API_KEY": api_key}
     environment["PYTHONPATH"] = os.pathsep.join(
         filter(None, [client_source, os.environ.get("PYTHONPATH")])

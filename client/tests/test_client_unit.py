@@ -7,6 +7,7 @@ import socket
 import time
 
 import pytest
+
 from registry_client import oprf
 from registry_client.client import Client
 from registry_client.errors import (
