@@ -1,5 +1,5 @@
-"""The README table from one or two benchmark results: the 1M run, and optionally the 10M run
-with its ratio to the 1M figures (the target: within 1.5x).
+"""The results table of bench/README.md from one or two benchmark results: the 1M run, and
+optionally the 10M run with its ratio to the 1M figures (the target: within 1.5x).
 
     python -m bench.report var/bench/registry_bench/latest.json \
         [var/bench/registry_bench_10m_10m/latest.json]
