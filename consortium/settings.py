@@ -94,7 +94,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 # --- The registry's own secrets and rules -------------------------------------------------
 # OPRF seed (32 bytes, hex): the registry's key is DeriveKeyPair(seed, REGISTRY_OPRF_KEY_INFO).
 REGISTRY_OPRF_SEED = env_secret("REGISTRY_OPRF_SEED", test_value="11" * 32)
-REGISTRY_OPRF_KEY_INFO = env_str("REGISTRY_OPRF_KEY_INFO", "consortium-registry/oprf/v1")
+REGISTRY_OPRF_KEY_INFO = env_str("REGISTRY_OPRF_KEY_INFO", "consortium-registry/oprf/v2")
 # Pepper for digests at rest: HMAC-SHA256(pepper, token). Earlier peppers, oldest first, stay
 # configured because a rotation layers the new pepper over the old digests (see tokens.py).
 REGISTRY_PEPPER = env_secret("REGISTRY_PEPPER", test_value="22" * 32)

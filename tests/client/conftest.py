@@ -32,7 +32,7 @@ from registry_client import oprf
 from registry_client.canonical import canonicalize
 
 TEST_SEED = bytes(range(32))
-TEST_INFO = b"consortium-registry/oprf/v1"
+TEST_INFO = b"consortium-registry/oprf/v2"
 API_KEY = "test-member-key"
 
 
