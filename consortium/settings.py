@@ -92,9 +92,25 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if IS_PRODUCTION else "localhost,12
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 # --- The registry's own secrets and rules -------------------------------------------------
-# OPRF seed (32 bytes, hex): the registry's key is DeriveKeyPair(seed, REGISTRY_OPRF_KEY_INFO).
-REGISTRY_OPRF_SEED = env_secret("REGISTRY_OPRF_SEED", test_value="11" * 32)
-REGISTRY_OPRF_KEY_INFO = env_str("REGISTRY_OPRF_KEY_INFO", "consortium-registry/oprf/v1")
+# "registry" (the default) or "custodian": a custodian serves only the OPRF endpoints, health,
+# the schema and an admin for its member keys, and evaluates with one key share.
+REGISTRY_ROLE = env_str("REGISTRY_ROLE", "registry")
+if REGISTRY_ROLE not in ("registry", "custodian"):
+    raise ImproperlyConfigured("REGISTRY_ROLE must be registry or custodian")
+# The published key document written by `manage.py oprf_keygen` (public_keys.json, with the
+# custodians' URLs filled in). Set it on the registry when custodians hold the key (the
+# registry then holds no share and does not evaluate) and on every custodian.
+REGISTRY_OPRF_KEYS_FILE = env_str("REGISTRY_OPRF_KEYS_FILE")
+# A custodian's share file from the ceremony (JSON; a secret): the variable or *_FILE.
+REGISTRY_OPRF_SHARE = env_secret("REGISTRY_OPRF_SHARE")
+# Single-key registry (no custodians): OPRF seed (32 bytes, hex); the key is
+# DeriveKeyPair(seed, REGISTRY_OPRF_KEY_INFO) in mode VOPRF.
+REGISTRY_OPRF_SEED = (
+    env_secret("REGISTRY_OPRF_SEED", test_value="11" * 32)
+    if REGISTRY_ROLE == "registry" and not REGISTRY_OPRF_KEYS_FILE
+    else ""
+)
+REGISTRY_OPRF_KEY_INFO = env_str("REGISTRY_OPRF_KEY_INFO", "consortium-registry/oprf/v2")
 # Pepper for digests at rest: HMAC-SHA256(pepper, token). Earlier peppers, oldest first, stay
 # configured because a rotation layers the new pepper over the old digests (see tokens.py).
 REGISTRY_PEPPER = env_secret("REGISTRY_PEPPER", test_value="22" * 32)
@@ -162,7 +178,7 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
-ROOT_URLCONF = "consortium.urls"
+ROOT_URLCONF = "consortium.custodian_urls" if REGISTRY_ROLE == "custodian" else "consortium.urls"
 WSGI_APPLICATION = "consortium.wsgi.application"
 
 TEMPLATES = [
@@ -382,15 +398,15 @@ LOGGING = {
 }
 
 if IS_PRODUCTION:
-    _missing = [
-        name
-        for name, value in (
-            ("DJANGO_SECRET_KEY", SECRET_KEY),
-            ("REGISTRY_OPRF_SEED", REGISTRY_OPRF_SEED),
-            ("REGISTRY_PEPPER", REGISTRY_PEPPER),
-        )
-        if not value
-    ]
+    # A custodian holds one key share and nothing else: no pepper, no seed.
+    _required = [("DJANGO_SECRET_KEY", SECRET_KEY)]
+    if REGISTRY_ROLE == "custodian":
+        _required.append(("REGISTRY_OPRF_SHARE", REGISTRY_OPRF_SHARE))
+    else:
+        _required.append(("REGISTRY_PEPPER", REGISTRY_PEPPER))
+        if not REGISTRY_OPRF_KEYS_FILE:
+            _required.append(("REGISTRY_OPRF_SEED", REGISTRY_OPRF_SEED))
+    _missing = [name for name, value in _required if not value]
     if _missing:
         raise ImproperlyConfigured(
             "Production configuration without secrets: set "

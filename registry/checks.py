@@ -11,16 +11,39 @@ HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
 @register(Tags.security, deploy=False)
-def check_registry_secrets(app_configs, **kwargs):
-    errors = []
-    if not HEX64.match(settings.REGISTRY_OPRF_SEED or ""):
-        errors.append(
+def check_oprf_custody(app_configs, **kwargs):
+    """The key this process evaluates with, and the document it publishes, must load."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from registry.services.oprf import key_set, local_key
+
+    single_key = settings.REGISTRY_ROLE == "registry" and not settings.REGISTRY_OPRF_KEYS_FILE
+    if single_key and not HEX64.match(settings.REGISTRY_OPRF_SEED or ""):
+        return [
             Error(
                 "REGISTRY_OPRF_SEED must be 32 bytes written as 64 hex characters.",
                 hint="Generate one with: python -c 'import secrets; print(secrets.token_hex(32))'",
                 id="registry.E001",
             )
-        )
+        ]
+    if settings.REGISTRY_ROLE == "custodian" and not settings.REGISTRY_OPRF_KEYS_FILE:
+        return [Error("A custodian needs REGISTRY_OPRF_KEYS_FILE.", id="registry.E010")]
+    try:
+        local_key.cache_clear()
+        key_set.cache_clear()
+        key, document = local_key(), key_set()
+    except (ImproperlyConfigured, OSError, ValueError, KeyError) as exc:
+        return [Error(f"OPRF key configuration: {exc}", id="registry.E011")]
+    if key is not None and key.key_id != document.key_id:
+        return [Error("The OPRF share is not of the published key.", id="registry.E012")]
+    return []
+
+
+@register(Tags.security, deploy=False)
+def check_registry_secrets(app_configs, **kwargs):
+    if settings.REGISTRY_ROLE == "custodian":
+        return []  # a custodian holds no pepper: it stores no identifiers
+    errors = []
     peppers = [*settings.REGISTRY_PREVIOUS_PEPPERS, settings.REGISTRY_PEPPER]
     if any(len(p.strip()) < 32 for p in peppers):
         errors.append(

@@ -36,7 +36,7 @@ def server_env(**overrides: str) -> dict:
     env.update(
         REGISTRY_ENV="test",
         DATABASE_URL=test_database_url(),
-        PYTHONPATH=str(ROOT),
+        PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "client")]),
         DJANGO_SETTINGS_MODULE="consortium.settings",
     )
     env.pop("REGISTRY_TEST_DB_NAME", None)

@@ -34,6 +34,7 @@ class Row:
 
 VALID_DISPUTE = {"reason": "not_me", "statement": "The subject denies it."}
 ENDPOINTS: dict[tuple[str, str], Row] = {
+    ("oprf-keys", "get"): Row(ALL_SCOPES),
     ("oprf-evaluate", "post"): Row(MEMBER_SCOPES),
     ("audit-events", "get"): Row(ALL_SCOPES),
     ("cases", "get"): Row(frozenset({"submit"})),

@@ -1,5 +1,6 @@
-"""POST /api/v1/oprf/evaluate: the official RFC 9497 vectors through the API, refusals with a
-pointer to the bad element, limits, and one count-only audit event per call."""
+"""POST /api/v1/oprf/evaluate and GET /api/v1/oprf/keys: the official RFC 9497 VOPRF vectors
+through the API with a proof that verifies against the published key, refusals with a pointer
+to the bad element, limits, and one count-only audit event per call."""
 
 import json
 from pathlib import Path
@@ -8,16 +9,17 @@ import pytest
 from registry_client import oprf
 
 from registry.models import AuditEvent
-from registry.services.oprf import server_key
+from registry.services.oprf import key_set, local_key, server_key
 
 pytestmark = pytest.mark.django_db
 EVALUATE = "/api/v1/oprf/evaluate"
+KEYS = "/api/v1/oprf/keys"
 VECTORS = json.loads(
     (
         Path(__file__).resolve().parent.parent
         / "spec"
         / "vectors"
-        / "oprf-ristretto255-sha512.json"
+        / "voprf-ristretto255-sha512.json"
     ).read_text()
 )
 P_LE = ((1 << 255) - 19).to_bytes(32, "little").hex()  # the field prime: non-canonical
@@ -28,9 +30,11 @@ def vector_key(settings):
     """The server keyed exactly as the RFC's test vectors (seed a3.., info "test key")."""
     settings.REGISTRY_OPRF_SEED = VECTORS["seed"]
     settings.REGISTRY_OPRF_KEY_INFO = bytes.fromhex(VECTORS["keyInfo"]).decode()
-    server_key.cache_clear()
+    local_key.cache_clear()
+    key_set.cache_clear()
     yield
-    server_key.cache_clear()
+    local_key.cache_clear()
+    key_set.cache_clear()
 
 
 def valid_element() -> str:
@@ -38,13 +42,46 @@ def valid_element() -> str:
 
 
 def test_it_reproduces_the_rfc_vectors_through_the_api(world, vector_key):
-    elements = [v["BlindedElement"] for v in VECTORS["vectors"]]
-    response = world.alice.post(EVALUATE, {"blinded_elements": elements})
+    for vector in VECTORS["vectors"]:
+        elements = vector["BlindedElement"].split(",")
+        response = world.alice.post(EVALUATE, {"blinded_elements": elements})
+        assert response.status_code == 200, response.content
+        body = response.json()
+        assert ",".join(body["evaluated_elements"]) == vector["EvaluationElement"]
+        assert body["key_id"] == oprf.key_id(bytes.fromhex(VECTORS["pkSm"]))
+        assert body["evaluator"] == "registry"
+        # r is random here, so the proof differs from the vector's, and must still verify.
+        oprf.verify_proof(
+            bytes.fromhex(VECTORS["pkSm"]),
+            [bytes.fromhex(e) for e in elements],
+            [bytes.fromhex(e) for e in body["evaluated_elements"]],
+            bytes.fromhex(body["proof"]),
+        )
+
+
+def test_it_publishes_the_key_the_proofs_verify_against(world, vector_key):
+    response = world.alice.get(KEYS)
     assert response.status_code == 200, response.content
-    body = response.json()
-    assert body["evaluated_elements"] == [v["EvaluationElement"] for v in VECTORS["vectors"]]
-    _sk, pk, _key_id = server_key()
-    assert body["key_id"] == oprf.key_id(pk) and len(body["key_id"]) == 16
+    assert response.json() == {
+        "suite": "ristretto255-SHA512",
+        "mode": "voprf",
+        "key_id": oprf.key_id(bytes.fromhex(VECTORS["pkSm"])),
+        "public_key": VECTORS["pkSm"],
+        "threshold": 1,
+        "evaluators": [
+            {
+                "id": "registry",
+                "index": 0,
+                "url": "http://testserver",
+                "public_key": VECTORS["pkSm"],
+            }
+        ],
+    }
+
+
+def test_it_publishes_the_key_to_compliance_keys_and_no_stranger(world, client):
+    assert world.officer.get(KEYS).status_code == 200
+    assert client.get(KEYS).status_code == 401
 
 
 def test_it_gives_the_member_a_token_that_finalizes_like_the_server_would(world):

@@ -2,13 +2,20 @@
 
 Configuration comes from ``--url``/``--api-key`` or the environment (``REGISTRY_URL``,
 ``REGISTRY_API_KEY``; the environment is preferable for the key, which would otherwise show in
-the process list). Exit codes: 0 all rows done, 1 some rows invalid or failed, 2 usage or
+the process list). Where custodians hold the consortium's key, the member has one API key at
+each custodian: ``REGISTRY_CUSTODIAN_KEYS="custodian-1=KEY1,custodian-2=KEY2,..."``, or a
+JSON file ``{"custodian-1": "KEY1", ...}`` named by ``--custodian-keys`` or
+``REGISTRY_CUSTODIAN_KEYS_FILE`` (keep it mode 0600). The evaluators themselves, their
+addresses and public keys come from the registry's published key document.
+
+Exit codes: 0 all rows done, 1 some rows invalid or failed, 2 usage or
 configuration error (including a refused API key).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -67,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
     parser.add_argument("--max-retries", type=int, default=5, help="retries on 429/503/network")
     parser.add_argument("--key-id", help="expected OPRF key id; refuse any other")
+    parser.add_argument(
+        "--custodian-keys",
+        metavar="FILE",
+        help="JSON file of this member's API key at each custodian "
+        "(default: $REGISTRY_CUSTODIAN_KEYS_FILE or $REGISTRY_CUSTODIAN_KEYS)",
+    )
     parser.add_argument(
         "--allow-http", action="store_true", help="allow plain http to a non-local registry"
     )
@@ -251,9 +264,31 @@ def _client_from(args: argparse.Namespace) -> Client:
             max_retries=args.max_retries,
             key_id=args.key_id,
             allow_insecure_http=args.allow_http,
+            custodian_keys=_custodian_keys(args),
         )
     except ValueError as error:
         raise UsageError(str(error)) from None
+
+
+def _custodian_keys(args: argparse.Namespace) -> dict[str, str]:
+    """evaluator id -> API key at that custodian, from a JSON file or the environment."""
+    path = args.custodian_keys or os.environ.get("REGISTRY_CUSTODIAN_KEYS_FILE")
+    if path:
+        try:
+            keys = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise UsageError("cannot read the custodian keys file (JSON object expected)") from None
+        if not isinstance(keys, dict) or not all(isinstance(v, str) for v in keys.values()):
+            raise UsageError("the custodian keys file must map custodian ids to keys")
+        return keys
+    keys = {}
+    for item in os.environ.get("REGISTRY_CUSTODIAN_KEYS", "").split(","):
+        if item.strip():
+            name, separator, key = item.strip().partition("=")
+            if not separator or not name or not key:
+                raise UsageError("REGISTRY_CUSTODIAN_KEYS must be id=key pairs, comma-separated")
+            keys[name] = key
+    return keys
 
 
 def _stdin_values() -> list[str]:

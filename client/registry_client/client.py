@@ -1,7 +1,8 @@
 """HTTP client for the registry's REST API, version 1 (spec/api.md), on the standard library.
 
 Raw identifiers stay in this process: :meth:`Client.tokens` canonicalises and blinds them here,
-sends only blinded elements to ``/api/v1/oprf/evaluate`` and finalizes the answers into tokens.
+sends only blinded elements to the evaluators named by ``/api/v1/oprf/keys`` (the registry, or
+its t-of-n custodians), checks each answer's proof, and finalizes the answers into tokens.
 Every other call carries tokens and the member's own words, and those words are screened for
 raw identifiers before they leave (the registry would refuse them with ``raw_pii_rejected``).
 
@@ -31,7 +32,6 @@ from typing import Any
 from . import __version__, oprf
 from .canonical import KINDS, CanonicalizationError, canonicalize
 from .errors import (
-    KeyMismatchError,
     RateLimitedError,
     RegistryError,
     ServiceUnavailableError,
@@ -39,6 +39,7 @@ from .errors import (
     ValidationError,
     error_for_problem,
 )
+from .evaluators import Evaluator, KeyDocument, evaluate_verified
 from .pii import looks_like_raw_identifier
 
 __all__ = ["CASE_BATCH", "EVALUATE_BATCH", "LOOKUP_BATCH", "Client", "is_token"]
@@ -82,6 +83,9 @@ class Client:
 
     ``key_id`` pins the registry's OPRF key; without it the client pins the first key it sees
     and raises :class:`KeyMismatchError` if the registry later answers with another one.
+    ``custodian_keys`` maps each custodian's evaluator id to this member's API key at that
+    custodian (needed only where custodians hold the key); ``custodian_timeout`` bounds each
+    custodian call, after which that custodian counts as down.
     ``sleep`` is only there so that tests can observe the backoff without waiting.
     """
 
@@ -97,6 +101,8 @@ class Client:
         backoff_max: float = 30.0,
         max_retry_after: float = 120.0,
         allow_insecure_http: bool = False,
+        custodian_keys: Mapping[str, str] | None = None,
+        custodian_timeout: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.base_url = _checked_base_url(base_url, allow_insecure_http)
@@ -110,6 +116,10 @@ class Client:
         self.backoff_max = backoff_max
         self.max_retry_after = max_retry_after
         self._sleep = sleep
+        self._allow_insecure_http = allow_insecure_http
+        self._custodian_keys = dict(custodian_keys or {})
+        self.custodian_timeout = custodian_timeout
+        self._key_document: KeyDocument | None = None
         self._opener = urllib.request.build_opener(_NoRedirect())
         self._user_agent = f"registry-client/{__version__} (python-urllib)"
 
@@ -156,27 +166,38 @@ class Client:
         ]
 
     def evaluate(self, blinded_elements: Sequence[bytes]) -> list[bytes]:
-        """One ``/oprf/evaluate`` call: blinded elements in, checked evaluated elements out."""
-        body = {"blinded_elements": [element.hex() for element in blinded_elements]}
-        answer = self._request("POST", "/api/v1/oprf/evaluate", body)
-        if not isinstance(answer, dict):
-            raise RegistryError(code="invalid_response")
-        self._check_key_id(answer.get("key_id"))
-        evaluated = answer.get("evaluated_elements")
-        if not isinstance(evaluated, list) or len(evaluated) != len(blinded_elements):
-            raise RegistryError(code="invalid_response")
-        try:
-            return [oprf.parse_element_hex(element) for element in evaluated]
-        except oprf.InvalidElement:
-            raise RegistryError(code="invalid_response") from None
+        """Blinded elements in, evaluated elements under the consortium's key out: from the
+        registry, or combined from t custodians; every answer's proof checked first."""
+        return evaluate_verified(self.key_document(), blinded_elements, self._evaluate_at)
 
-    def _check_key_id(self, answered: object) -> None:
-        if not isinstance(answered, str) or not answered:
-            raise RegistryError(code="invalid_response")
-        if self.key_id is None:
-            self.key_id = answered
-        elif answered != self.key_id:
-            raise KeyMismatchError()
+    def key_document(self) -> KeyDocument:
+        """The published key (``/api/v1/oprf/keys``), read once and checked against the pin."""
+        if self._key_document is None:
+            document = KeyDocument.parse(self._request("GET", "/api/v1/oprf/keys"), self.key_id)
+            self.key_id = document.key_id
+            self._key_document = document
+        return self._key_document
+
+    def _evaluate_at(self, evaluator: Evaluator, elements: list[str]) -> Any:
+        body = {"blinded_elements": elements}
+        if evaluator.index == 0:  # the registry itself, with the member's registry key
+            return self._request("POST", "/api/v1/oprf/evaluate", body)
+        api_key = self._custodian_keys.get(evaluator.id)
+        if not api_key:
+            raise RegistryError(code="no_custodian_key")
+        url = _checked_base_url(evaluator.url, self._allow_insecure_http)
+        # One attempt, bounded: a custodian that is down or slow is simply not counted, and
+        # the other custodians make up the threshold.
+        try:
+            return self._send_once(
+                "POST",
+                url + "/api/v1/oprf/evaluate",
+                json.dumps(body).encode("utf-8"),
+                {"Authorization": f"Bearer {api_key}"},
+                timeout=self.custodian_timeout,
+            )[0]
+        except _Retry as retry:
+            raise retry.error from None
 
     # ---------------------------------------------------------------------------------------
     # Lookups
@@ -385,7 +406,13 @@ class Client:
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
     def _send_once(
-        self, method: str, url: str, data: bytes | None, extra: Mapping[str, str]
+        self,
+        method: str,
+        url: str,
+        data: bytes | None,
+        extra: Mapping[str, str],
+        *,
+        timeout: float | None = None,
     ) -> tuple[Any, Message]:
         # The scheme is http(s) only (checked in the constructor) and redirects are refused.
         request = urllib.request.Request(url, data=data, method=method)  # noqa: S310
@@ -397,7 +424,7 @@ class Client:
         for name, value in extra.items():
             request.add_header(name, value)
         try:
-            with self._opener.open(request, timeout=self.timeout) as response:
+            with self._opener.open(request, timeout=timeout or self.timeout) as response:
                 return _decode_json(response.read(), required=True), response.headers
         except urllib.error.HTTPError as failure:
             try:

@@ -15,8 +15,10 @@ __all__ = [
     "ConflictError",
     "IdempotencyMismatchError",
     "KeyMismatchError",
+    "NotEnoughEvaluatorsError",
     "NotFoundError",
     "PermissionDeniedError",
+    "ProofError",
     "RateLimitedError",
     "RegistryError",
     "ServiceUnavailableError",
@@ -130,6 +132,34 @@ class KeyMismatchError(RegistryError):
     """
 
     default_code = "key_id_mismatch"
+
+
+class ProofError(RegistryError):
+    """An evaluator's answer whose DLEQ proof does not verify against its published public key
+    (or that does not fit the key document): no token is made from it. ``evaluator`` names it.
+    """
+
+    default_code = "invalid_proof"
+
+    def __init__(self, evaluator: str, reason: str = "the proof does not verify") -> None:
+        self.evaluator = evaluator
+        super().__init__(code=self.default_code, message=f"evaluator {evaluator!r}: {reason}")
+
+
+class NotEnoughEvaluatorsError(RegistryError):
+    """Fewer than ``threshold`` custodians gave a verified answer; ``failures`` names each
+    evaluator that did not, with why (down, timeout, bad proof)."""
+
+    default_code = "not_enough_evaluators"
+
+    def __init__(self, threshold: int, failures: dict[str, str]) -> None:
+        self.threshold = threshold
+        self.failures = dict(failures)
+        described = ", ".join(f"{name}: {why}" for name, why in sorted(failures.items()))
+        super().__init__(
+            code=self.default_code,
+            message=f"fewer than {threshold} verified evaluations ({described})",
+        )
 
 
 _BY_STATUS: dict[int, type[RegistryError]] = {

@@ -1,56 +1,96 @@
-"""RFC 9497 OPRF, mode OPRF (0x00), suite ristretto255-SHA512, over libsodium.
+"""RFC 9497 VOPRF (mode 0x01) and OPRF (mode 0x00), suite ristretto255-SHA512, over libsodium.
 
-The member blinds its input, the registry evaluates the blinded element with its private key,
-and the member unblinds and hashes the answer into a 64-byte output (the *token*). The registry
-never sees the input and the member never sees the key.
+The member blinds its input, an evaluator multiplies the blinded element by its private key (or
+key share) and proves it did so with the published key (a batched DLEQ proof, RFC 9497 section
+2.2), and the member checks the proof, unblinds and hashes the answer into a 64-byte output (the
+*token*). The evaluator never sees the input and the member never sees the key. With the key
+split t-of-n among custodians (Shamir over the scalar field), any t verified answers combine
+with Lagrange coefficients into the answer of the whole key: the token does not change.
+
+The registry uses mode VOPRF (contract v2); mode OPRF stays for its test vectors, which check
+the primitives both modes share.
 
 This module is shared by the member-side client and the registry server, so it is pure: no I/O,
 no global state, only bytes in and bytes out. Group arithmetic comes from libsodium (>= 1.0.18)
 through ``pysodium``; everything else (expand_message_xmd, the DSTs, the transcript hashes) is
-written out here, following RFC 9497 section 3 and RFC 9380 section 5.3.1.
+written out here, following RFC 9497 sections 2 and 3 and RFC 9380 section 5.3.1.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
+from dataclasses import dataclass, field
 
 import pysodium
 
 __all__ = [
-    "CONTEXT_STRING",
     "ELEMENT_BYTES",
+    "OPRF",
     "OUTPUT_BYTES",
     "SCALAR_BYTES",
+    "VOPRF",
     "DeriveKeyPairError",
     "InvalidElement",
     "InvalidInput",
+    "InvalidProof",
     "InvalidScalar",
     "OprfError",
+    "Suite",
     "blind",
     "blind_evaluate",
     "blind_evaluate_many",
+    "combine_evaluations",
     "decode_element",
     "derive_key_pair",
     "evaluate",
     "expand_message_xmd",
     "finalize",
+    "generate_proof",
     "hash_to_group",
     "hash_to_scalar",
     "key_id",
+    "lagrange_coefficient",
     "oprf_input",
     "parse_element_hex",
+    "public_share",
+    "split_key",
     "token_hex",
+    "verify_proof",
 ]
 
 MODE_OPRF = 0x00
-# contextString = "OPRFV1-" || I2OSP(mode, 1) || "-" || identifier  (RFC 9497 section 3.1)
-CONTEXT_STRING = b"OPRFV1-" + bytes([MODE_OPRF]) + b"-ristretto255-SHA512"
+MODE_VOPRF = 0x01
 
-_HASH_TO_GROUP_DST = b"HashToGroup-" + CONTEXT_STRING
-_HASH_TO_SCALAR_DST = b"HashToScalar-" + CONTEXT_STRING
-# The one DST without a hyphen (RFC 9497 section 3.2.1); easy to get wrong.
-_DERIVE_KEY_PAIR_DST = b"DeriveKeyPair" + CONTEXT_STRING
+
+@dataclass(frozen=True)
+class Suite:
+    """ristretto255-SHA512 in one mode: the mode is part of every domain separation tag, so
+    the same key and input give different outputs in OPRF and VOPRF mode."""
+
+    mode: int
+    # contextString = "OPRFV1-" || I2OSP(mode, 1) || "-" || identifier  (RFC 9497 section 3.1)
+    context: bytes = field(init=False)
+    hash_to_group_dst: bytes = field(init=False)
+    hash_to_scalar_dst: bytes = field(init=False)
+    derive_key_pair_dst: bytes = field(init=False)
+    seed_dst: bytes = field(init=False)
+
+    def __post_init__(self) -> None:
+        context = b"OPRFV1-" + bytes([self.mode]) + b"-ristretto255-SHA512"
+        object.__setattr__(self, "context", context)
+        object.__setattr__(self, "hash_to_group_dst", b"HashToGroup-" + context)
+        object.__setattr__(self, "hash_to_scalar_dst", b"HashToScalar-" + context)
+        # The one DST without a hyphen (RFC 9497 section 3.2.1); easy to get wrong.
+        object.__setattr__(self, "derive_key_pair_dst", b"DeriveKeyPair" + context)
+        object.__setattr__(self, "seed_dst", b"Seed-" + context)
+
+
+OPRF = Suite(MODE_OPRF)
+VOPRF = Suite(MODE_VOPRF)  # the registry's mode (contract v2)
+CONTEXT_STRING = VOPRF.context
+PROOF_BYTES = 64  # c || s
 
 ELEMENT_BYTES = 32  # Ne: serialized ristretto255 element
 SCALAR_BYTES = 32  # Ns: little-endian scalar mod the group order
@@ -87,6 +127,10 @@ class InvalidInput(OprfError):
     """The private input hashes to the identity element (RFC 9497 InvalidInputError)."""
 
 
+class InvalidProof(OprfError):
+    """A DLEQ proof that does not verify, or that is not two canonical scalars."""
+
+
 class DeriveKeyPairError(OprfError):
     """No non-zero scalar after 256 attempts (practically impossible, RFC 9497 section 3.2.1)."""
 
@@ -119,12 +163,12 @@ def expand_message_xmd(msg: bytes, dst: bytes, length: int) -> bytes:
     return b"".join(uniform)[:length]
 
 
-def hash_to_group(msg: bytes, dst: bytes = _HASH_TO_GROUP_DST) -> bytes:
+def hash_to_group(msg: bytes, dst: bytes = VOPRF.hash_to_group_dst) -> bytes:
     """ristretto255 HashToGroup: the one-way map applied to 64 bytes of expand_message_xmd."""
     return pysodium.crypto_core_ristretto255_from_hash(expand_message_xmd(msg, dst, _UNIFORM_BYTES))
 
 
-def hash_to_scalar(msg: bytes, dst: bytes = _HASH_TO_SCALAR_DST) -> bytes:
+def hash_to_scalar(msg: bytes, dst: bytes = VOPRF.hash_to_scalar_dst) -> bytes:
     """ristretto255 HashToScalar: 64 uniform bytes read little-endian, reduced mod the order."""
     return pysodium.crypto_core_ristretto255_scalar_reduce(
         expand_message_xmd(msg, dst, _UNIFORM_BYTES)
@@ -184,7 +228,7 @@ def _decode_scalar(data: bytes) -> bytes:
 # --------------------------------------------------------------------------------------------
 
 
-def derive_key_pair(seed: bytes, info: bytes) -> tuple[bytes, bytes]:
+def derive_key_pair(seed: bytes, info: bytes, suite: Suite = VOPRF) -> tuple[bytes, bytes]:
     """RFC 9497 DeriveKeyPair: deterministic (skS, pkS) from a 32-byte seed and key info."""
     if len(seed) != 32:
         raise OprfError("seed must be 32 bytes")
@@ -192,7 +236,7 @@ def derive_key_pair(seed: bytes, info: bytes) -> tuple[bytes, bytes]:
         raise OprfError("info too long")
     derive_input = seed + _i2osp(len(info), 2) + info
     for counter in range(256):
-        sk = hash_to_scalar(derive_input + _i2osp(counter, 1), _DERIVE_KEY_PAIR_DST)
+        sk = hash_to_scalar(derive_input + _i2osp(counter, 1), suite.derive_key_pair_dst)
         if any(sk):
             return sk, pysodium.crypto_scalarmult_ristretto255_base(sk)
     raise DeriveKeyPairError("DeriveKeyPair: no valid scalar")
@@ -208,7 +252,9 @@ def key_id(public_key: bytes) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def blind(private_input: bytes, blind: bytes | None = None) -> tuple[bytes, bytes]:
+def blind(
+    private_input: bytes, blind: bytes | None = None, suite: Suite = VOPRF
+) -> tuple[bytes, bytes]:
     """Client step 1: return (blind scalar, serialized blinded element).
 
     ``blind`` is for test vectors only; in use it is left out and drawn from libsodium's CSPRNG.
@@ -217,7 +263,7 @@ def blind(private_input: bytes, blind: bytes | None = None) -> tuple[bytes, byte
         # libsodium returns a uniformly random, canonical, non-zero scalar.
         blind = pysodium.crypto_core_ristretto255_scalar_random()
     blind = _decode_scalar(blind)
-    input_element = hash_to_group(private_input)
+    input_element = hash_to_group(private_input, suite.hash_to_group_dst)
     if input_element == _IDENTITY:
         raise InvalidInput("input maps to the identity element")
     return blind, pysodium.crypto_scalarmult_ristretto255(blind, input_element)
@@ -243,10 +289,10 @@ def finalize(private_input: bytes, blind: bytes, evaluated_element: bytes) -> by
     return _finalize_hash(private_input, _scalar_mult(inverse, evaluated))
 
 
-def evaluate(sk: bytes, private_input: bytes) -> bytes:
+def evaluate(sk: bytes, private_input: bytes, suite: Suite = VOPRF) -> bytes:
     """Unblinded evaluation with the key itself; equals blind -> blind_evaluate -> finalize."""
     sk = _decode_scalar(sk)
-    input_element = hash_to_group(private_input)
+    input_element = hash_to_group(private_input, suite.hash_to_group_dst)
     if input_element == _IDENTITY:
         raise InvalidInput("input maps to the identity element")
     return _finalize_hash(private_input, _scalar_mult(sk, input_element))
@@ -270,6 +316,159 @@ def _finalize_hash(private_input: bytes, unblinded_element: bytes) -> bytes:
         + b"Finalize"
     )
     return hashlib.sha512(transcript).digest()
+
+
+# --------------------------------------------------------------------------------------------
+# Batched DLEQ proofs (RFC 9497 section 2.2): evaluated = k * blinded for the k behind pk
+# --------------------------------------------------------------------------------------------
+
+
+def generate_proof(
+    sk: bytes,
+    pk: bytes,
+    blinded: list[bytes],
+    evaluated: list[bytes],
+    r: bytes | None = None,
+    suite: Suite = VOPRF,
+) -> bytes:
+    """Prove that every evaluated[i] = sk * blinded[i] and pk = sk * G, in one proof (c || s).
+
+    ``r`` is for test vectors only; in use it is drawn from libsodium's CSPRNG.
+    """
+    sk = _decode_scalar(sk)
+    r = _decode_scalar(r) if r is not None else pysodium.crypto_core_ristretto255_scalar_random()
+    composite = _composite(pk, blinded, evaluated, suite)
+    m = _linear_combination(composite, blinded)
+    z = _scalar_mult(sk, m)  # ComputeCompositesFast: the prover knows k
+    t2 = pysodium.crypto_scalarmult_ristretto255_base(r)
+    t3 = _scalar_mult(r, m)
+    c = _challenge(pk, m, z, t2, t3, suite)
+    s = pysodium.crypto_core_ristretto255_scalar_sub(
+        r, pysodium.crypto_core_ristretto255_scalar_mul(c, sk)
+    )
+    return c + s
+
+
+def verify_proof(
+    pk: bytes,
+    blinded: list[bytes],
+    evaluated: list[bytes],
+    proof: bytes,
+    suite: Suite = VOPRF,
+) -> None:
+    """Raise :class:`InvalidProof` unless ``proof`` shows evaluated = k * blinded for the k of
+    ``pk``. Every element must already have passed :func:`decode_element`."""
+    if not isinstance(proof, (bytes, bytearray)) or len(proof) != PROOF_BYTES:
+        raise InvalidProof("a proof is 64 bytes")
+    c, s = bytes(proof[:SCALAR_BYTES]), bytes(proof[SCALAR_BYTES:])
+    if any(int.from_bytes(x, "little") >= GROUP_ORDER for x in (c, s)):
+        raise InvalidProof("proof scalars must be canonical")
+    composite = _composite(pk, blinded, evaluated, suite)
+    m = _linear_combination(composite, blinded)
+    z = _linear_combination(composite, evaluated)  # ComputeComposites: no key needed
+    t2 = _add(_mult_or_identity(s, None), _mult_or_identity(c, pk))
+    t3 = _add(_mult_or_identity(s, m), _mult_or_identity(c, z))
+    if not hmac.compare_digest(_challenge(pk, m, z, t2, t3, suite), c):
+        raise InvalidProof("the proof does not verify against the public key")
+
+
+def _composite(pk: bytes, blinded: list[bytes], evaluated: list[bytes], suite: Suite):
+    """The scalars d_i of ComputeComposites: a hash of pk and both lists, one per pair."""
+    if not blinded or len(blinded) != len(evaluated):
+        raise InvalidProof("a proof covers one or more pairs of elements")
+    seed = hashlib.sha512(_framed(pk) + _framed(suite.seed_dst)).digest()
+    prefix = _framed(seed)
+    return [
+        hash_to_scalar(
+            prefix + _i2osp(i, 2) + _framed(c) + _framed(d) + b"Composite",
+            suite.hash_to_scalar_dst,
+        )
+        for i, (c, d) in enumerate(zip(blinded, evaluated, strict=True))
+    ]
+
+
+def _challenge(pk: bytes, m: bytes, z: bytes, t2: bytes, t3: bytes, suite: Suite) -> bytes:
+    transcript = b"".join(_framed(part) for part in (pk, m, z, t2, t3)) + b"Challenge"
+    return hash_to_scalar(transcript, suite.hash_to_scalar_dst)
+
+
+def _framed(data: bytes) -> bytes:
+    return _i2osp(len(data), 2) + data
+
+
+def _linear_combination(scalars: list[bytes], elements: list[bytes]) -> bytes:
+    total = _IDENTITY
+    for scalar, element in zip(scalars, elements, strict=True):
+        total = _add(total, _mult_or_identity(scalar, element))
+    return total
+
+
+def _mult_or_identity(scalar: bytes, element: bytes | None) -> bytes:
+    """scalar * element (element None: the generator), with the identity allowed as a result,
+    which libsodium reports as an error."""
+    try:
+        if element is None:
+            return pysodium.crypto_scalarmult_ristretto255_base(scalar)
+        return pysodium.crypto_scalarmult_ristretto255(scalar, element)
+    except ValueError:
+        return _IDENTITY
+
+
+def _add(a: bytes, b: bytes) -> bytes:
+    if a == _IDENTITY:
+        return b
+    if b == _IDENTITY:
+        return a
+    return pysodium.crypto_core_ristretto255_add(a, b)
+
+
+# --------------------------------------------------------------------------------------------
+# Threshold evaluation: skS split t-of-n with Shamir's scheme over the scalar field
+# --------------------------------------------------------------------------------------------
+
+
+def split_key(sk: bytes, threshold: int, count: int) -> list[tuple[int, bytes]]:
+    """Shares (i, k_i = f(i)) for i = 1..count of a random polynomial f of degree
+    threshold - 1 with f(0) = sk. Any ``threshold`` shares rebuild sk; fewer say nothing."""
+    if not 1 <= threshold <= count <= 255:
+        raise OprfError("need 1 <= threshold <= custodians <= 255")
+    secret = int.from_bytes(_decode_scalar(sk), "little")
+    coefficients = [secret] + [1 + secrets.randbelow(GROUP_ORDER - 1) for _ in range(threshold - 1)]
+    shares = []
+    for index in range(1, count + 1):
+        value = sum(a * pow(index, power, GROUP_ORDER) for power, a in enumerate(coefficients))
+        shares.append((index, _scalar_bytes(value % GROUP_ORDER)))
+    return shares
+
+
+def public_share(share: bytes) -> bytes:
+    """pk_i = k_i * G, published so that members can check each custodian's proof."""
+    return pysodium.crypto_scalarmult_ristretto255_base(_decode_scalar(share))
+
+
+def lagrange_coefficient(index: int, indices: list[int]) -> bytes:
+    """lambda_i at 0 for the set of share indices: prod_{j != i} j / (j - i) mod q."""
+    numerator, denominator = 1, 1
+    for other in indices:
+        if other != index:
+            numerator = numerator * other % GROUP_ORDER
+            denominator = denominator * (other - index) % GROUP_ORDER
+    return _scalar_bytes(numerator * pow(denominator, -1, GROUP_ORDER) % GROUP_ORDER)
+
+
+def combine_evaluations(answers: dict[int, list[bytes]]) -> list[bytes]:
+    """Combine the (verified) answers of t custodians, by share index, into the answers of the
+    whole key: Z = sum of lambda_i * Z_i, element by element."""
+    indices = sorted(answers)
+    if len({len(elements) for elements in answers.values()}) != 1:
+        raise OprfError("custodians answered different numbers of elements")
+    weights = {i: lagrange_coefficient(i, indices) for i in indices}
+    columns = zip(*(answers[i] for i in indices), strict=True)
+    return [_linear_combination([weights[i] for i in indices], list(column)) for column in columns]
+
+
+def _scalar_bytes(value: int) -> bytes:
+    return value.to_bytes(SCALAR_BYTES, "little")
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Fixtures for the member-side client tests: a small fake registry on a real HTTP socket.
 
-The fake implements just enough of spec/api.md for the client: OPRF evaluation with a test key
-(through the same ``registry_client.oprf`` module the server uses), lookups that match tokens
+The fake implements just enough of spec/api.md for the client: the key document and VOPRF
+evaluation with proofs under a test key (through the same ``registry_client.oprf`` module the
+server uses; ``lying_sk`` makes it evaluate and prove under another key), lookups that match tokens
 of listed identifiers, case submission with reference conflicts and Idempotency-Key replay.
 Tests can also queue canned answers (status, headers, body) to exercise retries and errors.
 No Django, no mocks of urllib.
@@ -32,7 +33,7 @@ from registry_client import oprf
 from registry_client.canonical import canonicalize
 
 TEST_SEED = bytes(range(32))
-TEST_INFO = b"consortium-registry/oprf/v1"
+TEST_INFO = b"consortium-registry/oprf/v2"
 API_KEY = "test-member-key"
 
 
@@ -60,7 +61,19 @@ class FakeRegistry:
     idempotency: dict[str, tuple[str, int, Any]] = field(default_factory=dict)
     on_lookup: Callable[[], None] | None = None
     batch_calls_allowed: int | None = None  # then 503 for every batch call (a crash halfway)
+    lying_sk: bytes | None = None  # evaluate (and prove) with this key instead
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def key_document(self) -> dict[str, Any]:
+        evaluator = {"id": "registry", "index": 0, "url": self.url, "public_key": self.pk.hex()}
+        return {
+            "suite": "ristretto255-SHA512",
+            "mode": "voprf",
+            "key_id": self.key_id,
+            "public_key": self.pk.hex(),
+            "threshold": 1,
+            "evaluators": [evaluator],
+        }
 
     @property
     def key_id(self) -> str:
@@ -132,6 +145,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(401, {}, problem(401, "unauthenticated"))
             return
         route = {
+            ("GET", "/api/v1/oprf/keys"): lambda _body: (200, {}, registry.key_document()),
             ("POST", "/api/v1/oprf/evaluate"): self._evaluate,
             ("POST", "/api/v1/lookups"): self._lookups,
             ("POST", "/api/v1/cases/batch"): self._cases_batch,
@@ -147,8 +161,15 @@ class _Handler(BaseHTTPRequestHandler):
             elements = [oprf.parse_element_hex(text) for text in body["blinded_elements"]]
         except oprf.InvalidElement:
             return 400, {}, problem(400, "validation_error")
-        evaluated = oprf.blind_evaluate_many(registry.sk, elements)
-        answer = {"key_id": registry.key_id, "evaluated_elements": [e.hex() for e in evaluated]}
+        sk = registry.lying_sk or registry.sk
+        pk = oprf.public_share(sk)
+        evaluated = oprf.blind_evaluate_many(sk, elements)
+        answer = {
+            "key_id": registry.key_id,
+            "evaluator": "registry",
+            "evaluated_elements": [e.hex() for e in evaluated],
+            "proof": oprf.generate_proof(sk, pk, elements, evaluated).hex(),
+        }
         return 200, {}, answer
 
     def _lookups(self, body: dict) -> tuple[int, dict, Any]:

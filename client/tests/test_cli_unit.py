@@ -409,3 +409,23 @@ def test_it_runs_as_a_module_with_the_registry_url_from_the_environment(env, api
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == env.token_of("email", "li.wei@example.com")
+
+
+def test_it_reads_custodian_keys_from_the_environment_and_from_a_file(env, tmp_path, monkeypatch):
+    from registry_client.cli import _custodian_keys, build_parser
+
+    args = build_parser().parse_args(["token", "--kind", "phone", "13812345678"])
+    monkeypatch.setenv("REGISTRY_CUSTODIAN_KEYS", "custodian-1=k1, custodian-2=k2")
+    assert _custodian_keys(args) == {"custodian-1": "k1", "custodian-2": "k2"}
+    keys = tmp_path / "keys.json"
+    keys.write_text('{"custodian-3": "k3"}')
+    args = build_parser().parse_args(
+        ["--custodian-keys", str(keys), "token", "--kind", "phone", "13812345678"]
+    )
+    assert _custodian_keys(args) == {"custodian-3": "k3"}
+
+
+def test_it_refuses_malformed_custodian_keys_with_a_usage_error(env, monkeypatch, capsys):
+    monkeypatch.setenv("REGISTRY_CUSTODIAN_KEYS", "custodian-1")
+    assert main(["token", "--kind", "phone", "13812345678"]) == 2
+    assert "REGISTRY_CUSTODIAN_KEYS" in capsys.readouterr().err

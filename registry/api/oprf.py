@@ -4,7 +4,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from registry.api.base import RegistryView
-from registry.services.oprf import MAX_ELEMENTS, oprf_evaluate
+from registry.services.oprf import MAX_ELEMENTS, key_set, oprf_evaluate
 
 
 @extend_schema_field(
@@ -45,7 +45,25 @@ class EvaluateInput(serializers.Serializer):
 
 class EvaluateOutput(serializers.Serializer):
     key_id = serializers.CharField()
+    evaluator = serializers.CharField()
     evaluated_elements = serializers.ListField(child=serializers.CharField())
+    proof = serializers.CharField(help_text="RFC 9497 batched DLEQ proof, c || s (128 hex)")
+
+
+class EvaluatorOutput(serializers.Serializer):
+    id = serializers.CharField()
+    index = serializers.IntegerField()
+    url = serializers.CharField()
+    public_key = serializers.CharField()
+
+
+class KeysOutput(serializers.Serializer):
+    suite = serializers.CharField()
+    mode = serializers.CharField()
+    key_id = serializers.CharField()
+    public_key = serializers.CharField()
+    threshold = serializers.IntegerField()
+    evaluators = EvaluatorOutput(many=True)
 
 
 PROBLEM = OpenApiResponse(description=_("Problem details (RFC 9457)"))
@@ -62,7 +80,23 @@ class OprfEvaluateApi(RegistryView):
     def post(self, request):
         data = EvaluateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        key_id, evaluated = oprf_evaluate(
+        answer = oprf_evaluate(
             actor=request.user, blinded_elements=data.validated_data["blinded_elements"]
         )
-        return Response({"key_id": key_id, "evaluated_elements": evaluated})
+        return Response(answer)
+
+
+class OprfKeysApi(RegistryView):
+    """The published key: any authenticated key may read it, and clients cache it."""
+
+    required_scopes = ("lookup", "submit", "dispute", "compliance")
+
+    @extend_schema(operation_id="oprf_keys", responses={200: KeysOutput, 401: PROBLEM})
+    def get(self, request):
+        document = key_set().as_json()
+        for evaluator in document["evaluators"]:
+            if not evaluator["url"]:  # the single evaluator is this server itself
+                evaluator["url"] = request.build_absolute_uri("/")[:-1]
+        response = Response(document)
+        response["Cache-Control"] = "private, max-age=300"
+        return response

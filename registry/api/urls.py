@@ -13,6 +13,7 @@ from registry.api import (
 )
 
 urlpatterns = [
+    path("oprf/keys", oprf.OprfKeysApi.as_view(), name="oprf-keys"),
     path("oprf/evaluate", oprf.OprfEvaluateApi.as_view(), name="oprf-evaluate"),
     path("audit-events", audit.AuditEventListApi.as_view(), name="audit-events"),
     path("cases", cases.CaseCollectionApi.as_view(), name="cases"),

@@ -1,26 +1,133 @@
-"""OPRF evaluation under the registry's key (RFC 9497, ristretto255-SHA512, mode OPRF)."""
+"""Token evaluation (RFC 9497 VOPRF, ristretto255-SHA512) and the published key document.
 
+Custody (spec/identifiers.md section 2): either this registry holds the whole key skS, derived
+from REGISTRY_OPRF_SEED, or skS is split t-of-n among custodians. A custodian is this same
+software with REGISTRY_ROLE=custodian and one share (REGISTRY_OPRF_SHARE); with custodians the
+registry holds no share at all, so it cannot evaluate, and publishes the custodians instead.
+Whoever evaluates proves every answer against its published public key (or public share).
+"""
+
+import json
+from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from registry_client import oprf
 
 from registry.actors import Actor
-from registry.errors import BatchTooLarge, FieldError, ValidationFailed
+from registry.audit_actions import AuditAction
+from registry.errors import BatchTooLarge, FieldError, NotFound, ValidationFailed
 from registry.services.audit import audit_record
 
 MAX_ELEMENTS = 1000
+SUITE = "ristretto255-SHA512"
+MODE = "voprf"
+REGISTRY_EVALUATOR_ID = "registry"
+
+
+@dataclass(frozen=True)
+class Evaluator:
+    id: str
+    index: int  # the share's x coordinate; 0 for the whole key
+    url: str
+    public_key: bytes
+
+
+@dataclass(frozen=True)
+class KeySet:
+    """What GET /oprf/keys publishes: the key and who can evaluate under it."""
+
+    key_id: str
+    public_key: bytes
+    threshold: int
+    evaluators: tuple[Evaluator, ...]
+
+    def as_json(self) -> dict:
+        return {
+            "suite": SUITE,
+            "mode": MODE,
+            "key_id": self.key_id,
+            "public_key": self.public_key.hex(),
+            "threshold": self.threshold,
+            "evaluators": [
+                {"id": e.id, "index": e.index, "url": e.url, "public_key": e.public_key.hex()}
+                for e in self.evaluators
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class LocalKey:
+    """The scalar this process evaluates with: skS, or a custodian's share k_i."""
+
+    scalar: bytes
+    public_key: bytes  # pkS, or the public share pk_i
+    evaluator: str
+    key_id: str  # always the key_id of the whole key
 
 
 @cache
-def server_key() -> tuple[bytes, bytes, str]:
-    """(private scalar, public element, key_id), derived once per process from the seed."""
+def local_key() -> LocalKey | None:
+    """This process's evaluation key, read once; None where the registry holds no share."""
+    if settings.REGISTRY_ROLE == "custodian":
+        return _share_key()
+    if settings.REGISTRY_OPRF_KEYS_FILE:
+        return None
     seed = bytes.fromhex(settings.REGISTRY_OPRF_SEED)
-    sk, pk = oprf.derive_key_pair(seed, settings.REGISTRY_OPRF_KEY_INFO.encode())
-    return sk, pk, oprf.key_id(pk)
+    sk, pk = oprf.derive_key_pair(seed, settings.REGISTRY_OPRF_KEY_INFO.encode(), oprf.VOPRF)
+    return LocalKey(sk, pk, REGISTRY_EVALUATOR_ID, oprf.key_id(pk))
 
 
-def oprf_evaluate(*, actor: Actor, blinded_elements: list[str]) -> tuple[str, list[str]]:
+@cache
+def key_set() -> KeySet:
+    """The published document: the custodians from the ceremony's file, or this registry."""
+    if settings.REGISTRY_OPRF_KEYS_FILE:
+        return read_key_set(Path(settings.REGISTRY_OPRF_KEYS_FILE))
+    key = local_key()
+    return KeySet(key.key_id, key.public_key, 1, (Evaluator(key.evaluator, 0, "", key.public_key),))
+
+
+def server_key() -> tuple[bytes, bytes, str]:
+    """(scalar, public key, key_id) of this process; refuses where it holds no share."""
+    key = local_key()
+    if key is None:
+        raise ImproperlyConfigured("This registry holds no OPRF key share (custodians do).")
+    return key.scalar, key.public_key, key.key_id
+
+
+def read_key_set(path: Path) -> KeySet:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    public_key = bytes.fromhex(data["public_key"])
+    if data.get("suite") != SUITE or data.get("mode") != MODE:
+        raise ImproperlyConfigured(f"{path}: not a {SUITE} {MODE} key document")
+    if oprf.key_id(public_key) != data["key_id"]:
+        raise ImproperlyConfigured(f"{path}: key_id does not match the public key")
+    evaluators = tuple(
+        Evaluator(e["id"], int(e["index"]), e.get("url", ""), bytes.fromhex(e["public_key"]))
+        for e in data["evaluators"]
+    )
+    return KeySet(data["key_id"], public_key, int(data["threshold"]), evaluators)
+
+
+def _share_key() -> LocalKey:
+    try:
+        share = json.loads(settings.REGISTRY_OPRF_SHARE)
+        scalar = bytes.fromhex(share["share"])
+        public_share = oprf.public_share(scalar)
+    except (ValueError, KeyError, TypeError, oprf.OprfError):
+        raise ImproperlyConfigured("REGISTRY_OPRF_SHARE is not a share file") from None
+    if public_share.hex() != share["public_share"]:
+        raise ImproperlyConfigured("REGISTRY_OPRF_SHARE: share and public share differ")
+    return LocalKey(scalar, public_share, share["id"], share["key_id"])
+
+
+def oprf_evaluate(*, actor: Actor, blinded_elements: list[str]) -> dict:
+    """Evaluate a batch with this process's key (share) and prove it: the evaluate answer."""
+    key = local_key()
+    if key is None:
+        raise NotFound("This registry does not evaluate: its key is held by custodians.")
     if len(blinded_elements) > MAX_ELEMENTS:
         raise BatchTooLarge(f"Send at most {MAX_ELEMENTS} blinded elements per call.")
     if not blinded_elements:
@@ -28,33 +135,34 @@ def oprf_evaluate(*, actor: Actor, blinded_elements: list[str]) -> tuple[str, li
             "Send at least one blinded element.",
             [FieldError("/blinded_elements", "required", "At least one element.")],
         )
-    sk, _pk, key_id = server_key()
-    evaluated, errors = [], []
-    for index, text in enumerate(blinded_elements):
-        try:
-            evaluated.append(_evaluate_hex(sk, text))
-        except oprf.InvalidElement as exc:
-            errors.append(FieldError(f"/blinded_elements/{index}", "invalid_element", str(exc)))
-    if errors:
-        raise ValidationFailed("Some blinded elements are not valid ristretto255 points.", errors)
+    blinded = _decode_all(blinded_elements)
+    evaluated = oprf.blind_evaluate_many(key.scalar, blinded)
+    proof = oprf.generate_proof(key.scalar, key.public_key, blinded, evaluated)
     # One event per call with counts only: the elements themselves say nothing, but there is
     # no reason to keep them.
     audit_record(
         actor=actor,
-        action="oprf.evaluated",
+        action=AuditAction.OPRF_EVALUATED,
         object_type="oprf",
-        details={"elements": len(evaluated), "key_id": key_id},
+        details={"elements": len(evaluated), "key_id": key.key_id, "evaluator": key.evaluator},
     )
-    return key_id, evaluated
+    return {
+        "key_id": key.key_id,
+        "evaluator": key.evaluator,
+        "evaluated_elements": [element.hex() for element in evaluated],
+        "proof": proof.hex(),
+    }
 
 
-def _evaluate_hex(sk: bytes, text: object) -> str:
-    """parse_element_hex's shape checks, then BlindEvaluate, which checks the point itself:
-    one decoding per element instead of two (decoding is a tenth of an evaluation)."""
-    if not isinstance(text, str) or len(text) != 2 * oprf.ELEMENT_BYTES:
-        raise oprf.InvalidElement("length")
-    try:
-        raw = bytes.fromhex(text)
-    except ValueError:
-        raise oprf.InvalidElement("hex") from None
-    return oprf.blind_evaluate(sk, raw).hex()
+def _decode_all(texts: list) -> list[bytes]:
+    """Every element checked (length, hex, canonical encoding, not the identity); all the bad
+    ones named by pointer, none echoed."""
+    decoded, errors = [], []
+    for index, text in enumerate(texts):
+        try:
+            decoded.append(oprf.parse_element_hex(text))
+        except oprf.InvalidElement as exc:
+            errors.append(FieldError(f"/blinded_elements/{index}", "invalid_element", str(exc)))
+    if errors:
+        raise ValidationFailed("Some blinded elements are not valid ristretto255 points.", errors)
+    return decoded
