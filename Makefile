@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test test-fast lint format messages bench bench-smoke chaos clean
+.PHONY: run custodians test test-fast lint format messages bench bench-smoke chaos clean
 
 $(STAMP): requirements.txt client/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,14 @@ run: $(STAMP) messages
 	$(PY) manage.py migrate --no-input && \
 	$(PY) scripts/dev_bootstrap.py && \
 	exec $(PY) scripts/run_dev.py
+
+# Three local key custodians (2-of-3) beside `make run`, in a second shell: the registry then
+# holds no key share (scripts/custodians_demo.py prints how to restart it and the client).
+custodians: $(STAMP)
+	test -f var/dev.env || $(PY) scripts/dev_secrets.py
+	source var/dev.env; \
+	eval "$$($(PY) scripts/services.py --for run)"; \
+	exec $(PY) scripts/custodians_demo.py
 
 # The whole suite on a real PostgreSQL and a real Redis (see scripts/services.py).
 test: $(STAMP) messages
