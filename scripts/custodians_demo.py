@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from services import ensure_database  # noqa: E402
+from services import ensure_database
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "var" / "custodians"
