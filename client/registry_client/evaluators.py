@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,9 +109,13 @@ def evaluate_verified(document: KeyDocument, blinded: Sequence[bytes], call: Cal
         return _verified(document, evaluator, blinded, call(evaluator, body))
     answers: dict[int, list[bytes]] = {}
     failures: dict[str, str] = {}
-    with ThreadPoolExecutor(max_workers=len(document.evaluators)) as pool:
-        futures = {e: pool.submit(call, e, body) for e in document.evaluators}
-        for evaluator, future in futures.items():
+    # All custodians are asked at once; the first t verified answers are enough, so a slow
+    # custodian costs nothing once t others have answered.
+    pool = ThreadPoolExecutor(max_workers=len(document.evaluators))
+    try:
+        futures = {pool.submit(call, e, body): e for e in document.evaluators}
+        for future in as_completed(futures):
+            evaluator = futures[future]
             try:
                 answers[evaluator.index] = _verified(document, evaluator, blinded, future.result())
             except ProofError as error:
@@ -119,10 +123,11 @@ def evaluate_verified(document: KeyDocument, blinded: Sequence[bytes], call: Cal
                 failures[evaluator.id] = "invalid_proof"
             except RegistryError as error:
                 failures[evaluator.id] = error.code
-    if len(answers) < document.threshold:
-        raise NotEnoughEvaluatorsError(document.threshold, failures)
-    chosen = dict(itertools.islice(sorted(answers.items()), document.threshold))
-    return oprf.combine_evaluations(chosen)
+            if len(answers) == document.threshold:
+                return oprf.combine_evaluations(answers)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    raise NotEnoughEvaluatorsError(document.threshold, failures)
 
 
 def _verified(
