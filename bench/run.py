@@ -22,6 +22,7 @@ and written as Markdown next to them.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -48,7 +49,8 @@ from bench.seed import CATEGORIES, KINDS, SeedPlan, bench_token  # noqa: E402
 TARGETS = {
     "batch_ratio": 0.30,  # API/SQL identifiers per second, at least
     "single_p99_ms": 15.0,  # at most
-    "evaluate_ratio": 0.70,  # API/in-process elements per second, at least
+    "evaluate_ratio": 0.70,  # API/in-process elements per second (with proofs), at least
+    "custody_ratio": 0.60,  # client tokens/s through 2-of-3 custodians / one evaluator
     "ingest_rate": 10_000,  # identifiers per second, at least
     "expiry_p99_ratio": 2.0,  # p99 during expiry / p99 without, at most
 }
@@ -64,6 +66,7 @@ class Sizes:
     warmup_seconds: float = 1.0
     evaluate_size: int = 1000
     evaluate_requests: int = 5
+    custody_size: int = 1000
     ingest_cases: int = 500
     ingest_requests: int = 4
     ingest_clients: int = 2
@@ -80,6 +83,7 @@ class Sizes:
             warmup_seconds=0.3,
             evaluate_size=50,
             evaluate_requests=2,
+            custody_size=50,
             ingest_cases=20,
             ingest_requests=2,
             expiry_identifiers=300,
@@ -503,7 +507,7 @@ def bench_evaluate(ctx: Context) -> dict:
     chunks = [elements[i : i + s.evaluate_size] for i in range(0, count, s.evaluate_size)]
     bodies = [json.dumps({"blinded_elements": [e.hex() for e in chunk]}) for chunk in chunks]
     probe = post(ctx, "/api/v1/oprf/evaluate", bodies[0])
-    sk = server_key()[0]
+    sk, pk, _key_id = server_key()
     if probe["evaluated_elements"][0] != oprf.blind_evaluate(sk, chunks[0][0]).hex():
         sys.exit("evaluate probe: the server's key differs from the benchmark's")
     api_rates, bare_rates, ratios = [], [], []
@@ -511,7 +515,7 @@ def bench_evaluate(ctx: Context) -> dict:
         api_rate = run_load(
             ctx, "evaluate", "/api/v1/oprf/evaluate", bodies, [len(c) for c in chunks], clients=1
         )["rate"]
-        bare_rate = bare_evaluate_rate(elements, sk)["rate"]
+        bare_rate = bare_evaluate_rate(chunks, sk, pk)["rate"]
         api_rates.append(api_rate)
         bare_rates.append(bare_rate)
         ratios.append(api_rate / bare_rate)
@@ -524,6 +528,82 @@ def bench_evaluate(ctx: Context) -> dict:
         "in_process_elements_per_s": spread(bare_rates),
         "api_over_in_process": spread(ratios),
     }
+
+
+# --- 3b. tokens through custodians ------------------------------------------------------------
+
+
+def bench_custody(ctx: Context) -> dict:
+    """The client's end-to-end token rate (canonicalise, blind, evaluate, verify, finalize) for
+    batches of identifiers: through three custodians (2-of-3, real gunicorn processes on the
+    bench database) against the registry alone holding the key, in the same run."""
+    from registry_client import oprf
+    from registry_client.client import Client
+
+    s = ctx.sizes
+    sk, pk = oprf.derive_key_pair(os.urandom(32), b"bench custody", oprf.VOPRF)
+    servers = [Server({}, ctx.work / f"custodian-{i}.log") for i in (1, 2, 3)]
+    document = {
+        "suite": "ristretto255-SHA512",
+        "mode": "voprf",
+        "key_id": oprf.key_id(pk),
+        "public_key": pk.hex(),
+        "threshold": 2,
+        "evaluators": [],
+    }
+    for (index, share), server in zip(oprf.split_key(sk, 2, 3), servers, strict=True):
+        public = oprf.public_share(share).hex()
+        document["evaluators"].append(
+            {"id": f"custodian-{index}", "index": index, "url": f"http://{server.address}",
+             "public_key": public}
+        )  # fmt: skip
+        server.env.update(
+            ctx.env,
+            REGISTRY_ROLE="custodian",
+            GUNICORN_WORKERS="2",
+            REGISTRY_OPRF_SHARE=json.dumps(
+                {
+                    "id": f"custodian-{index}",
+                    "key_id": document["key_id"],
+                    "share": share.hex(),
+                    "public_share": public,
+                }
+            ),
+        )
+    keys_file = ctx.work / "custody_public_keys.json"
+    keys_file.write_text(json.dumps(document))
+    for server in servers:
+        server.env["REGISTRY_OPRF_KEYS_FILE"] = str(keys_file)
+    values = [f"139{n:08d}" for n in range(s.custody_size)]
+    single = Client(f"http://{ctx.address}", ctx.key)
+    with contextlib.ExitStack() as stack:
+        for server in servers:
+            stack.enter_context(server)
+        custody = Client(
+            f"http://{servers[0].address}",
+            ctx.key,
+            custodian_keys={e["id"]: ctx.key for e in document["evaluators"]},
+        )
+        single_rates, custody_rates, ratios = [], [], []
+        for round_no in range(s.repeats):
+            single_rates.append(_token_rate(single, values))
+            custody_rates.append(_token_rate(custody, values))
+            ratios.append(custody_rates[-1] / single_rates[-1])
+            log(
+                f"custody round {round_no + 1}: one evaluator {single_rates[-1]:,.0f} tokens/s, "
+                f"2-of-3 custodians {custody_rates[-1]:,.0f}/s, ratio {ratios[-1]:.2f}"
+            )
+    return {
+        "single_tokens_per_s": spread(single_rates),
+        "custody_tokens_per_s": spread(custody_rates),
+        "custody_over_single": spread(ratios),
+    }
+
+
+def _token_rate(client, values: list[str]) -> float:
+    started = time.perf_counter()
+    client.tokens("phone", values)
+    return len(values) / (time.perf_counter() - started)
 
 
 # --- 4. batch submission ----------------------------------------------------------------------
@@ -776,6 +856,15 @@ def _evaluate_rows(e: dict, t: dict) -> list[Row]:
     ]  # fmt: skip
 
 
+def _custody_rows(c: dict, t: dict) -> list[Row]:
+    return [
+        ("Client tokens/s, one evaluator", c["single_tokens_per_s"], "", None, ",.0f"),
+        ("Client tokens/s, 2-of-3 custodians", c["custody_tokens_per_s"], "", None, ",.0f"),
+        ("Custodians / one evaluator", c["custody_over_single"], f"≥ {t['custody_ratio']:.2f}",
+         _at_least(c["custody_over_single"], t["custody_ratio"]), ".2f"),
+    ]  # fmt: skip
+
+
 def _ingest_rows(i: dict, t: dict) -> list[Row]:
     return [
         ("Batch submission, identifiers/s", i["identifiers_per_s"], f"≥ {t['ingest_rate']:,}",
@@ -794,7 +883,7 @@ def _expiry_rows(x: dict, t: dict) -> list[Row]:
 
 
 ROWS = {"batch": _batch_rows, "single": _single_rows, "evaluate": _evaluate_rows,
-        "ingest": _ingest_rows, "expiry": _expiry_rows}  # fmt: skip
+        "custody": _custody_rows, "ingest": _ingest_rows, "expiry": _expiry_rows}  # fmt: skip
 
 
 def rows(figures: dict) -> list[Row]:
@@ -894,7 +983,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="record the server with py-spy into this file (collapsed stacks)",
     )
     parser.add_argument(
-        "--only", nargs="*", default=[], choices=["batch", "single", "evaluate", "ingest", "expiry"]
+        "--only",
+        nargs="*",
+        default=[],
+        choices=["batch", "single", "evaluate", "custody", "ingest", "expiry"],
     )
     args = parser.parse_args(argv)
     if args.smoke and args.identifiers == 1_000_000:
@@ -938,7 +1030,7 @@ def main(argv=None) -> dict:
     from django.db import connection
 
     connection.close()  # the runner's own connection idles while the server works
-    wanted = set(args.only) or {"batch", "single", "evaluate", "ingest", "expiry"}
+    wanted = set(args.only) or {"batch", "single", "evaluate", "custody", "ingest", "expiry"}
     figures: dict = {}
     with Server(env, work / "gunicorn.log", args.profile) as server:
         ctx.address = server.address
@@ -947,6 +1039,8 @@ def main(argv=None) -> dict:
             figures["batch"] = bench_batch(ctx)
         if "evaluate" in wanted:
             figures["evaluate"] = bench_evaluate(ctx)
+        if "custody" in wanted:
+            figures["custody"] = bench_custody(ctx)
         if wanted & {"single", "expiry"}:
             figures["single"] = bench_single(ctx)
         if "ingest" in wanted:
