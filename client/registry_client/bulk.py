@@ -22,6 +22,7 @@ from .canonical import CanonicalizationError, canonicalize
 from .client import CASE_BATCH, LOOKUP_BATCH, Client
 from .errors import AuthenticationError, PermissionDeniedError, RegistryError
 from .pii import looks_like_raw_identifier
+from .progress import Progress
 
 __all__ = [
     "CATEGORIES",
@@ -210,7 +211,7 @@ class LookupJob:
     consent_index: int | None = None
     consent_reference: str | None = None
     velocity_threshold: int = 2
-    progress: IO[str] | None = None
+    progress: Progress | None = None
     summary: LookupSummary = field(default_factory=LookupSummary)
     _pending: list[_LookupRow] = field(default_factory=list)
     _pending_identifiers: int = 0
@@ -302,11 +303,10 @@ class LookupJob:
 
     def _show_progress(self) -> None:
         if self.progress is not None:
-            self.progress.write(
-                f"\r{self.summary.rows} rows, {self.summary.matched_rows} matched, "
-                f"{self.summary.invalid_rows} invalid"
+            self.progress.update(
+                self.summary.rows,
+                f"{self.summary.matched_rows:,} matched, {self.summary.invalid_rows:,} invalid",
             )
-            self.progress.flush()
 
 
 def _row_outcome(per_column: Sequence[tuple[ColumnSpec, str, dict[str, Any] | None]]) -> dict:
@@ -441,7 +441,7 @@ class SubmitJob:
     category_index: int
     confirmed_at_index: int
     report: IO[str]
-    progress: IO[str] | None = None
+    progress: Progress | None = None
     summary: SubmitSummary = field(default_factory=SubmitSummary)
     _pending: list[_CaseRow] = field(default_factory=list)
     _seen_references: set[bytes] = field(default_factory=set)
@@ -530,8 +530,7 @@ class SubmitJob:
     def _show_progress(self) -> None:
         if self.progress is not None:
             done = self.summary.created + self.summary.already_submitted + self.summary.failed
-            self.progress.write(f"\r{self.summary.rows} rows read, {done} cases sent")
-            self.progress.flush()
+            self.progress.update(self.summary.rows, f"{done:,} cases sent")
 
 
 def _case_field_problems(reference: str, category: str, confirmed_at: str) -> list[str]:

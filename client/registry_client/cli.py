@@ -36,6 +36,7 @@ from .bulk import (
 from .canonical import KINDS, CanonicalizationError, canonicalize
 from .client import Client
 from .errors import AuthenticationError, PermissionDeniedError, RegistryError
+from .progress import Progress, count_data_rows
 
 __all__ = ["main"]
 
@@ -74,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
     parser.add_argument("--max-retries", type=int, default=5, help="retries on 429/503/network")
     parser.add_argument("--key-id", help="expected OPRF key id; refuse any other")
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bar (it shows only on a terminal)"
+    )
     parser.add_argument(
         "--custodian-keys",
         metavar="FILE",
@@ -181,7 +185,7 @@ def run_token(args: argparse.Namespace) -> int:
 
 def run_lookup(args: argparse.Namespace) -> int:
     client = _client_from(args)
-    progress = sys.stderr if sys.stderr.isatty() else None
+    progress = _progress(args)
     with _open_input(args) as stream:
         header, rows = read_rows(stream, args.delimiter)
         columns = _columns(header, args.column)
@@ -220,7 +224,7 @@ def run_submit(args: argparse.Namespace) -> int:
             "with evidence on file (the consortium's standard of proof)"
         )
     client = _client_from(args)
-    progress = sys.stderr if sys.stderr.isatty() else None
+    progress = _progress(args)
     with _open_input(args) as stream:
         header, rows = read_rows(stream, args.delimiter)
         job = SubmitJob(
@@ -385,10 +389,16 @@ def _registry_exit(error: RegistryError) -> int:
     return EXIT_ROWS_FAILED
 
 
-def _end_progress(progress: IO[str] | None) -> None:
+def _progress(args: argparse.Namespace) -> Progress | None:
+    """A progress bar on a terminal, unless --quiet; nothing when output is piped or logged."""
+    if args.quiet or not sys.stderr.isatty():
+        return None
+    return Progress(sys.stderr, count_data_rows(str(args.file), args.encoding))
+
+
+def _end_progress(progress: Progress | None) -> None:
     if progress is not None:
-        progress.write("\n")
-        progress.flush()
+        progress.close()
 
 
 if __name__ == "__main__":  # pragma: no cover
