@@ -364,7 +364,9 @@ def test_it_signs_a_checkpoint_at_least_hourly(checkpoint_dir, frozen_now):
     details = job_execute("audit_seal")
     assert AuditCheckpoint.objects.count() == 2 and "checkpoint" in details
     newest = AuditCheckpoint.objects.order_by("-id").first()
-    assert newest.seq == AuditSeal.objects.count()  # sealed first, then signed
+    # Sealed first, then signed; then the checkpoint's own event was sealed.
+    assert newest.seq == AuditSeal.objects.count() - 1
+    assert audit_seal_lag_seconds() == 0
     assert len(list(checkpoint_dir.glob("audit-checkpoint-*.json"))) == 2
     assert AuditEvent.objects.filter(action=AuditAction.AUDIT_CHECKPOINTED).count() == 2
     assert audit_verify().ok
@@ -417,3 +419,16 @@ def test_it_verifies_seals_made_before_keyed_sealing(settings):
     )
     settings.REGISTRY_AUDIT_UNKEYED_SEALS_UNTIL = 0
     assert not audit_verify().ok
+
+
+def test_it_prints_a_fresh_checkpoint_for_an_operator_to_keep(tmp_path):
+    out = io.StringIO()
+    with pytest.raises(SystemExit):
+        call_command("audit_checkpoint", stdout=out, stderr=io.StringIO())  # nothing sealed
+    record_events(2)
+    audit_seal()
+    call_command("audit_checkpoint", "--now", stdout=out)
+    kept = tmp_path / "mailed.json"
+    kept.write_text(out.getvalue())
+    assert parsed(kept).seq == AuditSeal.objects.order_by("-seq").first().seq
+    assert verify_command("--checkpoint", str(kept))[0] == 0
