@@ -17,7 +17,14 @@ ROOT = Path(__file__).resolve().parent.parent
 VAR_BENCH = ROOT / "var" / "bench"
 SECRETS_FILE = VAR_BENCH / "secrets.env"
 DEFAULT_REDIS_DB = 6  # a Redis database of its own, so FLUSHDB-free cleanup stays simple
-SECRET_NAMES = ("DJANGO_SECRET_KEY", "REGISTRY_OPRF_SEED", "REGISTRY_PEPPER", "BENCH_TOKEN_KEY")
+SECRET_NAMES = (
+    "DJANGO_SECRET_KEY",
+    "REGISTRY_OPRF_SEED",
+    "REGISTRY_PEPPER",
+    "BENCH_TOKEN_KEY",
+    "REGISTRY_AUDIT_SEAL_KEY",
+    "REGISTRY_AUDIT_SIGNING_SEED",
+)
 
 
 def database_name(url: str) -> str:
@@ -78,6 +85,8 @@ def bench_environment(database_url: str) -> dict[str, str]:
         "REGISTRY_OPRF_SEED": values["REGISTRY_OPRF_SEED"],
         "REGISTRY_PEPPER": values["REGISTRY_PEPPER"],
         "BENCH_TOKEN_KEY": values["BENCH_TOKEN_KEY"],
+        "REGISTRY_AUDIT_SEAL_KEY": values["REGISTRY_AUDIT_SEAL_KEY"],
+        "REGISTRY_AUDIT_SIGNING_SEED": values["REGISTRY_AUDIT_SIGNING_SEED"],
     }
 
 
@@ -90,6 +99,9 @@ def apply(env: dict[str, str]) -> None:
         "REGISTRY_OPRF_SEED_FILE",
         "DJANGO_SECRET_KEY_FILE",
         "REGISTRY_PREVIOUS_PEPPERS_FILE",
+        "REGISTRY_AUDIT_SEAL_KEY_FILE",
+        "REGISTRY_AUDIT_SIGNING_SEED_FILE",
+        "REGISTRY_AUDIT_CHECKPOINT_DIR",
         "REGISTRY_TEST_DB_NAME",
         "CELERY_TASK_ALWAYS_EAGER",
     ):

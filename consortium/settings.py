@@ -118,6 +118,19 @@ REGISTRY_PREVIOUS_PEPPERS = [
     p for p in env_secret("REGISTRY_PREVIOUS_PEPPERS").split(",") if p.strip()
 ]
 
+# The audit trail's keys (see registry/services/audit.py). The sealing key (64 hex characters)
+# keys the seals' HMAC, so that whoever can write to the database cannot recompute them; the
+# signing seed (64 hex characters) is the Ed25519 key that signs the chain's checkpoints.
+# Both live in configuration, never in the database.
+REGISTRY_AUDIT_SEAL_KEY = env_secret("REGISTRY_AUDIT_SEAL_KEY", test_value="33" * 32)
+REGISTRY_AUDIT_SIGNING_SEED = env_secret("REGISTRY_AUDIT_SIGNING_SEED", test_value="44" * 32)
+# Seals 1..N were made with plain SHA-256 before keyed sealing (a trail that predates it).
+REGISTRY_AUDIT_UNKEYED_SEALS_UNTIL = env_int("REGISTRY_AUDIT_UNKEYED_SEALS_UNTIL", 0)
+# Where the sealer writes each signed checkpoint as a JSON file (empty: database only).
+REGISTRY_AUDIT_CHECKPOINT_DIR = env_str("REGISTRY_AUDIT_CHECKPOINT_DIR")
+# Seconds between checkpoints (at most one hour: the sealer signs the head when older).
+REGISTRY_AUDIT_CHECKPOINT_SECONDS = env_int("REGISTRY_AUDIT_CHECKPOINT_SECONDS", 3600)
+
 REGISTRY_DISCLOSE_REPORTERS = env_bool("REGISTRY_DISCLOSE_REPORTERS", False)
 REGISTRY_DISPUTE_DEADLINE_DAYS = env_int("REGISTRY_DISPUTE_DEADLINE_DAYS", 20)
 REGISTRY_DISPUTE_REMINDER_DAYS = env_int("REGISTRY_DISPUTE_REMINDER_DAYS", 5)
@@ -196,8 +209,13 @@ TEMPLATES = [
     },
 ]
 
+# Two database roles (deploy/postgres/roles.sql): the application connects as the runtime
+# role (DATABASE_URL), which owns nothing and may only INSERT and SELECT the audit tables;
+# `manage.py migrate` runs with DATABASE_OWNER_URL (and DATABASE_OWNER_PASSWORD) set, in its
+# own environment only, and then connects as the owner of the schema instead.
 DATABASE_URL = env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/registry")
-DATABASES = {"default": database_from_url(DATABASE_URL)}
+DATABASE_OWNER_URL = env_str("DATABASE_OWNER_URL")
+DATABASES = {"default": database_from_url(DATABASE_OWNER_URL or DATABASE_URL)}
 # Persistent connections: a new connection per request costs several times a lookup.
 DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 300)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -225,7 +243,10 @@ if env_str("REGISTRY_TEST_DB_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": env_str("REGISTRY_TEST_DB_NAME")}
 # The database password may come from a file (systemd credential, Docker secret) instead of
 # the URL, so that the environment file holds no secret.
-if _db_password := env_secret("DATABASE_PASSWORD"):
+_db_password = (
+    env_secret("DATABASE_OWNER_PASSWORD") if DATABASE_OWNER_URL else env_secret("DATABASE_PASSWORD")
+)
+if _db_password:
     DATABASES["default"]["PASSWORD"] = _db_password
 # A read replica for lookups (see registry/db_router.py), only when configured.
 DATABASE_REPLICA_URL = env_str("DATABASE_REPLICA_URL")

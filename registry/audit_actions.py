@@ -52,6 +52,7 @@ class AuditAction(models.TextChoices):
     SUBJECT_ACCESS = "compliance.subject_access", _("Subject access request")
     AUDIT_VERIFIED = "audit.verified", _("Audit trail verified")
     AUDIT_EXPORTED = "audit.exported", _("Audit trail exported")
+    AUDIT_CHECKPOINTED = "audit.checkpointed", _("Audit chain checkpoint signed")
     ADMIN_CASE_VIEWED = "admin.case_viewed", _("Case opened in the admin")
     PEPPER_ROTATED = "pepper.rotated", _("Pepper rotation batch")
     PEPPER_ROTATION_COMPLETED = "pepper.rotation_completed", _("Pepper rotation completed")

@@ -8,6 +8,7 @@ from django.core.checks import Error, Tags, register
 from django.core.checks import Warning as CheckWarning
 
 HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+GENERATE_HINT = "Generate one with: python -c 'import secrets; print(secrets.token_hex(32))'"
 
 
 @register(Tags.security, deploy=False)
@@ -55,6 +56,35 @@ def check_registry_secrets(app_configs, **kwargs):
         )
     if len(set(peppers)) != len(peppers):
         errors.append(Error("A pepper appears twice in the rotation chain.", id="registry.E003"))
+    for name, error_id in (
+        ("REGISTRY_AUDIT_SEAL_KEY", "registry.E004"),
+        ("REGISTRY_AUDIT_SIGNING_SEED", "registry.E005"),
+    ):
+        if not HEX64.match(getattr(settings, name) or ""):
+            errors.append(
+                Error(
+                    f"{name} (or {name}_FILE) must be 32 bytes written as 64 hex characters: "
+                    "the audit trail cannot be sealed or checkpointed without it.",
+                    hint=GENERATE_HINT,
+                    id=error_id,
+                )
+            )
+    if settings.REGISTRY_AUDIT_SEAL_KEY and (
+        settings.REGISTRY_AUDIT_SEAL_KEY == settings.REGISTRY_AUDIT_SIGNING_SEED
+    ):
+        errors.append(
+            Error(
+                "REGISTRY_AUDIT_SEAL_KEY and REGISTRY_AUDIT_SIGNING_SEED must differ.",
+                id="registry.E006",
+            )
+        )
+    if not 60 <= settings.REGISTRY_AUDIT_CHECKPOINT_SECONDS <= 3600:
+        errors.append(
+            Error(
+                "REGISTRY_AUDIT_CHECKPOINT_SECONDS must be 60..3600 (at least hourly).",
+                id="registry.E007",
+            )
+        )
     return errors
 
 

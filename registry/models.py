@@ -457,6 +457,28 @@ class AuditSeal(models.Model):
         return f"seal {self.seq} of event {self.event_id}"
 
 
+class AuditCheckpoint(models.Model):
+    """The chain's head (seq, hash, time) signed with the registry's Ed25519 key, at least
+    hourly. The same JSON goes to REGISTRY_AUDIT_CHECKPOINT_DIR and the dashboard, to be kept
+    outside the database: `verify_audit --checkpoint FILE` then proves that the chain still
+    has that head. Append-only, like the trail."""
+
+    seq = models.BigIntegerField(_("sealed events"))
+    hash = models.CharField(_("chain hash"), max_length=64)
+    signed_at = models.DateTimeField(_("signed at"))
+    key_id = models.CharField(_("key id"), max_length=16)
+    public_key = models.CharField(_("public key"), max_length=64)
+    signature = models.CharField(_("signature"), max_length=128)
+
+    class Meta:
+        verbose_name = _("audit checkpoint")
+        verbose_name_plural = _("audit checkpoints")
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"checkpoint of seal {self.seq}"
+
+
 class JobRun(models.Model):
     """What each background job did, for operators and the admin's job-health panel."""
 

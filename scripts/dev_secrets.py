@@ -14,6 +14,8 @@ GENERATED = {
     "django_secret_key": lambda: secrets.token_urlsafe(50),
     "oprf_seed": lambda: secrets.token_hex(32),
     "pepper": lambda: secrets.token_hex(32),
+    "audit_seal_key": lambda: secrets.token_hex(32),
+    "audit_signing_seed": lambda: secrets.token_hex(32),
 }
 
 
@@ -28,13 +30,16 @@ def ensure_secret(name: str) -> Path:
 def main() -> None:
     SECRETS.mkdir(parents=True, exist_ok=True)
     SECRETS.chmod(0o700)
-    for folder in ("broker", "broker-done", "broker-control"):
+    for folder in ("broker", "broker-done", "broker-control", "checkpoints"):
         (VAR / folder).mkdir(exist_ok=True)
     defaults = {
         "REGISTRY_ENV": "development",
         "DJANGO_SECRET_KEY_FILE": ensure_secret("django_secret_key"),
         "REGISTRY_OPRF_SEED_FILE": ensure_secret("oprf_seed"),
         "REGISTRY_PEPPER_FILE": ensure_secret("pepper"),
+        "REGISTRY_AUDIT_SEAL_KEY_FILE": ensure_secret("audit_seal_key"),
+        "REGISTRY_AUDIT_SIGNING_SEED_FILE": ensure_secret("audit_signing_seed"),
+        "REGISTRY_AUDIT_CHECKPOINT_DIR": VAR / "checkpoints",
         "CELERY_BROKER_URL": "filesystem://",
     }
     lines = [f'export {k}="${{{k}:-{v}}}"' for k, v in defaults.items()]

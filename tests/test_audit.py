@@ -1,16 +1,35 @@
 """The audit trail: append-only in the database, chained by hash, verified end to end."""
 
+import hashlib
 import io
+import json
+import shutil
 from datetime import timedelta
+from pathlib import Path
 
+import pysodium
 import pytest
 from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from registry.actors import Actor
-from registry.models import AuditEvent, AuditSeal
-from registry.services.audit import audit_record, audit_seal, audit_seal_lag_seconds, audit_verify
+from registry.audit_actions import AuditAction
+from registry.models import AuditCheckpoint, AuditEvent, AuditSeal
+from registry.services.audit import (
+    GENESIS_HASH,
+    audit_checkpoint,
+    audit_record,
+    audit_seal,
+    audit_seal_lag_seconds,
+    audit_verify,
+    chain_hash,
+    checkpoint_message,
+    checkpoint_parse,
+    event_digest_input,
+    signing_public_key,
+)
+from registry.services.jobs import job_execute
 
 pytestmark = pytest.mark.django_db
 
@@ -39,10 +58,10 @@ class tampering:
             cursor.execute("SET session_replication_role = DEFAULT")
 
 
-def verify_command() -> tuple[int, str]:
+def verify_command(*args: str) -> tuple[int, str]:
     out, err = io.StringIO(), io.StringIO()
     try:
-        call_command("verify_audit", stdout=out, stderr=err)
+        call_command("verify_audit", *args, stdout=out, stderr=err)
         return 0, out.getvalue()
     except SystemExit as exc:
         return exc.code, err.getvalue()
@@ -184,3 +203,232 @@ def test_it_reports_the_seal_lag():
     assert audit_seal_lag_seconds() >= 600
     audit_seal()
     assert audit_seal_lag_seconds() == 0
+
+
+# --- Keyed seals and signed checkpoints (issue 13) -------------------------------------------
+
+
+def plain_sha256_seal(prev_hash: str, event: AuditEvent, seq: int) -> str:
+    """The seal as it was computed before keyed sealing: anyone can compute it."""
+    h = hashlib.sha256()
+    h.update(prev_hash.encode())
+    h.update(event_digest_input(event))
+    h.update(str(seq).encode())
+    return h.hexdigest()
+
+
+def rechain_from_genesis(seal_function) -> None:
+    """What a database superuser does to hide an edit: triggers off, every seal (and every
+    stored checkpoint) deleted, the chain recomputed from genesis over the edited events."""
+    with tampering():
+        AuditCheckpoint.objects.all().delete()
+        AuditSeal.objects.all().delete()
+        prev_hash, seals = GENESIS_HASH, []
+        for seq, event in enumerate(AuditEvent.objects.order_by("id"), start=1):
+            seal_hash = seal_function(prev_hash, event, seq)
+            seals.append(
+                AuditSeal(
+                    seq=seq,
+                    event_id=event.pk,
+                    prev_hash=prev_hash,
+                    hash=seal_hash,
+                    sealed_at=timezone.now(),
+                )
+            )
+            prev_hash = seal_hash
+        AuditSeal.objects.bulk_create(seals)
+
+
+@pytest.fixture
+def checkpoint_dir(settings, tmp_path):
+    settings.REGISTRY_AUDIT_CHECKPOINT_DIR = str(tmp_path / "checkpoints")
+    return tmp_path / "checkpoints"
+
+
+def checkpoint_file(folder: Path) -> Path:
+    """The one checkpoint file the sealer wrote, copied out (as an auditor keeps it)."""
+    (written,) = folder.glob("audit-checkpoint-*.json")
+    kept = folder.parent / "kept-elsewhere.json"
+    shutil.copy(written, kept)
+    return kept
+
+
+def test_it_detects_a_trail_resealed_from_genesis_with_plain_sha256():
+    events = record_events(5)
+    audit_seal()
+    with tampering():
+        AuditEvent.objects.filter(pk=events[2].pk).update(details={"n": 99})
+    rechain_from_genesis(plain_sha256_seal)
+    result = audit_verify()
+    assert not result.ok and "edited" in result.problem
+    assert verify_command()[0] == 1
+
+
+def test_it_detects_a_chain_rewritten_with_the_sealing_key_against_an_earlier_checkpoint(
+    checkpoint_dir,
+):
+    events = record_events(5)
+    audit_seal()
+    assert audit_checkpoint(force=True) is not None
+    kept = checkpoint_file(checkpoint_dir)
+    assert verify_command("--checkpoint", str(kept))[0] == 0
+    # The attacker knows the sealing key (chain_hash is the registry's own function).
+    with tampering():
+        AuditEvent.objects.filter(pk=events[2].pk).update(details={"n": 99})
+    rechain_from_genesis(chain_hash)
+    audit_seal()
+    assert verify_command()[0] == 0  # the database alone cannot tell
+    code, output = verify_command("--checkpoint", str(kept))
+    assert code == 1 and "rewritten" in output
+    assert not audit_verify(checkpoints=(parsed(kept),)).ok
+
+
+def test_it_detects_sealed_events_removed_after_a_checkpoint(checkpoint_dir):
+    events = record_events(5)
+    audit_seal()
+    audit_checkpoint(force=True)
+    kept = checkpoint_file(checkpoint_dir)
+    with tampering():
+        AuditEvent.objects.filter(pk__in=[e.pk for e in events[3:]]).delete()
+    rechain_from_genesis(chain_hash)
+    code, output = verify_command("--checkpoint", str(kept))
+    assert code == 1 and "removed" in output
+
+
+def parsed(path: Path):
+    return checkpoint_parse(
+        path.read_text(), trusted_public_keys={signing_public_key()}, source=str(path)
+    )
+
+
+def test_it_refuses_a_tampered_checkpoint_file(checkpoint_dir):
+    record_events(3)
+    audit_seal()
+    audit_checkpoint(force=True)
+    kept = checkpoint_file(checkpoint_dir)
+    document = json.loads(kept.read_text())
+    forged = kept.parent / "forged.json"
+    for field, value in (("hash", "ab" * 32), ("seq", 2), ("time", "2020-01-01T00:00:00Z")):
+        forged.write_text(json.dumps({**document, field: value}))
+        code, output = verify_command("--checkpoint", str(forged))
+        assert code == 1 and "REFUSED" in output and "signature does not verify" in output
+    # Signed, but by a key of the forger's own making.
+    public_key, secret_key = pysodium.crypto_sign_seed_keypair(b"\x55" * 32)
+    message = checkpoint_message(seq=1, hash="cd" * 32, time=document["time"])
+    own = {
+        **document,
+        "seq": 1,
+        "hash": "cd" * 32,
+        "public_key": public_key.hex(),
+        "signature": pysodium.crypto_sign_detached(message, secret_key).hex(),
+    }
+    forged.write_text(json.dumps(own))
+    code, output = verify_command("--checkpoint", str(forged))
+    assert code == 1 and "does not trust" in output
+    forged.write_text("not json")
+    code, output = verify_command("--checkpoint", str(forged))
+    assert code == 1 and "not a registry checkpoint" in output
+    assert "not json" not in output
+
+
+def test_it_writes_a_checkpoint_an_auditor_verifies_with_the_public_key_alone(checkpoint_dir):
+    record_events(2)
+    audit_seal()
+    checkpoint = audit_checkpoint(force=True)
+    document = json.loads(checkpoint_file(checkpoint_dir).read_text())
+    head = AuditSeal.objects.order_by("-seq").first()
+    assert (document["seq"], document["hash"]) == (head.seq, head.hash)
+    assert document["public_key"] == signing_public_key()
+    assert document["key_id"] == checkpoint.key_id
+    # No registry code: the message as written in the file, the key, the signature.
+    assert document["signed_message"] == (
+        f"{document['format']} seq={head.seq} hash={head.hash} time={document['time']}"
+    )
+    pysodium.crypto_sign_verify_detached(
+        bytes.fromhex(document["signature"]),
+        document["signed_message"].encode(),
+        bytes.fromhex(document["public_key"]),
+    )
+    assert "BEGIN PUBLIC KEY" in document["public_key_pem"]
+
+
+def test_it_signs_a_checkpoint_at_least_hourly(checkpoint_dir, frozen_now):
+    record_events(2)
+    job_execute("audit_seal")
+    assert AuditCheckpoint.objects.count() == 1  # the first run signs at once
+    job_execute("audit_seal")
+    frozen_now.advance(minutes=30)
+    job_execute("audit_seal")
+    assert AuditCheckpoint.objects.count() == 1
+    frozen_now.advance(minutes=30)
+    details = job_execute("audit_seal")
+    assert AuditCheckpoint.objects.count() == 2 and "checkpoint" in details
+    newest = AuditCheckpoint.objects.order_by("-id").first()
+    # Sealed first, then signed; then the checkpoint's own event was sealed.
+    assert newest.seq == AuditSeal.objects.count() - 1
+    assert audit_seal_lag_seconds() == 0
+    assert len(list(checkpoint_dir.glob("audit-checkpoint-*.json"))) == 2
+    assert AuditEvent.objects.filter(action=AuditAction.AUDIT_CHECKPOINTED).count() == 2
+    assert audit_verify().ok
+
+
+def test_it_detects_a_forged_or_outdated_stored_checkpoint():
+    events = record_events(3)
+    audit_seal()
+    checkpoint = audit_checkpoint(force=True)
+    with tampering():
+        AuditCheckpoint.objects.filter(pk=checkpoint.pk).update(hash="ab" * 32)
+    result = audit_verify()
+    assert not result.ok and "bad signature" in result.problem
+    with tampering():
+        AuditCheckpoint.objects.filter(pk=checkpoint.pk).update(hash=checkpoint.hash)
+    assert audit_verify().ok
+    # Rewritten with the sealing key but the stored checkpoints left in place.
+    with tampering():
+        AuditEvent.objects.filter(pk=events[0].pk).update(details={"n": 99})
+        AuditSeal.objects.all().delete()
+    saved = list(AuditCheckpoint.objects.all())
+    rechain_from_genesis(chain_hash)
+    with tampering():
+        AuditCheckpoint.objects.bulk_create(saved)
+    result = audit_verify()
+    assert not result.ok and "stored checkpoint" in result.problem
+
+
+def test_it_needs_the_sealing_key_that_sealed_the_trail(settings):
+    record_events(3)
+    audit_seal()
+    settings.REGISTRY_AUDIT_SEAL_KEY = "66" * 32
+    result = audit_verify()
+    assert not result.ok and "REGISTRY_AUDIT_SEAL_KEY" in result.problem
+
+
+def test_it_verifies_seals_made_before_keyed_sealing(settings):
+    settings.REGISTRY_AUDIT_UNKEYED_SEALS_UNTIL = 10**9  # as the code before keyed seals did
+    record_events(3)
+    audit_seal()
+    legacy = AuditSeal.objects.count()
+    settings.REGISTRY_AUDIT_UNKEYED_SEALS_UNTIL = legacy  # what the operator configures
+    record_events(2)
+    audit_seal()
+    assert audit_verify().ok
+    assert AuditSeal.objects.get(seq=legacy + 1).hash != plain_sha256_seal(
+        AuditSeal.objects.get(seq=legacy).hash,
+        AuditEvent.objects.get(pk=AuditSeal.objects.get(seq=legacy + 1).event_id),
+        legacy + 1,
+    )
+    settings.REGISTRY_AUDIT_UNKEYED_SEALS_UNTIL = 0
+    assert not audit_verify().ok
+
+
+def test_it_prints_a_fresh_checkpoint_for_an_operator_to_keep(tmp_path):
+    out = io.StringIO()
+    with pytest.raises(SystemExit):
+        call_command("audit_checkpoint", stdout=out, stderr=io.StringIO())  # nothing sealed
+    record_events(2)
+    audit_seal()
+    call_command("audit_checkpoint", "--now", stdout=out)
+    kept = tmp_path / "mailed.json"
+    kept.write_text(out.getvalue())
+    assert parsed(kept).seq == AuditSeal.objects.order_by("-seq").first().seq
+    assert verify_command("--checkpoint", str(kept))[0] == 0

@@ -32,6 +32,8 @@ def production_env(tmp_path: Path, **overrides) -> dict:
         "DJANGO_SECRET_KEY": "p" * 20 + "-production-secret-key-with-enough-entropy-" + "q" * 20,
         "REGISTRY_OPRF_SEED": "3c" * 32,
         "REGISTRY_PEPPER": "4d" * 32,
+        "REGISTRY_AUDIT_SEAL_KEY": "5e" * 32,
+        "REGISTRY_AUDIT_SIGNING_SEED": "6f" * 32,
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REGISTRY_", "DJANGO_"))}
     for name, value in secrets.items():
@@ -85,6 +87,18 @@ def test_it_refuses_to_start_production_without_secrets(tmp_path):
     result = run_manage(env, "check")
     assert result.returncode != 0
     assert "REGISTRY_PEPPER" in result.stderr
+
+
+def test_it_fails_the_system_check_in_production_without_the_audit_keys(tmp_path):
+    for name, check_id in (
+        ("REGISTRY_AUDIT_SEAL_KEY", "registry.E004"),
+        ("REGISTRY_AUDIT_SIGNING_SEED", "registry.E005"),
+    ):
+        env = production_env(tmp_path)
+        del env[f"{name}_FILE"]
+        result = run_manage(env, "check")
+        assert result.returncode != 0
+        assert check_id in result.stderr and name in result.stderr
 
 
 @pytest.mark.django_db
@@ -162,7 +176,15 @@ def test_it_lists_every_setting_in_the_env_example():
 
 def test_it_keeps_secret_values_out_of_the_env_example():
     example = (DEPLOY / ".env.example").read_text()
-    for name in ("DJANGO_SECRET_KEY", "REGISTRY_OPRF_SEED", "REGISTRY_PEPPER", "DATABASE_PASSWORD"):
+    for name in (
+        "DJANGO_SECRET_KEY",
+        "REGISTRY_OPRF_SEED",
+        "REGISTRY_PEPPER",
+        "DATABASE_PASSWORD",
+        "DATABASE_OWNER_PASSWORD",
+        "REGISTRY_AUDIT_SEAL_KEY",
+        "REGISTRY_AUDIT_SIGNING_SEED",
+    ):
         assert re.search(rf"^{name}=\S", example, flags=re.MULTILINE) is None
         assert re.search(rf"^{name}=", example, flags=re.MULTILINE) is None
 
@@ -236,12 +258,21 @@ def test_it_ships_systemd_units_that_systemd_accepts(tmp_path):
 
 def test_it_runs_exactly_one_beat_and_hands_secrets_over_as_files():
     units = {p.stem: p.read_text() for p in (DEPLOY / "systemd").glob("*.service")}
-    assert set(units) == {"registry-web", "registry-worker", "registry-beat"}
-    for text in units.values():
+    assert set(units) == {"registry-web", "registry-worker", "registry-beat", "registry-migrate"}
+    for name, text in units.items():
         assert "EnvironmentFile=/etc/registry/registry.env" in text
-        for secret in ("DJANGO_SECRET_KEY", "REGISTRY_OPRF_SEED", "REGISTRY_PEPPER"):
+        for secret in (
+            "DJANGO_SECRET_KEY",
+            "REGISTRY_OPRF_SEED",
+            "REGISTRY_PEPPER",
+            "REGISTRY_AUDIT_SEAL_KEY",
+            "REGISTRY_AUDIT_SIGNING_SEED",
+        ):
             assert re.search(rf"^Environment={secret}_FILE=%d/", text, flags=re.MULTILINE)
         assert "LoadCredential=" in text
+        # Only the migrations run as the schema's owner.
+        assert ("postgres_owner_password" in text) == (name == "registry-migrate"), name
+    assert "REGISTRY_AUDIT_CHECKPOINT_DIR=" in units["registry-worker"]
     assert "deploy/gunicorn.conf.py" in units["registry-web"]
     assert "DatabaseScheduler" in units["registry-beat"]
     assert "beat" not in re.search(r"^ExecStart=.*$", units["registry-worker"], re.M).group(0)
@@ -259,6 +290,27 @@ def test_it_ships_a_compose_file_with_every_role():
             assert not key.endswith(("SECRET_KEY", "PEPPER", "SEED", "PASSWORD")), key
             assert "@" not in str(value) or ":" not in str(value).split("@")[0].split("//")[-1]
     assert "deploy/gunicorn.conf.py" in " ".join(services["web"]["command"])
+
+
+def test_it_runs_the_app_as_the_runtime_role_and_only_migrate_as_the_owner():
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    services = compose["services"]
+    postgres = services["postgres"]
+    assert postgres["environment"]["POSTGRES_USER"] == "postgres"
+    assert any("roles.sql" in v or "/registry-postgres" in v for v in postgres["volumes"])
+    for name in ("web", "worker", "beat", "migrate"):
+        environment = services[name]["environment"]
+        assert environment["DATABASE_URL"].startswith("postgres://registry_app@"), name
+        assert environment["REGISTRY_AUDIT_SEAL_KEY_FILE"].startswith("/run/secrets/")
+        owner = name == "migrate"
+        assert ("DATABASE_OWNER_URL" in environment) == owner, name
+        assert ("postgres_owner_password" in services[name]["secrets"]) == owner, name
+        assert "postgres_superuser_password" not in services[name]["secrets"], name
+    assert services["migrate"]["environment"]["DATABASE_OWNER_URL"].startswith(
+        "postgres://registry_owner@"
+    )
+    init = (DEPLOY / "postgres" / "init-roles.sh").read_text()
+    assert "roles.sql" in init and "ALTER ROLE registry_app PASSWORD" in init
 
 
 def test_it_limits_bodies_in_nginx_as_in_the_settings():

@@ -3,11 +3,14 @@
 gunicorn starts with deploy/gunicorn.conf.py, and the Celery worker and beat start with the
 ExecStart= command lines of deploy/systemd/registry-{web,worker,beat}.service (read from the
 unit files, so that a broken unit fails this test), against a fresh PostgreSQL database and a
-Redis of their own (tests/private_services.py). Then a member submits a case, another looks
-it up, and the expiry job, sent through the broker like beat sends it, expires the case in
-the worker; beat's own schedule runs the audit sealer meanwhile.
+Redis of their own (tests/private_services.py). The database is provisioned by
+deploy/postgres/roles.sql: migrations run as its owner role, every process as its runtime
+role. Then a member submits a case, another looks it up, and the expiry job, sent through the
+broker like beat sends it, expires the case in the worker; beat's own schedule runs the audit
+sealer meanwhile, which signs a checkpoint that `verify_audit --checkpoint` accepts.
 """
 
+import json
 import os
 import re
 import shutil
@@ -25,9 +28,10 @@ from django.utils import timezone
 from tests.factories import case_payload, identifier
 from tests.private_services import (
     ROOT,
+    SEED_SCRIPT,
     Process,
     free_port,
-    migrate_and_seed,
+    manage,
     port_answers,
     private_postgres,
     private_redis,
@@ -43,13 +47,29 @@ TIMEOUT = 15
 DEPLOY = ROOT / "deploy"
 
 
+def provision_roles(superuser_url: str) -> tuple[str, str]:
+    """Run deploy/postgres/roles.sql as the superuser; the runtime and owner URLs."""
+    with psycopg.connect(superuser_url, autocommit=True) as conn:
+        conn.execute((DEPLOY / "postgres" / "roles.sql").read_text())
+    return (
+        superuser_url.replace("postgres@", "registry_app@"),
+        superuser_url.replace("postgres@", "registry_owner@"),
+    )
+
+
 def test_it_runs_a_submission_a_lookup_and_an_expiry_on_the_deployed_processes(tmp_path):
     with private_postgres() as pg, private_redis() as redis, time_limit(240):
         pg.create_database("registry_e2e")
+        app_url, owner_url = provision_roles(pg.url("registry_e2e"))
         env = registry_env(
-            database_url=pg.url("registry_e2e"), redis_url=redis.url(0), broker_url=redis.url(1)
+            database_url=app_url,
+            redis_url=redis.url(0),
+            broker_url=redis.url(1),
+            REGISTRY_AUDIT_CHECKPOINT_DIR=str(tmp_path / "checkpoints"),
         )
-        keys = migrate_and_seed(env)
+        manage({**env, "DATABASE_OWNER_URL": owner_url}, "migrate", "--no-input", timeout=300)
+        out = manage(env, "shell", "-c", SEED_SCRIPT).stdout
+        keys = json.loads(re.search(r"^KEYS=(.*)$", out, flags=re.MULTILINE).group(1))
         web, base = start_web(env, tmp_path / "web.log")
         worker = Process(unit_command("registry-worker"), env, tmp_path / "worker.log")
         beat = Process(unit_command("registry-beat"), env, tmp_path / "beat.log")
@@ -58,6 +78,7 @@ def test_it_runs_a_submission_a_lookup_and_an_expiry_on_the_deployed_processes(t
         try:
             run_the_scenario(base, keys, pg.url("registry_e2e"), redis.url(1), worker, beat)
             assert_access_log_keeps_tokens_out(base, keys, web)
+            assert_the_worker_signed_a_checkpoint(env, tmp_path / "checkpoints")
         finally:
             beat.stop()
             worker.stop()
@@ -122,6 +143,16 @@ def run_the_scenario(base, keys, database_url, broker_url, worker, beat) -> None
             )
 
     wait_for(sealed_by_beat, 60, "beat to have the worker seal the audit trail", interval=1)
+
+
+def assert_the_worker_signed_a_checkpoint(env: dict, folder: Path) -> None:
+    """The sealer (in the worker, as the runtime role) signed the chain's head into the
+    checkpoint directory; verify_audit proves the chain against that file."""
+    wait_for(lambda: any(folder.glob("audit-checkpoint-*.json")), 30, "a checkpoint file")
+    (written, *_) = sorted(folder.glob("audit-checkpoint-*.json"))
+    assert json.loads(written.read_text())["format"].startswith("consortium-registry-audit")
+    result = manage(env, "verify_audit", "--checkpoint", str(written))
+    assert "Audit trail intact" in result.stdout and "1 from files" in result.stdout
 
 
 def assert_access_log_keeps_tokens_out(base, keys, web) -> None:

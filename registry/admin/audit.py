@@ -14,7 +14,7 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import Exists, OuterRef
-from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.http import Http404, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
@@ -34,7 +34,14 @@ from registry.admin.common import (
 )
 from registry.admin.site import site
 from registry.models import AuditEvent, AuditSeal
-from registry.services.audit import audit_record, audit_seal_lag_seconds, audit_verify
+from registry.services.audit import (
+    audit_checkpoint_latest,
+    audit_record,
+    audit_seal_lag_seconds,
+    audit_verify,
+    checkpoint_document,
+    checkpoint_filename,
+)
 
 CSV_COLUMNS = (
     "id",
@@ -233,6 +240,7 @@ class AuditEventAdmin(RegistryModelAdmin):
             **(extra_context or {}),
             "registry_tools": [
                 Tool(_("Verify chain"), admin_url(AuditEvent, "verify")),
+                Tool(_("Latest checkpoint (JSON)"), admin_url(AuditEvent, "checkpoint")),
                 Tool(
                     _("Export CSV (this filter)"),
                     admin_url(AuditEvent, "export") + _query_string(request),
@@ -252,6 +260,11 @@ class AuditEventAdmin(RegistryModelAdmin):
                 "export/",
                 self.admin_site.admin_view(self.export_view),
                 name=self.url_name("export"),
+            ),
+            path(
+                "checkpoint/",
+                self.admin_site.admin_view(self.checkpoint_view),
+                name=self.url_name("checkpoint"),
             ),
         ]
         return own + super().get_urls()
@@ -281,6 +294,8 @@ class AuditEventAdmin(RegistryModelAdmin):
             "started": started,
             "seconds": (timezone.now() - started).total_seconds(),
             "seal_lag": audit_seal_lag_seconds(),
+            "checkpoint": audit_checkpoint_latest(),
+            "checkpoint_url": admin_url(AuditEvent, "checkpoint"),
             "bad_event_url": (
                 admin_url(AuditEvent, "change", result.first_bad_event_id)
                 if result.first_bad_event_id
@@ -288,6 +303,21 @@ class AuditEventAdmin(RegistryModelAdmin):
             ),
         }
         return TemplateResponse(request, "registry/admin/audit_verify.html", context)
+
+    # --- Checkpoint ---------------------------------------------------------------------------
+    def checkpoint_view(self, request):
+        """The newest signed checkpoint as its JSON file, to keep outside the database."""
+        require(self.has_view_permission(request))
+        checkpoint = audit_checkpoint_latest()
+        if checkpoint is None:
+            raise Http404(_("No checkpoint has been signed yet."))
+        response = HttpResponse(
+            json.dumps(checkpoint_document(checkpoint), indent=2) + "\n",
+            content_type="application/json",
+        )
+        filename = checkpoint_filename(checkpoint)
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
 
     # --- Export -------------------------------------------------------------------------------
     def export_view(self, request):

@@ -21,9 +21,9 @@ from registry.admin.common import actor_for, category_label, scope_labels
 from registry.selectors import dashboard as numbers
 from registry.selectors.abuse import ThrottledMember, refused_windows, throttled_members
 from registry.services.abuse import AUDIT_ACTION as THROTTLED_ACTION
-from registry.services.audit import audit_seal_lag_seconds
+from registry.services.audit import audit_checkpoint_latest, audit_seal_lag_seconds
 
-CACHE_KEY = "admin:dashboard:v2"  # v2: with the throttled members
+CACHE_KEY = "admin:dashboard:v3"  # v3: with the newest audit checkpoint
 CACHE_SECONDS = 60
 DAYS = 30
 THROTTLED_DAYS = 7
@@ -155,6 +155,7 @@ def _numbers(actor: Actor) -> dict:
         "members": numbers.top_members_by_lookups(days=DAYS, limit=10, now=now),
         "jobs": numbers.job_health(job_names=tuple(JOB_NAMES), now=now),
         "seal_lag": audit_seal_lag_seconds(),
+        "checkpoint": audit_checkpoint_latest(),
         "throttled": throttled_members(actor=actor, since=throttled_since),
         "throttled_windows": refused_windows(actor=actor, since=throttled_since),
         "computed_at": now,
@@ -188,6 +189,17 @@ def job_rows(jobs: list[numbers.JobHealth]) -> list[dict]:
             }
         )
     return rows
+
+
+def checkpoint_tile(checkpoint, *, now: datetime) -> dict:
+    """The newest signed checkpoint of the audit chain, for officers to keep a copy outside
+    the database; alarmed when the sealer has not signed one for two intervals."""
+    overdue = timedelta(seconds=2 * settings.REGISTRY_AUDIT_CHECKPOINT_SECONDS)
+    return {
+        "checkpoint": checkpoint,
+        "alarm": checkpoint is None or checkpoint.signed_at < now - overdue,
+        "url": reverse("admin:registry_auditevent_checkpoint"),
+    }
 
 
 def refusals_url(member_id: int | None = None) -> str:
@@ -244,6 +256,7 @@ def dashboard_context(request) -> dict:
             "jobs": job_rows(data["jobs"]),
             "seal_lag_seconds": round(lag),
             "seal_alarm": lag > settings.REGISTRY_AUDIT_SEAL_LAG_ALARM_SECONDS,
+            "checkpoint": checkpoint_tile(data["checkpoint"], now=data["computed_at"]),
             "throttled_days": THROTTLED_DAYS,
             "throttled": throttled,
             "throttled_recent": sum(1 for row in throttled if row["recent"]),

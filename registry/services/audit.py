@@ -6,14 +6,25 @@ freely inside the caller's transaction, and `audit_seal` (a job that runs every 
 and under an advisory lock so two sealers never interleave) walks the committed, unsealed
 events in id order and appends one AuditSeal per event:
 
-    hash_n = SHA-256(hash_{n-1} || canonical JSON of event n || n)
+    hash_n = HMAC-SHA256(sealing key, hash_{n-1} || canonical JSON of event n || n)
+
+The sealing key (REGISTRY_AUDIT_SEAL_KEY) lives in configuration, not in the database: whoever
+can only write to the database cannot compute a seal. At least hourly the sealer also signs
+the chain's head (seq, hash, time) with the registry's Ed25519 key (REGISTRY_AUDIT_SIGNING_SEED)
+as an AuditCheckpoint, writes it to REGISTRY_AUDIT_CHECKPOINT_DIR and shows it in the admin,
+so that a copy can be kept outside the database (mailed, printed, published).
 
 Guarantees:
-- always: the database refuses UPDATE, DELETE and TRUNCATE on both tables (triggers), so the
-  application, the admin and any SQL client without superuser rights cannot change history;
+- always: the application connects as a role that may only INSERT and SELECT the audit tables
+  and owns nothing (deploy/postgres/roles.sql), and the tables' triggers refuse UPDATE, DELETE
+  and TRUNCATE from everyone else, so the application, the admin and any SQL client without
+  the owner's or a superuser's rights cannot change history;
 - once sealed: any edit, deletion or insertion of a sealed event, even by a database
   superuser who disables the triggers, is detected by `verify_audit`, which names the first
-  event that fails;
+  event that fails, unless the sealing key is known too;
+- once checkpointed: even someone holding the sealing key who rewrites the chain from
+  genesis fails `verify_audit --checkpoint FILE` against a checkpoint kept elsewhere (the
+  signing key cannot help them: the copy outside already exists);
 - between insert and seal (normally seconds; an alarm shows in /readyz and the admin past
   REGISTRY_AUDIT_SEAL_LAG_ALARM_SECONDS): an event is protected by the triggers only. An event
   whose id is below the highest sealed id but has no seal was inserted after sealing and is
@@ -26,22 +37,37 @@ and whose time is older than LATE_COMMIT_WINDOW cannot be a late commit (no tran
 lasts that long): `verify_audit` reports it as inserted.
 """
 
+import base64
 import hashlib
+import hmac
 import json
+import os
+import tempfile
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
 
+import pysodium
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
 
 from registry.actors import Actor
-from registry.models import AuditEvent, AuditSeal
+from registry.audit_actions import AuditAction
+from registry.models import AuditCheckpoint, AuditEvent, AuditSeal
 from registry.sql import execute_binary, unnest_insert, unnest_params
 
 GENESIS_HASH = "0" * 64
 SEAL_LOCK_ID = 0x5EA1  # pg_advisory_xact_lock key for the sealer
 LATE_COMMIT_WINDOW = timedelta(hours=1)
+CHECKPOINT_FORMAT = "consortium-registry-audit-checkpoint/1"
+# A checkpoint is due this much before the interval is up, so that the sealer (every 10 s)
+# never lets the newest one grow older than the interval.
+CHECKPOINT_SLACK = timedelta(seconds=30)
+_ED25519_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")  # DER SubjectPublicKeyInfo
 
 
 def audit_record(
@@ -124,8 +150,32 @@ def event_digest_input(event: AuditEvent) -> bytes:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
+def _hex_key(name: str, value: str) -> bytes:
+    try:
+        key = bytes.fromhex(value or "")
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise ImproperlyConfigured(f"{name} must be 32 bytes written as 64 hex characters")
+    return key
+
+
+@lru_cache(maxsize=4)
+def _keyed_mac(key_hex: str):
+    """The HMAC state after the key, copied for each seal (cheaper than re-keying)."""
+    return hmac.new(_hex_key("REGISTRY_AUDIT_SEAL_KEY", key_hex), digestmod="sha256")
+
+
+def seal_mac(seq: int):
+    """A fresh MAC for seal `seq`: keyed, except for the seals made before keyed sealing
+    (1..REGISTRY_AUDIT_UNKEYED_SEALS_UNTIL, plain SHA-256, set by the operator who upgraded)."""
+    if seq <= settings.REGISTRY_AUDIT_UNKEYED_SEALS_UNTIL:
+        return hashlib.sha256()
+    return _keyed_mac(settings.REGISTRY_AUDIT_SEAL_KEY).copy()
+
+
 def chain_hash(prev_hash: str, event: AuditEvent, seq: int) -> str:
-    h = hashlib.sha256()
+    h = seal_mac(seq)
     h.update(prev_hash.encode())
     h.update(event_digest_input(event))
     h.update(str(seq).encode())
@@ -181,6 +231,171 @@ def audit_seal_lag_seconds() -> float:
     return (timezone.now() - oldest).total_seconds() if oldest else 0.0
 
 
+# --- Checkpoints ----------------------------------------------------------------------------
+@lru_cache(maxsize=4)
+def _signing_keypair(seed_hex: str) -> tuple[bytes, bytes]:
+    return pysodium.crypto_sign_seed_keypair(_hex_key("REGISTRY_AUDIT_SIGNING_SEED", seed_hex))
+
+
+def signing_public_key() -> str:
+    """The registry's checkpoint public key (hex), derived from the configured seed."""
+    return _signing_keypair(settings.REGISTRY_AUDIT_SIGNING_SEED)[0].hex()
+
+
+def key_id(public_key_hex: str) -> str:
+    return hashlib.sha256(bytes.fromhex(public_key_hex)).hexdigest()[:16]
+
+
+def _time_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def checkpoint_message(*, seq: int, hash: str, time: str) -> bytes:  # noqa: A002 - the field
+    """The exact bytes the registry signs: one line, so that an auditor can check the
+    signature with any Ed25519 tool (openssl pkeyutl -verify -rawin)."""
+    return f"{CHECKPOINT_FORMAT} seq={seq} hash={hash} time={time}".encode()
+
+
+def checkpoint_document(checkpoint: AuditCheckpoint) -> dict:
+    """The self-describing JSON of a checkpoint: what goes to the file and the download."""
+    time = _time_text(checkpoint.signed_at)
+    der = _ED25519_SPKI_PREFIX + bytes.fromhex(checkpoint.public_key)
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "seq": checkpoint.seq,
+        "hash": checkpoint.hash,
+        "time": time,
+        "key_id": checkpoint.key_id,
+        "public_key": checkpoint.public_key,
+        "public_key_pem": "-----BEGIN PUBLIC KEY-----\n"
+        + base64.b64encode(der).decode()
+        + "\n-----END PUBLIC KEY-----\n",
+        "signed_message": checkpoint_message(
+            seq=checkpoint.seq, hash=checkpoint.hash, time=time
+        ).decode(),
+        "signature": checkpoint.signature,
+        "algorithm": "Ed25519 (RFC 8032) over signed_message as UTF-8; signature in hex",
+        "meaning": "The registry's audit chain had sealed `seq` events, the last seal's hash "
+        "being `hash`, at `time`. manage.py verify_audit --checkpoint FILE checks that the "
+        "chain still has this hash at this position.",
+    }
+
+
+def checkpoint_filename(checkpoint: AuditCheckpoint) -> str:
+    stamp = checkpoint.signed_at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"audit-checkpoint-{checkpoint.seq:012d}-{stamp}.json"
+
+
+@transaction.atomic
+def audit_checkpoint(*, now: datetime | None = None, force: bool = False) -> AuditCheckpoint | None:
+    """Sign the chain's head if the newest checkpoint is older than
+    REGISTRY_AUDIT_CHECKPOINT_SECONDS (or `force`). Returns the new checkpoint, or None when
+    none was due, the chain is empty or the sealer holds the lock (the next run retries)."""
+    now = (now or timezone.now()).replace(microsecond=0)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [SEAL_LOCK_ID])
+        if not cursor.fetchone()[0]:
+            return None
+    newest = AuditCheckpoint.objects.order_by("-signed_at").first()
+    interval = timedelta(seconds=settings.REGISTRY_AUDIT_CHECKPOINT_SECONDS)
+    if newest and not force and newest.signed_at > now - interval + CHECKPOINT_SLACK:
+        return None
+    head = AuditSeal.objects.order_by("-seq").first()
+    if head is None:
+        return None
+    public_key, secret_key = _signing_keypair(settings.REGISTRY_AUDIT_SIGNING_SEED)
+    message = checkpoint_message(seq=head.seq, hash=head.hash, time=_time_text(now))
+    checkpoint = AuditCheckpoint.objects.create(
+        seq=head.seq,
+        hash=head.hash,
+        signed_at=now,
+        key_id=key_id(public_key.hex()),
+        public_key=public_key.hex(),
+        signature=pysodium.crypto_sign_detached(message, secret_key).hex(),
+    )
+    audit_record(
+        actor=Actor.system(),
+        action=AuditAction.AUDIT_CHECKPOINTED,
+        object_type="audit_checkpoint",
+        object_id=str(checkpoint.pk),
+        details={"seq": checkpoint.seq, "hash": checkpoint.hash, "key_id": checkpoint.key_id},
+    )
+    # Written before the commit, not on_commit: a file that cannot be written fails the run,
+    # which rolls the checkpoint back and retries it on the next one. (A file whose commit then
+    # fails still states a true head.)
+    _write_checkpoint_file(checkpoint)
+    return checkpoint
+
+
+def _write_checkpoint_file(checkpoint: AuditCheckpoint) -> None:
+    folder = settings.REGISTRY_AUDIT_CHECKPOINT_DIR
+    if not folder:
+        return
+    target = Path(folder)
+    target.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(checkpoint_document(checkpoint), indent=2) + "\n"
+    handle, temporary = tempfile.mkstemp(dir=target, prefix=".checkpoint-", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temporary, 0o644)  # a public statement: the auditors' copy job reads it
+        os.replace(temporary, target / checkpoint_filename(checkpoint))
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def audit_checkpoint_latest() -> AuditCheckpoint | None:
+    return AuditCheckpoint.objects.order_by("-signed_at", "-id").first()
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be trusted (malformed, unknown key, bad signature)."""
+
+
+@dataclass(frozen=True)
+class TrustedCheckpoint:
+    seq: int
+    hash: str
+    time: str
+    key_id: str
+    source: str
+
+
+def checkpoint_parse(
+    text: str, *, trusted_public_keys: set[str], source: str = "checkpoint"
+) -> TrustedCheckpoint:
+    """A checkpoint document whose signature verifies under one of the trusted public keys.
+    The message is rebuilt from the fields: a `signed_message` that says otherwise counts
+    for nothing."""
+    try:
+        document = json.loads(text)
+        seq, chain, time = document["seq"], document["hash"], document["time"]
+        public_key, signature = document["public_key"], bytes.fromhex(document["signature"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{source}: not a registry checkpoint") from exc
+    if document.get("format") != CHECKPOINT_FORMAT or not (
+        isinstance(seq, int)
+        and seq > 0
+        and isinstance(chain, str)
+        and len(chain) == 64
+        and isinstance(time, str)
+        and isinstance(public_key, str)
+    ):
+        raise CheckpointError(f"{source}: not a registry checkpoint")
+    if public_key.lower() not in {k.lower() for k in trusted_public_keys}:
+        raise CheckpointError(f"{source}: signed by a key this registry does not trust")
+    try:
+        pysodium.crypto_sign_verify_detached(
+            signature, checkpoint_message(seq=seq, hash=chain, time=time), bytes.fromhex(public_key)
+        )
+    except ValueError as exc:
+        raise CheckpointError(f"{source}: the signature does not verify") from exc
+    return TrustedCheckpoint(seq, chain, time, key_id(public_key), source)
+
+
 @dataclass
 class VerifyResult:
     ok: bool
@@ -188,10 +403,26 @@ class VerifyResult:
     unsealed: int
     first_bad_event_id: int | None = None
     problem: str = ""
+    checkpoints: int = 0
 
 
-def audit_verify() -> VerifyResult:
-    """Walk the chain in seal order; report the first event that fails."""
+def audit_verify(*, checkpoints: tuple[TrustedCheckpoint, ...] = ()) -> VerifyResult:
+    """Walk the chain in seal order and report the first event that fails; then check that
+    the chain still has the head of every stored checkpoint and of `checkpoints` (parsed
+    from copies kept outside the database: the proof against a chain rewritten with the
+    sealing key)."""
+    result = _verify_chain()
+    if not result.ok:
+        return result
+    bad = _verify_checkpoints(checkpoints, result.checked)
+    if bad:
+        return bad
+    result = _verify_unsealed(result.checked)
+    result.checkpoints = AuditCheckpoint.objects.count() + len(checkpoints)
+    return result
+
+
+def _verify_chain() -> VerifyResult:
     prev_hash = GENESIS_HASH
     checked = 0
     batch: list[AuditSeal] = []
@@ -208,7 +439,65 @@ def audit_verify() -> VerifyResult:
         if bad:
             return bad
         checked += len(batch)
-    return _verify_unsealed(checked)
+    return VerifyResult(True, checked, 0)
+
+
+def _verify_checkpoints(external: tuple[TrustedCheckpoint, ...], checked: int):
+    """Every stored checkpoint must carry a valid signature; it and every external one must
+    name a seal the (already verified) chain has, with the same hash."""
+    heads = [
+        (
+            TrustedCheckpoint(cp.seq, cp.hash, _time_text(cp.signed_at), cp.key_id, "stored"),
+            cp,
+        )
+        for cp in AuditCheckpoint.objects.order_by("seq", "id")
+    ]
+    heads += [(cp, None) for cp in external]
+    seals = AuditSeal.objects.filter(seq__in={head.seq for head, _ in heads})
+    hashes, events = {}, {}
+    for seq, seal_hash, event_id in seals.values_list("seq", "hash", "event_id"):
+        hashes[seq], events[seq] = seal_hash, event_id
+    for head, stored in heads:
+        label = (
+            f"the checkpoint of {head.time} (seal {head.seq})"
+            if stored is None
+            else f"stored checkpoint {stored.pk} ({head.time}, seal {head.seq})"
+        )
+        if stored is not None and not _stored_signature_ok(stored):
+            return VerifyResult(
+                False, checked, 0, None, f"{label} has a bad signature: it was forged or edited"
+            )
+        if head.seq not in hashes:
+            return VerifyResult(
+                False,
+                checked,
+                0,
+                None,
+                f"the chain has {checked} seals, fewer than {label}: sealed events were removed",
+            )
+        if hashes[head.seq] != head.hash:
+            return VerifyResult(
+                False,
+                checked,
+                0,
+                events[head.seq],
+                f"the chain does not match {label}: sealed history was rewritten at or "
+                "before this event",
+            )
+    return None
+
+
+def _stored_signature_ok(checkpoint: AuditCheckpoint) -> bool:
+    message = checkpoint_message(
+        seq=checkpoint.seq, hash=checkpoint.hash, time=_time_text(checkpoint.signed_at)
+    )
+    try:
+        pysodium.crypto_sign_verify_detached(
+            bytes.fromhex(checkpoint.signature), message, bytes.fromhex(checkpoint.public_key)
+        )
+    except ValueError:
+        return False
+    return True
 
 
 def _verify_batch(batch: list[AuditSeal], prev_hash: str, checked: int):
@@ -230,9 +519,10 @@ def _verify_batch(batch: list[AuditSeal], prev_hash: str, checked: int):
                 False, checked + offset, 0, seal.event_id, "sealed event was deleted"
             )
         if seal.prev_hash != prev_hash or chain_hash(prev_hash, event, seal.seq) != seal.hash:
-            return prev_hash, VerifyResult(
-                False, checked + offset, 0, event.pk, "event does not match its seal: it was edited"
-            )
+            problem = "event does not match its seal: it was edited"
+            if seal.seq == 1:  # every seal fails from the first: perhaps the wrong key
+                problem += " (or REGISTRY_AUDIT_SEAL_KEY is not the key that sealed the trail)"
+            return prev_hash, VerifyResult(False, checked + offset, 0, event.pk, problem)
         prev_hash = seal.hash
     return prev_hash, None
 

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 
 from registry.models import JobRun, OutboxTask
-from registry.services.audit import audit_seal, audit_seal_lag_seconds
+from registry.services.audit import audit_checkpoint, audit_seal, audit_seal_lag_seconds
 from registry.services.jobs.batches import delete_in_batches, job_batch_size, job_now
 from registry.services.outbox import outbox_sweep
 
@@ -19,7 +19,9 @@ def audit_seal_run(
     *, now: datetime | None = None, batch_size: int | None = None, max_batches: int | None = None
 ) -> dict:
     """Seal every committed, unsealed audit event (each call of audit_seal is one transaction
-    of at most SEAL_CHUNK events). Stops early when another sealer holds the lock."""
+    of at most SEAL_CHUNK events). Stops early when another sealer holds the lock. Then signs
+    a checkpoint of the head when the newest is about to be REGISTRY_AUDIT_CHECKPOINT_SECONDS
+    old (the sealer runs every 10 seconds: no separate schedule to forget)."""
     sealed = calls = 0
     while max_batches is None or calls < max_batches:
         count = audit_seal(limit=SEAL_CHUNK)
@@ -27,7 +29,14 @@ def audit_seal_run(
         sealed += count
         if count < SEAL_CHUNK:
             break
-    return {"sealed": sealed, "batches": calls, "lag_seconds": round(audit_seal_lag_seconds(), 1)}
+    checkpoint = audit_checkpoint(now=now)
+    summary = {"sealed": sealed, "batches": calls}
+    if checkpoint is not None:
+        # The checkpoint's own audit event, sealed now rather than on the next run.
+        audit_seal(limit=SEAL_CHUNK)
+        summary["checkpoint"] = {"id": checkpoint.pk, "seq": checkpoint.seq}
+    summary["lag_seconds"] = round(audit_seal_lag_seconds(), 1)
+    return summary
 
 
 def outbox_sweep_run(
