@@ -258,6 +258,7 @@ def test_it_ships_systemd_units_that_systemd_accepts(tmp_path):
 
 def test_it_runs_exactly_one_beat_and_hands_secrets_over_as_files():
     units = {p.stem: p.read_text() for p in (DEPLOY / "systemd").glob("*.service")}
+    units.pop("registry-custodian")  # another operator's machine: tests/test_custodian_deploy.py
     assert set(units) == {"registry-web", "registry-worker", "registry-beat", "registry-migrate"}
     for name, text in units.items():
         assert "EnvironmentFile=/etc/registry/registry.env" in text
