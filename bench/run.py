@@ -293,7 +293,7 @@ def post(ctx: Context, path: str, body: str) -> dict:
 
 def prepare(ctx: Context) -> None:
     from registry.actors import Actor
-    from registry.api.throttling import forget_limits
+    from registry.services.quotas import member_limits_forget
     from registry.models import Member
     from registry.services.api_keys import api_key_issue
 
@@ -307,7 +307,7 @@ def prepare(ctx: Context) -> None:
         scopes=["lookup", "submit", "dispute"],
     )
     ctx.key = issued.raw_key
-    forget_limits(member.pk)
+    member_limits_forget(member.pk)
 
 
 def clean_up(ctx: Context, marker: dict) -> None:

@@ -10,7 +10,7 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext, gettext_lazy
 
 from registry.actors import Actor
 from registry.errors import RegistryError
@@ -47,7 +47,11 @@ def related_filter(title):
 
 
 def scope_labels(scopes) -> str:
-    return ", ".join(str(Scope(s).label) if s in Scope.values else s for s in scopes)
+    """Key scopes, and the limits' own scope "evaluate" (one budget per member)."""
+    return ", ".join(
+        str(Scope(s).label) if s in Scope.values else gettext("OPRF evaluate") if s == "evaluate" else s
+        for s in scopes
+    )
 
 
 def status_pill(value: str, label: str) -> str:

@@ -35,9 +35,8 @@ from registry.admin.common import (
 )
 from registry.admin.dashboard import THROTTLED_DAYS, refusals_url
 from registry.admin.site import site
-from registry.api.throttling import forget_limits
 from registry.errors import RegistryError
-from registry.models import MEMBER_SCOPES, ApiKey, Member, Scope
+from registry.models import MEMBER_SCOPES, ApiKey, LimitScope, Member, Scope
 from registry.selectors.abuse import last_refused_at
 from registry.services.api_keys import api_key_issue, api_key_revoke
 from registry.services.members import (
@@ -62,9 +61,9 @@ class MemberStatusForm(forms.Form):
 
 
 class MemberLimitForm(forms.Form):
-    scope = forms.ChoiceField(label=gettext_lazy("Scope"), choices=MEMBER_SCOPE_CHOICES)
-    per_minute = forms.IntegerField(label=gettext_lazy("Requests per minute"), min_value=1)
-    per_day = forms.IntegerField(label=gettext_lazy("Requests per day"), min_value=1)
+    scope = forms.ChoiceField(label=gettext_lazy("Scope"), choices=LimitScope.choices)
+    per_minute = forms.IntegerField(label=gettext_lazy("Units per minute"), min_value=1)
+    per_day = forms.IntegerField(label=gettext_lazy("Units per day"), min_value=1)
 
 
 class IssueKeyForm(forms.Form):
@@ -261,7 +260,7 @@ class MemberAdmin(RegistryModelAdmin):
         form = MemberLimitForm(
             request.POST or None,
             initial={
-                "scope": Scope.LOOKUP,
+                "scope": LimitScope.LOOKUP,
                 "per_minute": settings.REGISTRY_DEFAULT_RATE_PER_MINUTE,
                 "per_day": settings.REGISTRY_DEFAULT_QUOTA_PER_DAY,
             },
@@ -272,8 +271,6 @@ class MemberAdmin(RegistryModelAdmin):
             except RegistryError as exc:
                 report_error(request, exc)
             else:
-                # The API caches limits for 30 s; the new one applies from the next call.
-                forget_limits(member.pk)
                 messages.success(
                     request,
                     _("Rate limit for %(scope)s set.") % {"scope": form.cleaned_data["scope"]},
@@ -284,7 +281,11 @@ class MemberAdmin(RegistryModelAdmin):
             title=_("Set rate limit"),
             form=form,
             obj=member,
-            intro=_("Defaults: %(minute)d requests per minute and %(day)d per day, per scope.")
+            intro=_(
+                "Limits count units of work: an evaluate costs one unit per element, a lookup "
+                "one per identifier, any other call one. Defaults: %(minute)d units per minute "
+                "and %(day)d per day, per scope."
+            )
             % {
                 "minute": settings.REGISTRY_DEFAULT_RATE_PER_MINUTE,
                 "day": settings.REGISTRY_DEFAULT_QUOTA_PER_DAY,
