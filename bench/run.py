@@ -293,9 +293,9 @@ def post(ctx: Context, path: str, body: str) -> dict:
 
 def prepare(ctx: Context) -> None:
     from registry.actors import Actor
-    from registry.services.quotas import member_limits_forget
     from registry.models import Member
     from registry.services.api_keys import api_key_issue
+    from registry.services.quotas import member_limits_forget
 
     member = Member.objects.get(code="BENCH_01")
     ctx.member_id = member.pk

@@ -48,10 +48,13 @@ def related_filter(title):
 
 def scope_labels(scopes) -> str:
     """Key scopes, and the limits' own scope "evaluate" (one budget per member)."""
-    return ", ".join(
-        str(Scope(s).label) if s in Scope.values else gettext("OPRF evaluate") if s == "evaluate" else s
-        for s in scopes
-    )
+    return ", ".join(_scope_label(s) for s in scopes)
+
+
+def _scope_label(scope: str) -> str:
+    if scope in Scope.values:
+        return str(Scope(scope).label)
+    return gettext("OPRF evaluate") if scope == "evaluate" else scope
 
 
 def status_pill(value: str, label: str) -> str:

@@ -38,6 +38,7 @@ from registry.admin.site import site
 from registry.errors import RegistryError
 from registry.models import MEMBER_SCOPES, ApiKey, LimitScope, Member, Scope
 from registry.selectors.abuse import last_refused_at
+from registry.selectors.usage import member_signals, usage_alerts
 from registry.services.api_keys import api_key_issue, api_key_revoke
 from registry.services.members import (
     member_create,
@@ -167,8 +168,17 @@ class MemberAdmin(RegistryModelAdmin):
 
     def extra_change_context(self, request, obj):
         """Limits and keys, shown (not edited) on the member's page: each changes through
-        its own audited action."""
+        its own audited action. The usage signals: today against the member's median."""
+        actor = actor_for(request)
         return {
+            "member_signals": member_signals(
+                actor=actor, member_id=obj.pk, day=timezone.localdate()
+            ),
+            "member_alerts": usage_alerts(
+                actor=actor,
+                since=timezone.now() - timedelta(days=30),
+                member_code=obj.code,
+            ),
             "member_limits": list(obj.limits.order_by("scope")),
             "member_keys": list(obj.api_keys.order_by("-created_at")),
             "default_limits": (

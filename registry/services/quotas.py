@@ -25,6 +25,7 @@ from django.core.cache.backends.redis import RedisCache
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from redis.exceptions import RedisError
 
 from registry.actors import Actor
 from registry.errors import RateLimited
@@ -188,11 +189,9 @@ def quota_consume(*, actor: Actor, scope: str, units: int = 1) -> Budget | None:
         accepted, minute, day = _reserve_in_cache(
             f"rl:{actor.member_id}:{scope}", windows, units, limits
         )
-    except Exception:  # any cache failure: count in PostgreSQL, loudly
+    except (RedisError, OSError):  # the cache is unreachable: count in PostgreSQL, loudly
         _log_fallback(actor.member_id, scope)
-        accepted, minute, day = _reserve_in_database(
-            actor.member_id, scope, windows, units, limits
-        )
+        accepted, minute, day = _reserve_in_database(actor.member_id, scope, windows, units, limits)
     per_minute, per_day = limits
     minute_reset = MINUTE - now % MINUTE
     budget = Budget(per_minute, max(per_minute - minute, 0), minute_reset)
@@ -220,9 +219,3 @@ def _refuse(budget: Budget, units: int, limit: int, reset: int, what: str) -> No
     exc.retry_after = reset
     exc.budget = budget
     raise exc
-
-
-def limiter_fallback_last_used():
-    """When PostgreSQL last counted limits because Redis was unreachable, or None."""
-    row = QuotaCounter.objects.order_by("-updated_at").values_list("updated_at", flat=True)
-    return row.first()
