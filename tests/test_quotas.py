@@ -144,6 +144,7 @@ def refusal_events(party) -> list[AuditEvent]:
 def redis_down(settings, monkeypatch):
     """The shared cache pointed at a port where nothing listens (as when Redis is down)."""
     monkeypatch.setattr(quotas, "_fallback_logged_at", [float("-inf")])
+    monkeypatch.setattr(quotas, "_cache_down_until", [float("-inf")])
     monkeypatch.setattr(quotas, "_reserve_script", None)
     settings.CACHES = {
         "default": {
@@ -228,3 +229,33 @@ def test_an_unknown_limit_scope_is_refused(world):
         member_set_limit(
             actor=Actor.system(), member=world.bob.member, scope="x", per_minute=1, per_day=1
         )
+
+
+@pytest.mark.chaos
+def test_it_counts_in_postgresql_while_a_real_redis_is_stopped_and_returns_to_it(
+    world, settings, monkeypatch
+):
+    from tests.private_services import private_redis
+
+    with private_redis() as redis:
+        settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": redis.url(2)}}
+        monkeypatch.setattr(quotas, "_fallback_logged_at", [float("-inf")])
+        monkeypatch.setattr(quotas, "_cache_down_until", [float("-inf")])
+        monkeypatch.setattr(quotas, "_reserve_script", None)
+        limit(world.bob, "lookup", per_minute=500)
+        assert world.bob.post(LOOKUPS, identifiers(100)).status_code == 200
+        assert used_today(world.bob, "lookup") == 100  # counted in the private Redis
+
+        redis.stop()
+        during = [world.bob.post(LOOKUPS, identifiers(200)).status_code for _ in range(3)]
+
+        assert during == [200, 200, 429]  # still limited: 400 units counted in PostgreSQL
+        assert (
+            QuotaCounter.objects.get(member=world.bob.member, scope="lookup", window="d").used
+            == 400
+        )
+
+        redis.start()
+        quotas._cache_down_until[0] = float("-inf")  # as after CACHE_RETRY_SECONDS
+        assert world.bob.post(LOOKUPS, identifiers(50)).status_code == 200
+        assert used_today(world.bob, "lookup") == 150  # back in Redis (its data survived)

@@ -39,9 +39,13 @@ logger = logging.getLogger(__name__)
 # limiter's own counting.
 LIMITS_CACHE_SECONDS = 5.0
 FALLBACK_LOG_SECONDS = 60.0  # one log line a minute per process while Redis is down
+# After a failure this process counts in PostgreSQL for this long before trying Redis again:
+# an unreachable Redis can cost a connect timeout (2 s) per attempt, not to be paid per call.
+CACHE_RETRY_SECONDS = 5.0
 MINUTE, DAY = 60, 86400
 _limits: dict[tuple[int, str], tuple[float, tuple[int, int]]] = {}  # -> (read at, limits)
 _fallback_logged_at = [float("-inf")]
+_cache_down_until = [float("-inf")]
 _lock = threading.Lock()
 
 
@@ -176,6 +180,16 @@ def _log_fallback(member_id: int, scope: str) -> None:
     )
 
 
+def _reserve(member_id: int, scope: str, windows: tuple[int, int], units: int, limits):
+    if time.monotonic() >= _cache_down_until[0]:
+        try:
+            return _reserve_in_cache(f"rl:{member_id}:{scope}", windows, units, limits)
+        except (RedisError, OSError):  # the cache is unreachable: count in PostgreSQL, loudly
+            _cache_down_until[0] = time.monotonic() + CACHE_RETRY_SECONDS
+            _log_fallback(member_id, scope)
+    return _reserve_in_database(member_id, scope, windows, units, limits)
+
+
 def quota_consume(*, actor: Actor, scope: str, units: int = 1) -> Budget | None:
     """Reserve `units` of the member's minute rate and daily quota for `scope`, or raise
     RateLimited (429) and reserve nothing when either would be passed. Returns the minute
@@ -185,13 +199,7 @@ def quota_consume(*, actor: Actor, scope: str, units: int = 1) -> Budget | None:
     now = int(time.time())
     windows = (now // MINUTE, now // DAY)
     limits = limits_for(actor.member_id, scope)
-    try:
-        accepted, minute, day = _reserve_in_cache(
-            f"rl:{actor.member_id}:{scope}", windows, units, limits
-        )
-    except (RedisError, OSError):  # the cache is unreachable: count in PostgreSQL, loudly
-        _log_fallback(actor.member_id, scope)
-        accepted, minute, day = _reserve_in_database(actor.member_id, scope, windows, units, limits)
+    accepted, minute, day = _reserve(actor.member_id, scope, windows, units, limits)
     per_minute, per_day = limits
     minute_reset = MINUTE - now % MINUTE
     budget = Budget(per_minute, max(per_minute - minute, 0), minute_reset)
