@@ -297,9 +297,9 @@ def post(ctx: Context, path: str, body: str) -> dict:
 
 def prepare(ctx: Context) -> None:
     from registry.actors import Actor
-    from registry.api.throttling import forget_limits
     from registry.models import Member
     from registry.services.api_keys import api_key_issue
+    from registry.services.quotas import member_limits_forget
 
     member = Member.objects.get(code="BENCH_01")
     ctx.member_id = member.pk
@@ -311,7 +311,7 @@ def prepare(ctx: Context) -> None:
         scopes=["lookup", "submit", "dispute"],
     )
     ctx.key = issued.raw_key
-    forget_limits(member.pk)
+    member_limits_forget(member.pk)
 
 
 def clean_up(ctx: Context, marker: dict) -> None:

@@ -591,7 +591,7 @@ def _create_members(conn, plan: SeedPlan) -> list[int]:
         ids.append(row[0])
     # Officers raise the limits of big lenders; the limiter still counts every call.
     for member_id in ids:
-        for scope in ("lookup", "submit", "dispute"):
+        for scope in ("evaluate", "lookup", "submit", "dispute"):
             conn.execute(
                 "INSERT INTO registry_memberlimit (member_id, scope, per_minute, per_day) "
                 "VALUES (%s, %s, 1000000000, 2000000000)",

@@ -147,9 +147,15 @@ REGISTRY_JOB_BATCH_PAUSE_SECONDS = (
     0.0 if IS_PRODUCTION else float(env_str("REGISTRY_JOB_BATCH_PAUSE_SECONDS", "0") or 0)
 )
 REGISTRY_OFFICER_EMAILS = env_list("REGISTRY_OFFICER_EMAILS")
-# Default per-minute rate limits and per-day quotas per scope; officers override per member.
-REGISTRY_DEFAULT_RATE_PER_MINUTE = env_int("REGISTRY_DEFAULT_RATE_PER_MINUTE", 600)
+# Default per-minute rate limits and per-day quotas per scope, in units of work (an evaluated
+# element, a looked-up identifier, any other call); officers override per member. The minute
+# rate must admit a full batch (1000 elements or identifiers).
+REGISTRY_DEFAULT_RATE_PER_MINUTE = env_int("REGISTRY_DEFAULT_RATE_PER_MINUTE", 6000)
 REGISTRY_DEFAULT_QUOTA_PER_DAY = env_int("REGISTRY_DEFAULT_QUOTA_PER_DAY", 200_000)
+# Usage signals (selectors/usage.py): a member's day alerts the officers when a signal reaches
+# this many times the member's own 30-day median, once it has this many days of history.
+REGISTRY_SIGNAL_FACTOR = env_int("REGISTRY_SIGNAL_FACTOR", 5)
+REGISTRY_SIGNAL_MIN_HISTORY_DAYS = env_int("REGISTRY_SIGNAL_MIN_HISTORY_DAYS", 7)
 
 # Request bodies above this are refused before parsing (413).
 REGISTRY_MAX_BODY_BYTES = env_int("REGISTRY_MAX_BODY_BYTES", 2 * 1024 * 1024)

@@ -35,6 +35,7 @@ class AuditAction(models.TextChoices):
     OPRF_EVALUATED = "oprf.evaluated", _("Tokens evaluated")
     IDEMPOTENCY_REPLAYED = "idempotency.replayed", _("Request replayed")
     RATE_LIMIT_EXCEEDED = "rate_limit.exceeded", _("Rate limit exceeded")
+    USAGE_SIGNAL_ALERT = "member.usage_signal", _("Usage far from the member's usual")
 
     # Disputes
     DISPUTE_FILED = "dispute.filed", _("Dispute filed")

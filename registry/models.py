@@ -71,13 +71,24 @@ class Member(models.Model):
         return self.status == self.Status.ACTIVE
 
 
+class LimitScope(models.TextChoices):
+    """What a member's limits count (api.md "Conventions"): units of work, per member. Evaluate
+    has its own budget whichever of the member's keys calls (any member scope may evaluate)."""
+
+    EVALUATE = "evaluate", _("OPRF evaluate (one unit per element)")
+    LOOKUP = "lookup", _("Lookups (one unit per identifier)")
+    SUBMIT = "submit", _("Submit cases (one unit per call)")
+    DISPUTE = "dispute", _("Disputes (one unit per call)")
+
+
 class MemberLimit(models.Model):
-    """Per-member, per-scope rate limit and daily quota set by officers. Absent = defaults."""
+    """Per-member, per-scope rate limit and daily quota in units, set by officers. Absent =
+    defaults."""
 
     member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="limits")
-    scope = models.CharField(_("scope"), max_length=16, choices=Scope.choices)
-    per_minute = models.PositiveIntegerField(_("requests per minute"))
-    per_day = models.PositiveIntegerField(_("requests per day"))
+    scope = models.CharField(_("scope"), max_length=16, choices=LimitScope.choices)
+    per_minute = models.PositiveIntegerField(_("units per minute"))
+    per_day = models.PositiveIntegerField(_("units per day"))
 
     class Meta:
         verbose_name = _("rate limit")
@@ -88,6 +99,57 @@ class MemberLimit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.member_id}:{self.scope} {self.per_minute}/min {self.per_day}/day"
+
+
+class QuotaCounter(models.Model):
+    """Units a member used in its current minute and day window of one scope, counted HERE
+    only while the shared limiter (Redis) is unreachable (services/quotas.py). One row per
+    (member, scope, window kind), reset in place when a new window starts; `updated_at` tells
+    the dashboard when the fallback was last used."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="+")
+    scope = models.CharField(max_length=16, choices=LimitScope.choices)
+    window = models.CharField(max_length=1)  # "m" (minute) or "d" (day)
+    start = models.BigIntegerField()  # the window's number: Unix time // its length
+    used = models.PositiveIntegerField()
+    updated_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["member", "scope", "window"], name="one_quota_counter_per_window"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_id}:{self.scope}:{self.window}{self.start} {self.used}"
+
+
+class MemberDailyUsage(models.Model):
+    """One member's work on one (local) day, rolled up from the lookups, the evaluate audit
+    events and the disputes by services/usage.py: the history the usage signals compare a
+    day against (the member's own 30-day median)."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="daily_usage")
+    day = models.DateField(_("day"))
+    elements_evaluated = models.PositiveBigIntegerField(_("elements evaluated"), default=0)
+    identifiers_looked_up = models.PositiveBigIntegerField(_("identifiers looked up"), default=0)
+    distinct_identifiers = models.PositiveBigIntegerField(
+        _("distinct identifiers looked up"), default=0
+    )
+    identifiers_matched = models.PositiveBigIntegerField(_("identifiers matched"), default=0)
+    disputes_filed = models.PositiveIntegerField(_("disputes filed"), default=0)
+    computed_at = models.DateTimeField(_("computed at"))
+
+    class Meta:
+        verbose_name = _("daily usage")
+        verbose_name_plural = _("daily usage")
+        constraints = [
+            models.UniqueConstraint(fields=["member", "day"], name="one_usage_row_per_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_id}:{self.day}"
 
 
 class ApiKey(models.Model):

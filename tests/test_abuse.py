@@ -37,14 +37,14 @@ def officer_actor(world) -> Actor:
 
 
 def test_it_throttles_a_member_sweeping_the_evaluate_endpoint_and_records_it_once(world):
-    limit(world.bob, "lookup", per_minute=5)
+    limit(world.bob, "evaluate", per_minute=5)
     _blind, element = oprf.blind(b"phone\x00+8613812345678")
     body = {"blinded_elements": [element.hex()]}
     statuses = [world.bob.post(EVALUATE, body).status_code for _ in range(25)]
     assert statuses == [200] * 5 + [429] * 20
     events = refusals(world.bob)
     assert len(events) == 1  # twenty refusals in one minute: one event, not twenty
-    assert events[0].details == {"scope": "lookup", "window": "minute", "limit": 5}
+    assert events[0].details == {"scope": "evaluate", "window": "minute", "limit": 5}
     assert events[0].object_id == world.bob.member.code
     assert events[0].api_key_prefix == world.bob.raw_key.split("_")[1]
 

@@ -34,7 +34,7 @@ def limit(party, *, per_minute: int, per_day: int = 10_000) -> None:
     member_set_limit(
         actor=Actor.system(),
         member=party.member,
-        scope="lookup",
+        scope="evaluate",  # the sweeps below are of the evaluate endpoint
         per_minute=per_minute,
         per_day=per_day,
     )
@@ -100,11 +100,11 @@ def test_it_lists_a_member_that_swept_the_evaluate_endpoint_with_its_scope(world
     response = officer.get(ADMIN)
 
     row = rows_of(response)["BOB_LOANS"]
-    assert (row["scopes"], row["minute_windows"], row["day_windows"]) == ("Lookup", 1, 0)
+    assert (row["scopes"], row["minute_windows"], row["day_windows"]) == ("OPRF evaluate", 1, 0)
     assert row["recent"] and row["first_at"] <= row["last_at"]
     panel = panel_of(response)
     assert "Members throttled (last 7 days)" in panel
-    assert "BOB_LOANS" in panel and "Bob Small Loans" in panel and "<td>Lookup</td>" in panel
+    assert "BOB_LOANS" in panel and "Bob Small Loans" in panel and "<td>OPRF evaluate</td>" in panel
     assert 'class="registry-throttled registry-throttled-recent"' in panel
     assert f'href="{ADMIN}registry/member/{world.bob.member.pk}/change/"' in panel
     assert 'id="tile-throttled"' in response.content.decode()

@@ -10,7 +10,7 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext, gettext_lazy
 
 from registry.actors import Actor
 from registry.errors import RegistryError
@@ -47,7 +47,14 @@ def related_filter(title):
 
 
 def scope_labels(scopes) -> str:
-    return ", ".join(str(Scope(s).label) if s in Scope.values else s for s in scopes)
+    """Key scopes, and the limits' own scope "evaluate" (one budget per member)."""
+    return ", ".join(_scope_label(s) for s in scopes)
+
+
+def _scope_label(scope: str) -> str:
+    if scope in Scope.values:
+        return str(Scope(scope).label)
+    return gettext("OPRF evaluate") if scope == "evaluate" else scope
 
 
 def status_pill(value: str, label: str) -> str:

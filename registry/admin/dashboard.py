@@ -5,6 +5,7 @@ under the strict Content-Security-Policy.
 The numbers come from registry/selectors/dashboard.py (and, for the members refused by their
 rate limit or quota, registry/selectors/abuse.py) and are cached for a minute."""
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
@@ -19,15 +20,23 @@ from django.utils.translation import gettext as _
 from registry.actors import Actor
 from registry.admin.common import actor_for, category_label, scope_labels
 from registry.selectors import dashboard as numbers
-from registry.selectors.abuse import ThrottledMember, refused_windows, throttled_members
+from registry.selectors.abuse import (
+    ThrottledMember,
+    limiter_fallback_last_used,
+    refused_windows,
+    throttled_members,
+)
+from registry.selectors.usage import usage_alerts
 from registry.services.abuse import AUDIT_ACTION as THROTTLED_ACTION
 from registry.services.audit import audit_checkpoint_latest, audit_seal_lag_seconds
 
-CACHE_KEY = "admin:dashboard:v3"  # v3: with the newest audit checkpoint
+logger = logging.getLogger(__name__)
+CACHE_KEY = "admin:dashboard:v4"  # v4: audit checkpoint, limiter fallback, usage signals
 CACHE_SECONDS = 60
 DAYS = 30
 THROTTLED_DAYS = 7
 THROTTLED_RECENT = timedelta(hours=24)  # rows this fresh are highlighted
+LIMITER_FALLBACK_RECENT = timedelta(hours=24)  # the limiter tile is an alarm this long
 
 # Daily chart geometry (SVG user units; the SVG scales to the page width).
 WIDTH, HEIGHT = 960, 240
@@ -141,7 +150,11 @@ def _numbers(actor: Actor) -> dict:
     (the throttled members are every member's, which any officer may see)."""
     from registry.services.jobs import JOB_NAMES
 
-    cached = cache.get(CACHE_KEY)
+    try:
+        cached = cache.get(CACHE_KEY)
+    except Exception:  # Redis down: the dashboard must still show it (and the fallback)
+        logger.warning("dashboard cache unavailable", exc_info=True)
+        cached = None
     if cached is not None:
         return cached
     now = timezone.now()
@@ -158,9 +171,14 @@ def _numbers(actor: Actor) -> dict:
         "checkpoint": audit_checkpoint_latest(),
         "throttled": throttled_members(actor=actor, since=throttled_since),
         "throttled_windows": refused_windows(actor=actor, since=throttled_since),
+        "limiter_fallback_at": limiter_fallback_last_used(),
+        "usage_alerts": usage_alerts(actor=actor, since=throttled_since),
         "computed_at": now,
     }
-    cache.set(CACHE_KEY, data, CACHE_SECONDS)
+    try:
+        cache.set(CACHE_KEY, data, CACHE_SECONDS)
+    except Exception:
+        logger.warning("dashboard cache unavailable", exc_info=True)
     return data
 
 
@@ -236,6 +254,22 @@ def throttled_rows(
     return sorted(rows, key=lambda row: not row["recent"])  # stable: keeps "most refused first"
 
 
+def usage_alert_rows(alerts, *, now: datetime) -> list[dict]:
+    """One row per usage alert (selectors/usage.py), newest first; last 24 h highlighted."""
+    return [
+        {
+            "alert": alert,
+            "recent": alert.raised_at >= now - THROTTLED_RECENT,
+            "member_url": (
+                reverse("admin:registry_member_change", args=[alert.member_id])
+                if alert.member_id
+                else ""
+            ),
+        }
+        for alert in alerts
+    ]
+
+
 def dashboard_context(request) -> dict:
     if not request.user.has_perm("registry.view_case"):
         return {}
@@ -261,6 +295,12 @@ def dashboard_context(request) -> dict:
             "throttled": throttled,
             "throttled_recent": sum(1 for row in throttled if row["recent"]),
             "throttled_url": refusals_url(),
+            "usage_alerts": usage_alert_rows(data["usage_alerts"], now=data["computed_at"]),
+            "limiter_fallback_at": data["limiter_fallback_at"],
+            "limiter_fallback_alarm": bool(
+                data["limiter_fallback_at"]
+                and data["limiter_fallback_at"] >= data["computed_at"] - LIMITER_FALLBACK_RECENT
+            ),
             "computed_at": data["computed_at"],
             "next_refresh": data["computed_at"] + timedelta(seconds=CACHE_SECONDS),
         }

@@ -35,10 +35,10 @@ from registry.admin.common import (
 )
 from registry.admin.dashboard import THROTTLED_DAYS, refusals_url
 from registry.admin.site import site
-from registry.api.throttling import forget_limits
 from registry.errors import RegistryError
-from registry.models import MEMBER_SCOPES, ApiKey, Member, Scope
+from registry.models import MEMBER_SCOPES, ApiKey, LimitScope, Member, Scope
 from registry.selectors.abuse import last_refused_at
+from registry.selectors.usage import member_signals, usage_alerts
 from registry.services.api_keys import api_key_issue, api_key_revoke
 from registry.services.members import (
     member_create,
@@ -62,9 +62,9 @@ class MemberStatusForm(forms.Form):
 
 
 class MemberLimitForm(forms.Form):
-    scope = forms.ChoiceField(label=gettext_lazy("Scope"), choices=MEMBER_SCOPE_CHOICES)
-    per_minute = forms.IntegerField(label=gettext_lazy("Requests per minute"), min_value=1)
-    per_day = forms.IntegerField(label=gettext_lazy("Requests per day"), min_value=1)
+    scope = forms.ChoiceField(label=gettext_lazy("Scope"), choices=LimitScope.choices)
+    per_minute = forms.IntegerField(label=gettext_lazy("Units per minute"), min_value=1)
+    per_day = forms.IntegerField(label=gettext_lazy("Units per day"), min_value=1)
 
 
 class IssueKeyForm(forms.Form):
@@ -168,8 +168,17 @@ class MemberAdmin(RegistryModelAdmin):
 
     def extra_change_context(self, request, obj):
         """Limits and keys, shown (not edited) on the member's page: each changes through
-        its own audited action."""
+        its own audited action. The usage signals: today against the member's median."""
+        actor = actor_for(request)
         return {
+            "member_signals": member_signals(
+                actor=actor, member_id=obj.pk, day=timezone.localdate()
+            ),
+            "member_alerts": usage_alerts(
+                actor=actor,
+                since=timezone.now() - timedelta(days=30),
+                member_code=obj.code,
+            ),
             "member_limits": list(obj.limits.order_by("scope")),
             "member_keys": list(obj.api_keys.order_by("-created_at")),
             "default_limits": (
@@ -261,7 +270,7 @@ class MemberAdmin(RegistryModelAdmin):
         form = MemberLimitForm(
             request.POST or None,
             initial={
-                "scope": Scope.LOOKUP,
+                "scope": LimitScope.LOOKUP,
                 "per_minute": settings.REGISTRY_DEFAULT_RATE_PER_MINUTE,
                 "per_day": settings.REGISTRY_DEFAULT_QUOTA_PER_DAY,
             },
@@ -272,8 +281,6 @@ class MemberAdmin(RegistryModelAdmin):
             except RegistryError as exc:
                 report_error(request, exc)
             else:
-                # The API caches limits for 30 s; the new one applies from the next call.
-                forget_limits(member.pk)
                 messages.success(
                     request,
                     _("Rate limit for %(scope)s set.") % {"scope": form.cleaned_data["scope"]},
@@ -284,7 +291,11 @@ class MemberAdmin(RegistryModelAdmin):
             title=_("Set rate limit"),
             form=form,
             obj=member,
-            intro=_("Defaults: %(minute)d requests per minute and %(day)d per day, per scope.")
+            intro=_(
+                "Limits count units of work: an evaluate costs one unit per element, a lookup "
+                "one per identifier, any other call one. Defaults: %(minute)d units per minute "
+                "and %(day)d per day, per scope."
+            )
             % {
                 "minute": settings.REGISTRY_DEFAULT_RATE_PER_MINUTE,
                 "day": settings.REGISTRY_DEFAULT_QUOTA_PER_DAY,

@@ -86,6 +86,7 @@ class LookupOutput(serializers.Serializer):
 
 class LookupApi(RegistryView):
     required_scopes = ("lookup",)
+    priced_per_item = True  # one unit per identifier
 
     @extend_schema(
         operation_id="lookups_create",
@@ -100,6 +101,7 @@ class LookupApi(RegistryView):
     def post(self, request):
         data = LookupInput(data=request.data)
         data.is_valid(raise_exception=True)
+        self.charge(request, len(data.validated_data["identifiers"]))
         outcome = lookup_perform(
             actor=request.user,
             purpose=data.validated_data["purpose"],

@@ -4,6 +4,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from registry.api.base import RegistryView
+from registry.models import LimitScope
 from registry.services.oprf import MAX_ELEMENTS, key_set, oprf_evaluate
 
 
@@ -71,6 +72,10 @@ PROBLEM = OpenApiResponse(description=_("Problem details (RFC 9457)"))
 
 class OprfEvaluateApi(RegistryView):
     required_scopes = ("lookup", "submit", "dispute")
+    priced_per_item = True  # one unit per element
+
+    def rate_scope(self, request) -> str:
+        return LimitScope.EVALUATE  # one budget per member, whichever key (scope) calls
 
     @extend_schema(
         request=EvaluateInput,
@@ -80,9 +85,10 @@ class OprfEvaluateApi(RegistryView):
     def post(self, request):
         data = EvaluateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        answer = oprf_evaluate(
-            actor=request.user, blinded_elements=data.validated_data["blinded_elements"]
-        )
+        elements = data.validated_data["blinded_elements"]
+        if len(elements) <= MAX_ELEMENTS:  # a larger batch is refused by the service, unpriced
+            self.charge(request, len(elements))
+        answer = oprf_evaluate(actor=request.user, blinded_elements=elements)
         return Response(answer)
 
 

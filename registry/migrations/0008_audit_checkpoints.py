@@ -52,7 +52,7 @@ END $$;
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("registry", "0006_time_ordered_ids"),
+        ("registry", "0007_unit_quotas"),
     ]
 
     operations = [

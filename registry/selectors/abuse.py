@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from django.db.models import Count, Max, Min
 
 from registry.actors import Actor
-from registry.models import AuditEvent, Lookup, Member
+from registry.models import AuditEvent, Lookup, Member, QuotaCounter
 from registry.services.abuse import AUDIT_ACTION
 
 USUAL_VOLUME_DAYS = 28
@@ -97,3 +97,10 @@ def last_refused_at(*, actor: Actor, member_id: int, since: datetime) -> datetim
         .filter(member_id=member_id)
         .aggregate(last=Max("created_at"))["last"]
     )
+
+
+def limiter_fallback_last_used() -> datetime | None:
+    """When limits were last counted in PostgreSQL because the shared limiter (Redis) was
+    unreachable (services/quotas.py), or None. Not scoped to a member: it is an operational
+    fact for officers, and says nothing about any member's use."""
+    return QuotaCounter.objects.aggregate(last=Max("updated_at"))["last"]

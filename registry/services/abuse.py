@@ -18,6 +18,7 @@ from registry.services.audit import audit_record
 logger = logging.getLogger(__name__)
 AUDIT_ACTION = "rate_limit.exceeded"
 WINDOW_SECONDS = {"minute": 60, "day": 86400}
+_local_markers: set[str] = set()  # while the cache is down (a few per member and day)
 
 
 @transaction.atomic
@@ -30,9 +31,10 @@ def rate_limit_exceeded_record(*, actor: Actor, scope: str, limit: int, window: 
     marker = f"abuse:{actor.member_id}:{scope}:{window}:{int(time.time()) // seconds}"
     try:
         first = cache.add(marker, 1, seconds + 60)
-    except Exception:  # without the cache, record rather than stay silent
-        logger.warning("rate-limit marker unavailable; recording anyway", exc_info=True)
-        first = True
+    except Exception:  # without the cache, once per window in this process
+        logger.warning("rate-limit marker unavailable; marking in this process", exc_info=True)
+        first = marker not in _local_markers
+        _local_markers.add(marker)
     if not first:
         return False
     audit_record(

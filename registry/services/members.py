@@ -7,8 +7,9 @@ from django.db import IntegrityError, transaction
 
 from registry.actors import Actor
 from registry.errors import Conflict, ValidationFailed
-from registry.models import Member, MemberLimit
+from registry.models import LimitScope, Member, MemberLimit
 from registry.services.audit import audit_record
+from registry.services.quotas import member_limits_forget
 
 OFFICERS_GROUP = "compliance_officers"
 AUDITORS_GROUP = "compliance_auditors"
@@ -87,6 +88,10 @@ def member_set_status(*, actor: Actor, member: Member, status: str, rationale: s
 def member_set_limit(
     *, actor: Actor, member: Member, scope: str, per_minute: int, per_day: int
 ) -> MemberLimit:
+    """Set the member's limits (in units, see services/quotas.py) for `scope`; every web
+    process applies them within LIMITS_CACHE_SECONDS, this one from its next call."""
+    if scope not in LimitScope.values:
+        raise ValidationFailed("Unknown limit scope.")
     if per_minute < 1 or per_day < 1:
         raise ValidationFailed("Limits must be positive.")
     limit, _created = MemberLimit.objects.update_or_create(
@@ -99,6 +104,7 @@ def member_set_limit(
         object_id=member.code,
         details={"scope": scope, "per_minute": per_minute, "per_day": per_day},
     )
+    transaction.on_commit(lambda: member_limits_forget(member.pk))
     return limit
 
 

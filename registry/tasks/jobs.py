@@ -60,3 +60,8 @@ def audit_seal(now_iso: str | None = None, max_batches: int | None = None) -> di
 @shared_task(name="registry.jobs.pepper_rotation", **RETRY_ON_DATABASE_ERRORS)
 def pepper_rotation(now_iso: str | None = None, max_batches: int | None = None) -> dict:
     return _run("pepper_rotation", now_iso, max_batches)
+
+
+@shared_task(name="registry.jobs.usage_signals", **RETRY_ON_DATABASE_ERRORS)
+def usage_signals(now_iso: str | None = None, max_batches: int | None = None) -> dict:
+    return _run("usage_signals", now_iso, max_batches)
