@@ -98,7 +98,11 @@ def _reference_data(request):
 
         from django.apps import apps
 
-        for module in ("0002_audit_triggers_groups_categories", "0003_beat_schedule"):
+        for module in (
+            "0002_audit_triggers_groups_categories",
+            "0003_beat_schedule",
+            "0009_dispute_quota_scrub",
+        ):
             migration = importlib.import_module(f"registry.migrations.{module}")
             seed = getattr(migration, "seed", None) or migration.seed_schedule
             seed(apps, None)

@@ -558,9 +558,12 @@ def test_it_needs_a_reason_to_withdraw(world):
 
 
 def test_it_withdraws_a_disputed_case_and_upholds_its_dispute(world):
-    case = submit_case(world.alice)
+    ident = identifier("phone", fresh_phone())
+    case = submit_case(world.alice, identifiers=[ident])
     bob = Actor.for_api_key(world.bob.member.api_keys.get())
-    dispute = dispute_file(actor=bob, case_id=case["id"], reason="not_me")
+    dispute = dispute_file(
+        actor=bob, case_id=case["id"], identifier=(ident["kind"], ident["token"]), reason="not_me"
+    )
     assert withdraw(world.alice, case["id"]).status_code == 200
     dispute.refresh_from_db()
     assert dispute.status == "upheld"
@@ -654,7 +657,9 @@ def test_it_never_shows_another_members_case_through_any_endpoint(world, setting
         assert secret not in text
     # a dispute bob files about it names neither the reporter nor its reference, and bob
     # cannot withdraw the case through the dispute either
-    filed = world.bob.post("/api/v1/disputes", {"case_id": case_id, "reason": "not_me"})
+    filed = world.bob.post(
+        "/api/v1/disputes", {"case_id": case_id, "identifier": ident, "reason": "not_me"}
+    )
     assert filed.status_code == 201, filed.content
     dispute_id = filed.json()["id"]
     seen_by_bob = [

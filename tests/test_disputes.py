@@ -32,19 +32,31 @@ def dispute_url(dispute_id, action: str = "") -> str:
     return f"{DISPUTES}/{dispute_id}" + (f"/{action}" if action else "")
 
 
+# The identifier each listed case was reported with: what a member filing a dispute for the
+# data subject holds (file_dispute sends it unless told otherwise).
+IDENTIFIER_OF: dict[str, dict] = {}
+
+
 def listed_case(world, party=None):
     """alice reports a case with a fresh phone; returns (case, the phone's identifier)."""
     ident = identifier("phone", fresh_phone())
-    return submit_case(party or world.alice, identifiers=[ident]), ident
+    case = submit_case(party or world.alice, identifiers=[ident])
+    IDENTIFIER_OF[case["id"]] = ident
+    return case, ident
 
 
-def file_dispute(party, case_id, **overrides) -> dict:
-    body = {
+def dispute_body(case_id, **overrides) -> dict:
+    return {
         "case_id": str(case_id),
+        "identifier": IDENTIFIER_OF[str(case_id)],
         "reason": "identity_stolen",
         "statement": STATEMENT,
         **overrides,
     }
+
+
+def file_dispute(party, case_id, **overrides) -> dict:
+    body = dispute_body(case_id, **overrides)
     response = party.post(DISPUTES, body)
     assert response.status_code == 201, response.content
     return response.json()
@@ -246,7 +258,7 @@ def test_it_allows_one_undecided_dispute_per_case(world):
     case, ident = listed_case(world)
     first = file_dispute(world.bob, case["id"])
     assert_problem(
-        world.carol.post(DISPUTES, {"case_id": case["id"], "reason": "other"}), 409, "conflict"
+        world.carol.post(DISPUTES, dispute_body(case["id"], reason="other")), 409, "conflict"
     )
     assert Dispute.objects.filter(case_id=case["id"]).count() == 1
 
@@ -285,30 +297,39 @@ def test_it_refuses_a_response_after_the_decision_or_a_second_maintain(world):
 
 
 def test_it_refuses_disputes_about_cases_that_are_not_live(world, frozen_now):
+    """The same 422 as for a wrong identifier: filing tells nothing about which cases exist."""
     unknown = "00000000-0000-4000-8000-000000000000"
+    some_phone = identifier("phone", fresh_phone())
     assert_problem(
-        world.bob.post(DISPUTES, {"case_id": unknown, "reason": "not_me"}), 404, "not_found"
+        world.bob.post(DISPUTES, {"case_id": unknown, "identifier": some_phone, "reason": "not_me"}),
+        422,
+        "identifier_not_on_case",
     )
     withdrawn, _ = listed_case(world)
     world.alice.post(f"/api/v1/cases/{withdrawn['id']}/withdraw", {"reason": "Mistake"})
     assert_problem(
-        world.bob.post(DISPUTES, {"case_id": withdrawn["id"], "reason": "not_me"}), 404, "not_found"
+        world.bob.post(DISPUTES, dispute_body(withdrawn["id"])), 422, "identifier_not_on_case"
     )
     expiring, _ = listed_case(world)
     frozen_now.advance(days=6 * 365)  # past its retention; the expiry job has not run
     assert_problem(
-        world.bob.post(DISPUTES, {"case_id": expiring["id"], "reason": "not_me"}), 404, "not_found"
+        world.bob.post(DISPUTES, dispute_body(expiring["id"])), 422, "identifier_not_on_case"
     )
     assert not Dispute.objects.exists()
 
 
 def test_it_validates_what_it_is_sent(world):
-    case, _ = listed_case(world)
+    case, ident = listed_case(world)
     bad = [
-        {"case_id": "not-a-uuid", "reason": "not_me"},
-        {"case_id": case["id"], "reason": "because"},
-        {"case_id": case["id"]},
-        {"case_id": case["id"], "reason": "not_me", "statement": "x" * 5000},
+        {"case_id": "not-a-uuid", "identifier": ident, "reason": "not_me"},
+        {"case_id": case["id"], "identifier": ident, "reason": "because"},
+        {"case_id": case["id"], "identifier": ident},
+        {"case_id": case["id"], "identifier": ident, "reason": "not_me", "statement": "x" * 5000},
+        {"case_id": case["id"], "reason": "not_me"},
+        {"case_id": case["id"], "identifier": ident["token"], "reason": "not_me"},
+        {"case_id": case["id"], "identifier": {**ident, "kind": "fax"}, "reason": "not_me"},
+        {"case_id": case["id"], "identifier": {**ident, "token": "ab" * 10}, "reason": "not_me"},
+        {"case_id": case["id"], "identifier": {"kind": "phone"}, "reason": "not_me"},
     ]
     for body in bad:
         assert_problem(world.bob.post(DISPUTES, body), 400, "validation_error")
@@ -351,7 +372,7 @@ def test_it_screens_statements_and_rationales_for_raw_identifiers(world):
     case, _ = listed_case(world)
     raw = "Call her back on 13812345678 about it"
     assert_problem(
-        world.bob.post(DISPUTES, {"case_id": case["id"], "reason": "not_me", "statement": raw}),
+        world.bob.post(DISPUTES, dispute_body(case["id"], statement=raw)),
         400,
         "raw_pii_rejected",
     )
@@ -421,7 +442,7 @@ def test_it_shows_a_dispute_only_to_the_two_members_concerned_and_officers(world
     # members cannot decide, officers cannot file
     assert_problem(decide(world.alice, dispute["id"], "rejected"), 403, "forbidden_scope")
     assert_problem(
-        world.officer.post(DISPUTES, {"case_id": case["id"], "reason": "other"}),
+        world.officer.post(DISPUTES, dispute_body(case["id"], reason="other")),
         403,
         "forbidden_scope",
     )
@@ -529,8 +550,8 @@ def test_it_accepts_exactly_one_of_two_concurrent_filings(world):
     for _round in range(3):
         case, _ident = listed_case(world)
         first, second = race(
-            lambda c=case: world.bob.post(DISPUTES, {"case_id": c["id"], "reason": "not_me"}),
-            lambda c=case: world.carol.post(DISPUTES, {"case_id": c["id"], "reason": "other"}),
+            lambda c=case: world.bob.post(DISPUTES, dispute_body(c["id"], reason="not_me")),
+            lambda c=case: world.carol.post(DISPUTES, dispute_body(c["id"], reason="other")),
         )
         assert sorted([first.status_code, second.status_code]) == [201, 409]
         assert Dispute.objects.filter(case_id=case["id"]).count() == 1

@@ -102,8 +102,12 @@ def api_schema(db):
 def live_objects(world) -> dict[str, str]:
     """Real ids for the path parameters: alice's case, disputed by bob (so that alice, the
     caller, may read, respond and withdraw, and the officer may decide)."""
-    case = submit_case(world.alice, **case_payload())
-    filed = world.bob.post("/api/v1/disputes", {"case_id": case["id"], "reason": "not_me"})
+    payload = case_payload()
+    case = submit_case(world.alice, **payload)
+    filed = world.bob.post(
+        "/api/v1/disputes",
+        {"case_id": case["id"], "identifier": payload["identifiers"][0], "reason": "not_me"},
+    )
     assert filed.status_code == 201, filed.content
     undisputed = submit_case(world.carol, **case_payload())
     return {

@@ -27,6 +27,7 @@ def _jobs() -> dict[str, Callable[..., dict]]:
     from registry.services.jobs.housekeeping import audit_seal_run, outbox_sweep_run
     from registry.services.jobs.retention import idempotency_retention_run, lookup_log_retention_run
     from registry.services.jobs.rotation import pepper_rotation_run
+    from registry.services.jobs.scrub import closed_text_scrub_run
 
     return {
         "expiry": expiry_run,
@@ -36,6 +37,7 @@ def _jobs() -> dict[str, Callable[..., dict]]:
         "audit_seal": audit_seal_run,
         "dispute_deadlines": _dispute_deadlines_run,
         "pepper_rotation": pepper_rotation_run,
+        "closed_text_scrub": closed_text_scrub_run,
     }
 
 
@@ -47,6 +49,7 @@ JOB_NAMES = (
     "audit_seal",
     "dispute_deadlines",
     "pepper_rotation",
+    "closed_text_scrub",
 )
 
 
