@@ -43,7 +43,12 @@ def rate_limit_exceeded_record(
         action=AUDIT_ACTION,
         object_type="member",
         object_id=actor.member.code,
-        details={"scope": scope, "window": window, "limit": limit, **({"quota": quota} if quota else {})},
+        details={
+            "scope": scope,
+            "window": window,
+            "limit": limit,
+            **({"quota": quota} if quota else {}),
+        },
     )
     logger.warning(
         "member throttled",

@@ -85,9 +85,7 @@ def closed_text_scrub_run(
 @transaction.atomic
 def _scrub_batch(table: str, due, blanks: dict, *, now, cutoff, batch_size: int) -> int:
     ids = list(
-        due.order_by().select_for_update(skip_locked=True).values_list("pk", flat=True)[
-            :batch_size
-        ]
+        due.order_by().select_for_update(skip_locked=True).values_list("pk", flat=True)[:batch_size]
     )
     if not ids:
         return 0
