@@ -836,7 +836,18 @@ def test_it_files_ten_disputes_a_day_by_default_unless_the_officers_set_more(wor
     for case in cases[:10]:
         file_dispute(world.bob, case["id"])
     assert_problem(world.bob.post(DISPUTES, dispute_body(cases[10]["id"])), 429, "rate_limited")
-    Member.objects.filter(pk=world.bob.member.pk).update(dispute_quota_per_day=11)
+    # an officer raises bob's quota on the member's admin page (audited)
+    from tests.test_admin import ADMIN, verified_client
+
+    bob = world.bob.member
+    officer = verified_client(world.officer.user)
+    changed = officer.post(
+        f"{ADMIN}registry/member/{bob.pk}/change/",
+        {"name": bob.name, "contact_email": bob.contact_email, "dispute_quota_per_day": "11"},
+    )
+    assert changed.status_code == 302
+    (event,) = AuditEvent.objects.filter(action="member.limit_set", object_id=bob.code)
+    assert event.details == {"scope": "dispute", "disputes_per_day": 11}
     assert file_dispute(world.bob, cases[10]["id"])["status"] == "open"
     assert_problem(world.bob.post(DISPUTES, dispute_body(cases[11]["id"])), 429, "rate_limited")
     assert case_status(cases[11]["id"]) == "active"
