@@ -142,7 +142,8 @@ class DisputePagination(NewestFirstCursorPagination):
 
 
 class DisputeListCreateApi(RegistryView):
-    """POST files a dispute for a data subject (any member, about any live case). GET lists
+    """POST files a dispute for a data subject (any member, about a live case, with one of the
+    case's identifiers as the proof that it acts for that person). GET lists
     the disputes the member filed or that concern its cases, newest first (officers: all)."""
 
     @property

@@ -1,6 +1,10 @@
-"""Disputes: a data subject contests a listing through any member; the reporting member
-answers; a compliance officer decides. Undecided disputes past their deadline become overdue,
-and their case drops out of lookups (selectors/cases.py) until an officer decides.
+"""Disputes: a data subject contests a listing through any member, which proves it acts for
+that person by sending one of the case's identifiers (a case id alone, as any lookup shows it,
+is not enough: 422 identifier_not_on_case, the same answer as for an unknown case); each
+member may file at most its dispute quota in any 24 hours (a burst past it is refused and
+shown to the officers as a throttled member); the reporting member answers; a compliance
+officer decides. Undecided disputes past their deadline become overdue, and their case drops
+out of lookups (selectors/cases.py) until an officer decides.
 
 Transitions (anything else is 409 invalid_transition and changes nothing):
     open       -> responded               the reporting member maintains the case
@@ -9,8 +13,10 @@ Transitions (anything else is 409 invalid_transition and changes nothing):
     open, responded -> overdue            the deadline passes (read time; the sweep records it)
 
 Every change locks the case row, then its dispute row (always in that order, so two writers
-never deadlock), records its audit event in the same transaction, and sends mail only through
-the outbox. Statements and rationales are never copied into audit details: lengths only.
+never deadlock; filing locks the filing member's row before the case, for its quota, and
+nothing locks a member row after a case row), records its audit event in the same
+transaction, and sends mail only through the outbox. Statements and rationales are never
+copied into audit details: lengths only.
 """
 
 import uuid
