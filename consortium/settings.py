@@ -134,6 +134,12 @@ REGISTRY_AUDIT_CHECKPOINT_SECONDS = env_int("REGISTRY_AUDIT_CHECKPOINT_SECONDS",
 REGISTRY_DISCLOSE_REPORTERS = env_bool("REGISTRY_DISCLOSE_REPORTERS", False)
 REGISTRY_DISPUTE_DEADLINE_DAYS = env_int("REGISTRY_DISPUTE_DEADLINE_DAYS", 20)
 REGISTRY_DISPUTE_REMINDER_DAYS = env_int("REGISTRY_DISPUTE_REMINDER_DAYS", 5)
+# Disputes one member may file in any 24 hours (officers set more per member): each one takes
+# a case out of lookups at once, so a burst is refused and shown to the officers.
+REGISTRY_DISPUTE_QUOTA_PER_DAY = env_int("REGISTRY_DISPUTE_QUOTA_PER_DAY", 10)
+# Days after which the free text of a closed case (reference, subject's statement) and of a
+# decided dispute (statements, rationale) is blanked by the closed_text_scrub job.
+REGISTRY_CLOSED_TEXT_SCRUB_DAYS = env_int("REGISTRY_CLOSED_TEXT_SCRUB_DAYS", 30)
 REGISTRY_DEFAULT_RETENTION_DAYS = env_int("REGISTRY_DEFAULT_RETENTION_DAYS", 1826)
 REGISTRY_VELOCITY_RETENTION_DAYS = env_int("REGISTRY_VELOCITY_RETENTION_DAYS", 90)
 REGISTRY_IDEMPOTENCY_TTL_HOURS = env_int("REGISTRY_IDEMPOTENCY_TTL_HOURS", 48)

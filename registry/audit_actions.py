@@ -59,3 +59,4 @@ class AuditAction(models.TextChoices):
     PEPPER_ROTATION_COMPLETED = "pepper.rotation_completed", _("Pepper rotation completed")
     LOOKUP_LOG_PURGED = "lookup_log.purged", _("Lookup log purged")
     IDEMPOTENCY_KEYS_PURGED = "idempotency_keys.purged", _("Idempotency keys purged")
+    CLOSED_TEXT_SCRUBBED = "closed_text.scrubbed", _("Text of closed cases and disputes scrubbed")

@@ -68,6 +68,16 @@ class IdempotencyMismatch(RegistryError):
     title = _("Idempotency key reused with another request")
 
 
+class IdentifierNotOnCase(RegistryError):
+    """A dispute must prove that the filing member holds one of the case's identifiers. The
+    same answer whether the case exists or not, so that it tells nothing to a member that
+    could not have seen the case."""
+
+    status = 422
+    code = "identifier_not_on_case"
+    title = _("Identifier not on the case")
+
+
 class RateLimited(RegistryError):
     status = 429
     code = "rate_limited"

@@ -52,6 +52,14 @@ class Member(models.Model):
     )
     contact_email = models.EmailField(_("contact e-mail"), blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    # Empty: REGISTRY_DISPUTE_QUOTA_PER_DAY. Counted from the disputes themselves (not the
+    # cache-based rate limiter, which fails open) over the last 24 hours.
+    dispute_quota_per_day = models.PositiveIntegerField(
+        _("disputes per day"),
+        null=True,
+        blank=True,
+        help_text=_("Disputes this member may file in any 24 hours; empty for the default."),
+    )
 
     class Meta:
         verbose_name = _("member institution")
@@ -247,6 +255,9 @@ class Case(models.Model):
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     status_changed_at = models.DateTimeField(_("status changed at"), auto_now_add=True)
     subject_statement = models.TextField(_("subject's statement"), blank=True)
+    # When the closed_text_scrub job blanked the reference and the statement of this closed
+    # case (services/jobs/scrub.py); null while they are kept.
+    text_scrubbed_at = models.DateTimeField(_("text scrubbed at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("case")
@@ -445,6 +456,9 @@ class Dispute(models.Model):
     rationale = models.TextField(_("rationale"), blank=True)
     reminder_sent_at = models.DateTimeField(null=True, blank=True)
     overdue_alert_sent_at = models.DateTimeField(null=True, blank=True)
+    # When the closed_text_scrub job blanked the statements and rationale of this decided
+    # dispute; null while they are kept.
+    text_scrubbed_at = models.DateTimeField(_("text scrubbed at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("dispute")

@@ -102,6 +102,7 @@ def _reference_data(request):
             "0002_audit_triggers_groups_categories",
             "0003_beat_schedule",
             "0007_unit_quotas",
+            "0009_dispute_quota_scrub",
         ):
             migration = importlib.import_module(f"registry.migrations.{module}")
             seed = getattr(migration, "seed", None) or migration.seed_schedule

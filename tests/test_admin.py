@@ -107,10 +107,15 @@ def listed_case(world, party=None, **overrides):
     return submit_case(party or world.alice, identifiers=[ident], **overrides), ident
 
 
-def file_dispute(party, case_id, statement: str = STATEMENT) -> dict:
+def file_dispute(party, case_id, ident: dict, statement: str = STATEMENT) -> dict:
     response = party.post(
         "/api/v1/disputes",
-        {"case_id": str(case_id), "reason": "identity_stolen", "statement": statement},
+        {
+            "case_id": str(case_id),
+            "identifier": ident,
+            "reason": "identity_stolen",
+            "statement": statement,
+        },
     )
     assert response.status_code == 201, response.content
     return response.json()
@@ -118,7 +123,7 @@ def file_dispute(party, case_id, statement: str = STATEMENT) -> dict:
 
 def disputed_case(world):
     case, ident = listed_case(world)
-    dispute = file_dispute(world.bob, case["id"])
+    dispute = file_dispute(world.bob, case["id"], ident)
     return case, ident, dispute
 
 

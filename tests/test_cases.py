@@ -90,7 +90,9 @@ def test_it_stores_digests_never_tokens(world):
     assert row.pepper_version == tokens.current_pepper_version()
     event = AuditEvent.objects.get(action="case.submitted", object_id=case["id"])
     assert event.member_id == world.alice.member.pk
-    assert event.details["identifiers"] == [{"kind": "phone", "fingerprint": row.fingerprint}]
+    # a count and the kinds: a fingerprint in the permanent trail would outlive the case
+    assert event.details["identifiers"] == 1 and event.details["identifier_kinds"] == ["phone"]
+    assert row.fingerprint not in str(event.details)
     assert ident["token"] not in str(event.details)
     assert not tables_holding(ident["token"])
 
@@ -558,9 +560,12 @@ def test_it_needs_a_reason_to_withdraw(world):
 
 
 def test_it_withdraws_a_disputed_case_and_upholds_its_dispute(world):
-    case = submit_case(world.alice)
+    ident = identifier("phone", fresh_phone())
+    case = submit_case(world.alice, identifiers=[ident])
     bob = Actor.for_api_key(world.bob.member.api_keys.get())
-    dispute = dispute_file(actor=bob, case_id=case["id"], reason="not_me")
+    dispute = dispute_file(
+        actor=bob, case_id=case["id"], identifier=(ident["kind"], ident["token"]), reason="not_me"
+    )
     assert withdraw(world.alice, case["id"]).status_code == 200
     dispute.refresh_from_db()
     assert dispute.status == "upheld"
@@ -654,7 +659,9 @@ def test_it_never_shows_another_members_case_through_any_endpoint(world, setting
         assert secret not in text
     # a dispute bob files about it names neither the reporter nor its reference, and bob
     # cannot withdraw the case through the dispute either
-    filed = world.bob.post("/api/v1/disputes", {"case_id": case_id, "reason": "not_me"})
+    filed = world.bob.post(
+        "/api/v1/disputes", {"case_id": case_id, "identifier": ident, "reason": "not_me"}
+    )
     assert filed.status_code == 201, filed.content
     dispute_id = filed.json()["id"]
     seen_by_bob = [

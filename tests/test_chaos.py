@@ -319,7 +319,12 @@ def run_without_redis_then_with_it(stack: Stack, worker: Process) -> None:
     disputed = bob.post(
         stack.base + DISPUTES,
         timeout=REQUEST_TIMEOUT,
-        json={"case_id": submitted.json()["id"], "reason": "not_me", "statement": "Chaos test."},
+        json={
+            "case_id": submitted.json()["id"],
+            "identifier": token,
+            "reason": "not_me",
+            "statement": "Chaos test.",
+        },
     )
     assert disputed.status_code == 201, disputed.text
     dispute_id = disputed.json()["id"]

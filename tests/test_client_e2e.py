@@ -9,13 +9,15 @@ import os
 import random
 import subprocess
 import sys
+import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from registry_client.canonical import resident_id_check_digit
 
-from registry.models import Case, CaseIdentifier
+from registry.models import Case, CaseIdentifier, Dispute
+from tests.factories import identifier, lookup, submit_case
 from tests.servers import gunicorn
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
@@ -105,3 +107,32 @@ def test_it_finds_exactly_the_reported_rows_through_the_cli(world, tmp_path):
     # Raw values never leave the process into the output or the terminal
     output = (tmp_path / "applicants.results.csv").read_text() + lookup.stderr + lookup.stdout
     assert phone(reported[0]) not in output and resident_id(reported[0]) not in output
+
+
+def run_cli_with_stdin(base: str, key: str, stdin: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "REGISTRY_URL": base, "REGISTRY_API_KEY": key}
+    return subprocess.run(
+        [CLI, *args], env=env, input=stdin, capture_output=True, text=True, timeout=600
+    )
+
+
+def test_it_files_a_dispute_only_with_an_identifier_of_the_case_through_the_cli(world):
+    """Bob saw the case id in a lookup answer; the CLI sends the subject's identifier (read
+    from stdin, tokenised on Bob's side) with the dispute, and a wrong one files nothing."""
+    subject, stranger = "+8613911112222", "+8613933334444"
+    case = submit_case(world.alice, identifiers=[identifier("phone", subject)])
+    (seen,) = lookup(world.bob, [identifier("phone", subject)])["results"][0]["cases"]
+    args = ["dispute", seen["case_id"], "--kind", "phone", "--reason", "not_me"]
+
+    with gunicorn(workers=1) as base:
+        refused = run_cli_with_stdin(base, world.bob.raw_key, stranger + "\n", *args)
+        assert refused.returncode == 1, refused.stderr
+        assert "identifier_not_on_case" in refused.stderr
+        assert not Dispute.objects.exists()
+
+        filed = run_cli_with_stdin(base, world.bob.raw_key, subject + "\n", *args)
+    assert filed.returncode == 0, filed.stderr
+    assert Dispute.objects.get().case_id == uuid.UUID(case["id"])
+    assert Case.objects.get(pk=case["id"]).status == "disputed"
+    for raw in (subject, stranger, subject[3:], stranger[3:]):
+        assert raw not in filed.stdout + filed.stderr + refused.stdout + refused.stderr

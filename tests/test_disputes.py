@@ -9,7 +9,7 @@ from django.core import mail
 
 from registry.actors import Actor
 from registry.errors import InvalidTransition, NotFound, RawPiiRejected
-from registry.models import AuditEvent, Case, CaseIdentifier, Dispute, OutboxTask
+from registry.models import AuditEvent, Case, CaseIdentifier, Dispute, Member, OutboxTask
 from registry.services.disputes import dispute_deadlines_sweep, dispute_decide
 from registry.services.notifications import (
     dispute_decision_notice_send,
@@ -32,19 +32,31 @@ def dispute_url(dispute_id, action: str = "") -> str:
     return f"{DISPUTES}/{dispute_id}" + (f"/{action}" if action else "")
 
 
+# The identifier each listed case was reported with: what a member filing a dispute for the
+# data subject holds (file_dispute sends it unless told otherwise).
+IDENTIFIER_OF: dict[str, dict] = {}
+
+
 def listed_case(world, party=None):
     """alice reports a case with a fresh phone; returns (case, the phone's identifier)."""
     ident = identifier("phone", fresh_phone())
-    return submit_case(party or world.alice, identifiers=[ident]), ident
+    case = submit_case(party or world.alice, identifiers=[ident])
+    IDENTIFIER_OF[case["id"]] = ident
+    return case, ident
 
 
-def file_dispute(party, case_id, **overrides) -> dict:
-    body = {
+def dispute_body(case_id, **overrides) -> dict:
+    return {
         "case_id": str(case_id),
+        "identifier": IDENTIFIER_OF[str(case_id)],
         "reason": "identity_stolen",
         "statement": STATEMENT,
         **overrides,
     }
+
+
+def file_dispute(party, case_id, **overrides) -> dict:
+    body = dispute_body(case_id, **overrides)
     response = party.post(DISPUTES, body)
     assert response.status_code == 201, response.content
     return response.json()
@@ -246,7 +258,7 @@ def test_it_allows_one_undecided_dispute_per_case(world):
     case, ident = listed_case(world)
     first = file_dispute(world.bob, case["id"])
     assert_problem(
-        world.carol.post(DISPUTES, {"case_id": case["id"], "reason": "other"}), 409, "conflict"
+        world.carol.post(DISPUTES, dispute_body(case["id"], reason="other")), 409, "conflict"
     )
     assert Dispute.objects.filter(case_id=case["id"]).count() == 1
 
@@ -285,30 +297,41 @@ def test_it_refuses_a_response_after_the_decision_or_a_second_maintain(world):
 
 
 def test_it_refuses_disputes_about_cases_that_are_not_live(world, frozen_now):
+    """The same 422 as for a wrong identifier: filing tells nothing about which cases exist."""
     unknown = "00000000-0000-4000-8000-000000000000"
+    some_phone = identifier("phone", fresh_phone())
     assert_problem(
-        world.bob.post(DISPUTES, {"case_id": unknown, "reason": "not_me"}), 404, "not_found"
+        world.bob.post(
+            DISPUTES, {"case_id": unknown, "identifier": some_phone, "reason": "not_me"}
+        ),
+        422,
+        "identifier_not_on_case",
     )
     withdrawn, _ = listed_case(world)
     world.alice.post(f"/api/v1/cases/{withdrawn['id']}/withdraw", {"reason": "Mistake"})
     assert_problem(
-        world.bob.post(DISPUTES, {"case_id": withdrawn["id"], "reason": "not_me"}), 404, "not_found"
+        world.bob.post(DISPUTES, dispute_body(withdrawn["id"])), 422, "identifier_not_on_case"
     )
     expiring, _ = listed_case(world)
     frozen_now.advance(days=6 * 365)  # past its retention; the expiry job has not run
     assert_problem(
-        world.bob.post(DISPUTES, {"case_id": expiring["id"], "reason": "not_me"}), 404, "not_found"
+        world.bob.post(DISPUTES, dispute_body(expiring["id"])), 422, "identifier_not_on_case"
     )
     assert not Dispute.objects.exists()
 
 
 def test_it_validates_what_it_is_sent(world):
-    case, _ = listed_case(world)
+    case, ident = listed_case(world)
     bad = [
-        {"case_id": "not-a-uuid", "reason": "not_me"},
-        {"case_id": case["id"], "reason": "because"},
-        {"case_id": case["id"]},
-        {"case_id": case["id"], "reason": "not_me", "statement": "x" * 5000},
+        {"case_id": "not-a-uuid", "identifier": ident, "reason": "not_me"},
+        {"case_id": case["id"], "identifier": ident, "reason": "because"},
+        {"case_id": case["id"], "identifier": ident},
+        {"case_id": case["id"], "identifier": ident, "reason": "not_me", "statement": "x" * 5000},
+        {"case_id": case["id"], "reason": "not_me"},
+        {"case_id": case["id"], "identifier": ident["token"], "reason": "not_me"},
+        {"case_id": case["id"], "identifier": {**ident, "kind": "fax"}, "reason": "not_me"},
+        {"case_id": case["id"], "identifier": {**ident, "token": "ab" * 10}, "reason": "not_me"},
+        {"case_id": case["id"], "identifier": {"kind": "phone"}, "reason": "not_me"},
     ]
     for body in bad:
         assert_problem(world.bob.post(DISPUTES, body), 400, "validation_error")
@@ -351,7 +374,7 @@ def test_it_screens_statements_and_rationales_for_raw_identifiers(world):
     case, _ = listed_case(world)
     raw = "Call her back on 13812345678 about it"
     assert_problem(
-        world.bob.post(DISPUTES, {"case_id": case["id"], "reason": "not_me", "statement": raw}),
+        world.bob.post(DISPUTES, dispute_body(case["id"], statement=raw)),
         400,
         "raw_pii_rejected",
     )
@@ -421,7 +444,7 @@ def test_it_shows_a_dispute_only_to_the_two_members_concerned_and_officers(world
     # members cannot decide, officers cannot file
     assert_problem(decide(world.alice, dispute["id"], "rejected"), 403, "forbidden_scope")
     assert_problem(
-        world.officer.post(DISPUTES, {"case_id": case["id"], "reason": "other"}),
+        world.officer.post(DISPUTES, dispute_body(case["id"], reason="other")),
         403,
         "forbidden_scope",
     )
@@ -529,8 +552,8 @@ def test_it_accepts_exactly_one_of_two_concurrent_filings(world):
     for _round in range(3):
         case, _ident = listed_case(world)
         first, second = race(
-            lambda c=case: world.bob.post(DISPUTES, {"case_id": c["id"], "reason": "not_me"}),
-            lambda c=case: world.carol.post(DISPUTES, {"case_id": c["id"], "reason": "other"}),
+            lambda c=case: world.bob.post(DISPUTES, dispute_body(c["id"], reason="not_me")),
+            lambda c=case: world.carol.post(DISPUTES, dispute_body(c["id"], reason="other")),
         )
         assert sorted([first.status_code, second.status_code]) == [201, 409]
         assert Dispute.objects.filter(case_id=case["id"]).count() == 1
@@ -674,3 +697,166 @@ def test_it_registers_the_dispute_tasks_under_their_names(world, desk, frozen_no
     frozen_now.advance(days=21)
     assert tasks.sweep_deadlines.run()["overdue"] == 1
     assert tasks.send_overdue_alert.run(dispute["id"]) == 3
+
+
+# --- issue 13: filing needs the subject's identifier; a member's disputes are limited -------
+
+
+def test_it_refuses_a_dispute_from_a_member_that_only_saw_the_case_id(world):
+    """bob sees the case id in a lookup answer. Without the subject's identifier (or with any
+    other one) he cannot take the case out of lookups."""
+    _case, ident = listed_case(world)
+    (seen,) = seen_in_lookup(world.bob, ident)
+    case_id = seen["case_id"]
+    other_phone = identifier("phone", fresh_phone())
+    bobs_case, bobs_ident = listed_case(world, world.bob)
+    body = {"case_id": case_id, "reason": "not_me", "statement": STATEMENT}
+
+    assert_problem(world.bob.post(DISPUTES, body), 400, "validation_error")
+    wrong = [
+        other_phone,  # someone else's phone
+        bobs_ident,  # an identifier of another case
+        {"kind": "imei", "token": ident["token"]},  # the right token under another kind
+    ]
+    for guess in wrong:
+        problem = assert_problem(
+            world.bob.post(DISPUTES, {**body, "identifier": guess}), 422, "identifier_not_on_case"
+        )
+        assert problem["errors"][0]["pointer"] == "/identifier"
+        assert guess["token"] not in json.dumps(problem)
+
+    assert not Dispute.objects.exists()
+    assert case_status(case_id) == "active" and case_status(bobs_case["id"]) == "active"
+    assert statuses_in_lookup(world.carol, ident) == ["active"]
+    assert not AuditEvent.objects.filter(action="dispute.filed").exists()
+
+
+def test_it_gives_the_same_answer_for_a_missing_case_and_a_wrong_identifier(world):
+    case, _ident = listed_case(world)
+    guess = identifier("phone", fresh_phone())
+    missing = "00000000-0000-4000-8000-000000000000"
+    answers = [
+        world.bob.post(DISPUTES, {"case_id": target, "identifier": guess, "reason": "not_me"})
+        for target in (case["id"], missing)
+    ]
+    bodies = [assert_problem(answer, 422, "identifier_not_on_case") for answer in answers]
+    assert bodies[0]["detail"] == bodies[1]["detail"]
+
+
+def test_it_refuses_a_wrong_identifier_on_a_disputed_case_before_saying_it_is_disputed(world):
+    case, _ident = listed_case(world)
+    file_dispute(world.bob, case["id"])
+    guess = identifier("phone", fresh_phone())
+    assert_problem(
+        world.carol.post(DISPUTES, dispute_body(case["id"], identifier=guess)),
+        422,
+        "identifier_not_on_case",
+    )
+    assert_problem(world.carol.post(DISPUTES, dispute_body(case["id"])), 409, "conflict")
+
+
+def test_it_accepts_any_identifier_of_the_case_and_records_only_its_kind(world):
+    phone = identifier("phone", fresh_phone())
+    resident_id = identifier("cn_resident_id", "11010519491231002X")
+    case = submit_case(world.alice, identifiers=[phone, resident_id])
+    response = world.bob.post(
+        DISPUTES, {"case_id": case["id"], "identifier": resident_id, "reason": "not_me"}
+    )
+    assert response.status_code == 201, response.content
+    event = AuditEvent.objects.get(action="dispute.filed", object_id=response.json()["id"])
+    assert event.details["identifier_kind"] == "cn_resident_id"
+    fingerprints = CaseIdentifier.objects.filter(case_id=case["id"]).values_list(
+        "fingerprint", flat=True
+    )
+    assert not any(fp in json.dumps(event.details) for fp in fingerprints)
+    assert resident_id["token"] not in json.dumps(event.details)
+
+
+def test_it_matches_the_identifier_during_a_pepper_rotation(world):
+    """A case stored under the old pepper is matched through the same digest path as lookups:
+    every configured pepper version, each against the rows of its own version."""
+    from tests.test_pepper_rotation import P1, P2, peppers
+
+    with peppers(P1):
+        case, _ident = listed_case(world)
+    with peppers(P1, P2):  # rotated configuration, job not run yet: the row is at version 1
+        assert CaseIdentifier.objects.get(case_id=case["id"]).pepper_version == 1
+        guess = identifier("phone", fresh_phone())
+        assert_problem(
+            world.bob.post(DISPUTES, dispute_body(case["id"], identifier=guess)),
+            422,
+            "identifier_not_on_case",
+        )
+        assert file_dispute(world.bob, case["id"])["status"] == "open"
+
+
+def test_it_refuses_disputes_past_the_members_quota_and_alerts_the_officers(
+    world, settings, frozen_now
+):
+    from tests.test_admin import ADMIN, verified_client
+
+    settings.REGISTRY_DISPUTE_QUOTA_PER_DAY = 3
+    cases = [listed_case(world) for _ in range(5)]
+    for case, _ident in cases[:3]:
+        file_dispute(world.bob, case["id"])
+    burst, burst_ident = cases[3]
+    refused = world.bob.post(DISPUTES, dispute_body(burst["id"]))
+    assert_problem(refused, 429, "rate_limited")
+    assert 0 < int(refused["Retry-After"]) <= 24 * 3600 + 1
+    assert Dispute.objects.filter(filed_by=world.bob.member).count() == 3
+    assert case_status(burst["id"]) == "active"
+    assert statuses_in_lookup(world.carol, burst_ident) == ["active"]
+    # another member's quota is its own
+    assert file_dispute(world.carol, cases[4][0]["id"])["status"] == "open"
+
+    # the burst is an officer alert: a refusal event, and bob on the dashboard's panel
+    (event,) = AuditEvent.objects.filter(action="rate_limit.exceeded")
+    assert event.member_id == world.bob.member.pk
+    assert event.details == {
+        "scope": "dispute",
+        "window": "day",
+        "limit": 3,
+        "quota": "disputes_filed",
+    }
+    assert_problem(world.bob.post(DISPUTES, dispute_body(burst["id"])), 429, "rate_limited")
+    assert AuditEvent.objects.filter(action="rate_limit.exceeded").count() == 1  # once a day
+    officer = verified_client(world.officer.user)
+    rows = {row["code"]: row for row in officer.get(ADMIN).context["dashboard"]["throttled"]}
+    assert rows["BOB_LOANS"]["scopes"] == "File disputes"
+    assert rows["BOB_LOANS"]["day_windows"] == 1 and rows["BOB_LOANS"]["recent"]
+
+    # the quota is over any 24 hours
+    frozen_now.advance(hours=24, seconds=1)
+    assert file_dispute(world.bob, burst["id"])["status"] == "open"
+
+
+def test_it_files_ten_disputes_a_day_by_default_unless_the_officers_set_more(world):
+    assert Member._meta.get_field("dispute_quota_per_day").null
+    cases = [listed_case(world)[0] for _ in range(12)]
+    for case in cases[:10]:
+        file_dispute(world.bob, case["id"])
+    assert_problem(world.bob.post(DISPUTES, dispute_body(cases[10]["id"])), 429, "rate_limited")
+    # an officer raises bob's quota on the member's admin page (audited)
+    from tests.test_admin import ADMIN, verified_client
+
+    bob = world.bob.member
+    officer = verified_client(world.officer.user)
+    changed = officer.post(
+        f"{ADMIN}registry/member/{bob.pk}/change/",
+        {"name": bob.name, "contact_email": bob.contact_email, "dispute_quota_per_day": "11"},
+    )
+    assert changed.status_code == 302
+    (event,) = AuditEvent.objects.filter(action="member.limit_set", object_id=bob.code)
+    assert event.details == {"scope": "dispute", "disputes_per_day": 11}
+    assert file_dispute(world.bob, cases[10]["id"])["status"] == "open"
+    assert_problem(world.bob.post(DISPUTES, dispute_body(cases[11]["id"])), 429, "rate_limited")
+    assert case_status(cases[11]["id"]) == "active"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_counts_concurrent_filings_of_one_member_against_its_quota(world, settings):
+    settings.REGISTRY_DISPUTE_QUOTA_PER_DAY = 2
+    cases = [listed_case(world)[0] for _ in range(4)]
+    answers = race(*[lambda c=c: world.bob.post(DISPUTES, dispute_body(c["id"])) for c in cases])
+    assert sorted(answer.status_code for answer in answers) == [201, 201, 429, 429]
+    assert Dispute.objects.filter(filed_by=world.bob.member).count() == 2

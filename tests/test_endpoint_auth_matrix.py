@@ -149,8 +149,12 @@ def test_it_refuses_a_key_without_the_scope(world, name, method):
 @pytest.fixture
 def others_objects(world) -> dict[str, str]:
     """A case of carol's, and a dispute bob filed about it: neither is alice's business."""
-    case = submit_case(world.carol, **case_payload())
-    filed = world.bob.post("/api/v1/disputes", {"case_id": case["id"], **VALID_DISPUTE})
+    payload = case_payload()
+    case = submit_case(world.carol, **payload)
+    filed = world.bob.post(
+        "/api/v1/disputes",
+        {"case_id": case["id"], "identifier": payload["identifiers"][0], **VALID_DISPUTE},
+    )
     assert filed.status_code == 201, filed.content
     return {"case": case["id"], "dispute": filed.json()["id"]}
 

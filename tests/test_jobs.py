@@ -362,6 +362,7 @@ def test_the_default_schedule_runs_every_job_with_a_registered_task():
         "registry.jobs.idempotency_retention",
         "registry.jobs.pepper_rotation",
         "registry.jobs.usage_signals",
+        "registry.jobs.closed_text_scrub",
         "registry.disputes.sweep_deadlines",
     }
     assert all(t.task in app.tasks and t.enabled for t in tasks.values())

@@ -217,7 +217,12 @@ def test_an_api_write_succeeds_with_the_broker_down_and_is_delivered_later(world
 
     response = world.bob.post(
         "/api/v1/disputes",
-        {"case_id": str(made.case.pk), "reason": "not_me", "statement": "Not my phone."},
+        {
+            "case_id": str(made.case.pk),
+            "identifier": dict(zip(("kind", "token"), made.identifiers[0], strict=True)),
+            "reason": "not_me",
+            "statement": "Not my phone.",
+        },
     )
 
     assert response.status_code == 201, response.content

@@ -110,7 +110,12 @@ def test_it_does_not_find_a_case_past_its_expiry_before_the_job_ran(world, froze
 def test_it_finds_a_disputed_case_until_its_dispute_is_overdue(world, frozen_now):
     ident = identifier("phone", fresh_phone())
     case = submit_case(world.alice, identifiers=[ident])
-    dispute = dispute_file(actor=actor_of(world.carol), case_id=case["id"], reason="not_me")
+    dispute = dispute_file(
+        actor=actor_of(world.carol),
+        case_id=case["id"],
+        identifier=(ident["kind"], ident["token"]),
+        reason="not_me",
+    )
     result = only_result(world.bob, ident)
     assert [c["status"] for c in result["cases"]] == ["disputed"]
     frozen_now.set(dispute.due_at)  # overdue at this very moment; the job has not run
@@ -317,7 +322,12 @@ def test_it_matches_exactly_what_matchable_cases_q_allows(world, frozen_now):
     )
     carol = actor_of(world.carol)
     for name in ("disputed", "overdue", "responded_late"):
-        dispute_file(actor=carol, case_id=cases[name], reason="other")
+        dispute_file(
+            actor=carol,
+            case_id=cases[name],
+            identifier=(ident["kind"], ident["token"]),
+            reason="other",
+        )
     Dispute.objects.filter(case_id=cases["overdue"]).update(status="overdue")
     Dispute.objects.filter(case_id=cases["responded_late"]).update(
         status="responded", due_at=timezone.now() - timedelta(minutes=1)

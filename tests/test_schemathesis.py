@@ -102,25 +102,33 @@ def api_schema(db):
 def live_objects(world) -> dict[str, str]:
     """Real ids for the path parameters: alice's case, disputed by bob (so that alice, the
     caller, may read, respond and withdraw, and the officer may decide)."""
-    case = submit_case(world.alice, **case_payload())
-    filed = world.bob.post("/api/v1/disputes", {"case_id": case["id"], "reason": "not_me"})
+    payload = case_payload()
+    case = submit_case(world.alice, **payload)
+    filed = world.bob.post(
+        "/api/v1/disputes",
+        {"case_id": case["id"], "identifier": payload["identifiers"][0], "reason": "not_me"},
+    )
     assert filed.status_code == 201, filed.content
-    undisputed = submit_case(world.carol, **case_payload())
+    undisputed_payload = case_payload()
+    undisputed = submit_case(world.carol, **undisputed_payload)
     return {
         "case_id": case["id"],
         "dispute_id": filed.json()["id"],
         "undisputed_case_id": undisputed["id"],
+        "undisputed_identifier": undisputed_payload["identifiers"][0],
     }
 
 
 def realistic(case, live_objects: dict[str, str]):
     """Turn a generated valid-by-schema request into one the registry can accept: a known
     category, a past confirmation date, blinded elements that are curve points, a case that
-    exists. (The schema cannot say which categories and cases exist, or which 64-hex strings
-    are points of the curve.)"""
+    exists and one of its identifiers. (The schema cannot say which categories, cases and
+    identifiers exist, or which 64-hex strings are points of the curve.)"""
     body = case.body if isinstance(case.body, dict) else {}
     if "case_id" in body:
         body["case_id"] = live_objects["undisputed_case_id"]
+        if isinstance(body.get("identifier"), dict):
+            body["identifier"] = dict(live_objects["undisputed_identifier"])
     items = body.get("cases") if isinstance(body.get("cases"), list) else [body]
     for item in items:
         if isinstance(item, dict) and "category" in item:

@@ -54,7 +54,9 @@ def test_it_reports_every_case_and_lookup_of_an_identifier(world, frozen_now):
 def test_it_shows_the_dispute_and_the_statement_of_a_case(world):
     subject = identifier("phone", fresh_phone())
     case = submit_case(world.alice, identifiers=[subject])
-    filed = world.bob.post("/api/v1/disputes", {"case_id": case["id"], "reason": "not_me"})
+    filed = world.bob.post(
+        "/api/v1/disputes", {"case_id": case["id"], "identifier": subject, "reason": "not_me"}
+    )
     assert filed.status_code == 201, filed.content
     (reported,) = report_for(world.officer, subject).json()["cases"]
     assert reported["status"] == "disputed"

@@ -1,4 +1,5 @@
-"""``registry-client``: tokens, bulk lookups and bulk case submission from the command line.
+"""``registry-client``: tokens, bulk lookups, bulk case submission and disputes from the
+command line.
 
 Configuration comes from ``--url``/``--api-key`` or the environment (``REGISTRY_URL``,
 ``REGISTRY_API_KEY``; the environment is preferable for the key, which would otherwise show in
@@ -34,7 +35,7 @@ from .bulk import (
     resolve_columns,
 )
 from .canonical import KINDS, CanonicalizationError, canonicalize
-from .client import Client
+from .client import Client, is_token
 from .errors import AuthenticationError, PermissionDeniedError, RegistryError
 from .progress import Progress, count_data_rows
 
@@ -42,6 +43,7 @@ __all__ = ["main"]
 
 EXIT_OK, EXIT_ROWS_FAILED, EXIT_USAGE = 0, 1, 2
 PURPOSES = ("loan_application", "account_opening", "credit_review", "fraud_investigation")
+REASONS = ("not_me", "identity_stolen", "inaccurate", "resolved", "other")
 
 
 class UsageError(Exception):
@@ -91,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_token_command(commands)
     _add_lookup_command(commands)
     _add_submit_command(commands)
+    _add_dispute_command(commands)
     return parser
 
 
@@ -138,6 +141,22 @@ def _add_submit_command(commands: argparse._SubParsersAction) -> None:
     )
     _add_csv_options(submit)
     submit.set_defaults(handler=run_submit)
+
+
+def _add_dispute_command(commands: argparse._SubParsersAction) -> None:
+    dispute = commands.add_parser(
+        "dispute",
+        help="file a data subject's dispute about a case; the subject's identifier (one of the "
+        "case's) is read from stdin, so that it never shows in the process list",
+    )
+    dispute.add_argument("case_id", metavar="CASE_ID", help="the case id from a lookup result")
+    dispute.add_argument("--kind", required=True, choices=KINDS, help="kind of the identifier")
+    dispute.add_argument("--reason", required=True, choices=REASONS)
+    dispute.add_argument("--statement", default="", help="the subject's statement (no raw data)")
+    dispute.add_argument(
+        "--token", action="store_true", help="stdin holds the identifier's token, not its value"
+    )
+    dispute.set_defaults(handler=run_dispute)
 
 
 def _add_csv_options(command: argparse.ArgumentParser) -> None:
@@ -246,6 +265,34 @@ def run_submit(args: argparse.Namespace) -> int:
         f"failed: {summary.failed}"
     )
     return _job_exit(fatal, summary.invalid_rows + summary.failed)
+
+
+def run_dispute(args: argparse.Namespace) -> int:
+    """Print the filed dispute (id, status, due date) as one JSON object."""
+    values = _stdin_values()
+    if len(values) != 1:
+        raise UsageError("write exactly one identifier (value or --token) on stdin")
+    value = values[0].strip()
+    if args.token and not is_token(value):
+        print("identifier: invalid_token", file=sys.stderr)
+        return EXIT_ROWS_FAILED
+    if not args.token:
+        try:
+            canonical = canonicalize(args.kind, value)
+        except CanonicalizationError as error:
+            print(f"identifier: {error.code}", file=sys.stderr)
+            return EXIT_ROWS_FAILED
+    client = _client_from(args)
+    try:
+        token = value if args.token else client.tokenize_canonical([(args.kind, canonical)])[0]
+        dispute = client.file_dispute(
+            args.case_id, {"kind": args.kind, "token": token}, args.reason, args.statement
+        )
+    except RegistryError as error:
+        return _registry_exit(error)
+    fields = ("id", "case_id", "status", "filed_at", "due_at")
+    print(json.dumps({name: dispute.get(name) for name in fields}))
+    return EXIT_OK
 
 
 # -------------------------------------------------------------------------------------------

@@ -310,11 +310,23 @@ class Client:
     # Disputes
     # ---------------------------------------------------------------------------------------
 
-    def file_dispute(self, case_id: str, reason: str, statement: str) -> dict[str, Any]:
+    def file_dispute(
+        self, case_id: str, identifier: Mapping[str, str], reason: str, statement: str = ""
+    ) -> dict[str, Any]:
         """File a data subject's dispute against a case (``reason``: not_me, identity_stolen,
-        inaccurate, resolved, other). The statement must not contain raw identifiers."""
+        inaccurate, resolved, other). ``identifier`` is ``{"kind", "token"}`` of one of the
+        case's identifiers, as the data subject gave it (e.g. ``{"kind": "phone", "token":
+        client.token("phone", value)}``): the registry files nothing without it and answers
+        :class:`IdentifierNotOnCaseError` for any other. The statement must not contain raw
+        identifiers."""
+        checked = _checked_identifier_at(identifier, "/identifier")
         _screen_text("/statement", statement)
-        body = {"case_id": str(case_id), "reason": reason, "statement": statement}
+        body = {
+            "case_id": str(case_id),
+            "identifier": checked,
+            "reason": reason,
+            "statement": statement,
+        }
         headers = {"Idempotency-Key": str(uuid.uuid4())}
         return self._request("POST", "/api/v1/disputes", body, headers=headers)
 
@@ -493,7 +505,12 @@ def _screen_text(pointer: str, text: str | None) -> None:
 
 
 def _checked_identifier(item: Mapping[str, str], index: int, prefix: str = "") -> dict[str, str]:
-    pointer = f"{prefix}/identifiers/{index}"
+    return _checked_identifier_at(item, f"{prefix}/identifiers/{index}")
+
+
+def _checked_identifier_at(item: Mapping[str, str], pointer: str) -> dict[str, str]:
+    if not isinstance(item, Mapping):
+        raise _local_error("validation_error", pointer)
     kind, token = item.get("kind"), item.get("token")
     if kind not in KINDS:
         raise _local_error("validation_error", pointer + "/kind")

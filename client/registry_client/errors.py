@@ -105,6 +105,13 @@ class IdempotencyMismatchError(RegistryError):
     default_code = "idempotency_mismatch"
 
 
+class IdentifierNotOnCaseError(RegistryError):
+    """422: the identifier sent with a dispute is not one of the case's (or there is no such
+    live case: the registry gives the same answer for both)."""
+
+    default_code = "identifier_not_on_case"
+
+
 class RateLimitedError(RegistryError):
     """429: over the member's rate limit or quota; ``retry_after`` in seconds when given."""
 
@@ -177,4 +184,7 @@ _BY_STATUS: dict[int, type[RegistryError]] = {
 def error_for_problem(status: int, problem: dict[str, Any] | None) -> RegistryError:
     """Build the exception for an HTTP error answer (``problem`` may be empty or partial)."""
     cls = _BY_STATUS.get(status, RegistryError)
+    code = problem.get("code") if isinstance(problem, dict) else None
+    if status == 422 and code == IdentifierNotOnCaseError.default_code:
+        cls = IdentifierNotOnCaseError
     return cls(status=status, problem=problem if isinstance(problem, dict) else None)

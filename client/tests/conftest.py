@@ -149,6 +149,7 @@ class _Handler(BaseHTTPRequestHandler):
             ("POST", "/api/v1/oprf/evaluate"): self._evaluate,
             ("POST", "/api/v1/lookups"): self._lookups,
             ("POST", "/api/v1/cases/batch"): self._cases_batch,
+            ("POST", "/api/v1/disputes"): self._disputes,
         }.get((method, self.path.split("?")[0]))
         if route is None:
             self._send(404, {}, problem(404, "not_found"))
@@ -228,6 +229,24 @@ class _Handler(BaseHTTPRequestHandler):
         if key:
             registry.idempotency[key] = (body_hash, 200, answer)
         return 200, {}, answer
+
+    def _disputes(self, body: dict) -> tuple[int, dict, Any]:
+        """Filed only with an identifier of a listed case: the token must list that case id."""
+        identifier = body.get("identifier")
+        if not isinstance(identifier, dict) or set(identifier) != {"kind", "token"}:
+            return 400, {}, problem(400, "validation_error")
+        cases = self.registry.listed.get(identifier["token"], [])
+        if body.get("case_id") not in {case["case_id"] for case in cases}:
+            return 422, {}, problem(422, "identifier_not_on_case")
+        dispute = {
+            "id": str(uuid.uuid4()),
+            "case_id": body["case_id"],
+            "status": "open",
+            "reason": body.get("reason"),
+            "filed_at": "2026-12-01T09:00:00+08:00",
+            "due_at": "2026-12-21T09:00:00+08:00",
+        }
+        return 201, {}, dispute
 
     def _send(self, status: int, headers: dict[str, str], body: Any) -> None:
         payload = b"" if body is None else json.dumps(body).encode()

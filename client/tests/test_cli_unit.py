@@ -429,3 +429,55 @@ def test_it_refuses_malformed_custodian_keys_with_a_usage_error(env, monkeypatch
     monkeypatch.setenv("REGISTRY_CUSTODIAN_KEYS", "custodian-1")
     assert main(["token", "--kind", "phone", "13812345678"]) == 2
     assert "REGISTRY_CUSTODIAN_KEYS" in capsys.readouterr().err
+
+
+# --- dispute (issue 13) ----------------------------------------------------------------------
+
+
+def test_it_files_a_dispute_with_the_identifier_read_from_stdin(env, monkeypatch, capsys):
+    token = env.list_identifier("phone", LISTED_PHONE, "identity_theft")
+    case_id = env.listed[token][0]["case_id"]
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"{LISTED_PHONE}\n"))
+    assert main(["dispute", case_id, "--kind", "phone", "--reason", "identity_stolen"]) == 0
+    captured = capsys.readouterr()
+    filed = json.loads(captured.out)
+    assert filed["status"] == "open" and filed["case_id"] == case_id
+    (sent,) = env.calls("/api/v1/disputes")
+    assert sent.body["identifier"] == {"kind": "phone", "token": token}
+    assert sent.body["reason"] == "identity_stolen"
+    _assert_no_raw_values([captured.out, captured.err, env.all_sent_text()], [LISTED_PHONE])
+    assert token not in captured.out + captured.err
+
+
+def test_it_files_a_dispute_with_a_token_from_stdin(env, monkeypatch, capsys):
+    token = env.list_identifier("phone", LISTED_PHONE, "identity_theft")
+    case_id = env.listed[token][0]["case_id"]
+    monkeypatch.setattr("sys.stdin", io.StringIO(token + "\n"))
+    argv = ["dispute", case_id, "--kind", "phone", "--reason", "not_me", "--token"]
+    assert main(argv) == 0
+    assert env.calls("/api/v1/oprf/evaluate") == []
+    assert env.calls("/api/v1/disputes")[0].body["identifier"]["token"] == token
+
+
+def test_it_exits_1_when_the_identifier_is_not_on_the_case(env, monkeypatch, capsys):
+    token = env.list_identifier("phone", LISTED_PHONE, "identity_theft")
+    case_id = env.listed[token][0]["case_id"]
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"{VELOCITY_PHONE}\n"))
+    assert main(["dispute", case_id, "--kind", "phone", "--reason", "not_me"]) == 1
+    captured = capsys.readouterr()
+    assert "identifier_not_on_case" in captured.err and captured.out == ""
+    _assert_no_raw_values([captured.err], [VELOCITY_PHONE])
+
+
+def test_it_refuses_a_bad_dispute_identifier_before_sending(env, monkeypatch, capsys):
+    case_id = "6f1f6c0e-2c4b-4d7e-9d3f-123456789012"
+    monkeypatch.setattr("sys.stdin", io.StringIO("12345\n"))
+    assert main(["dispute", case_id, "--kind", "phone", "--reason", "not_me"]) == 1
+    monkeypatch.setattr("sys.stdin", io.StringIO("13812345678\n"))
+    argv = ["dispute", case_id, "--kind", "phone", "--reason", "not_me", "--token"]
+    assert main(argv) == 1
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    assert main(["dispute", case_id, "--kind", "phone", "--reason", "not_me"]) == 2
+    captured = capsys.readouterr()
+    _assert_no_raw_values([captured.out, captured.err], ["13812345678"])
+    assert env.requests == []

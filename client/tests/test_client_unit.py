@@ -14,6 +14,7 @@ from registry_client.errors import (
     AuthenticationError,
     ConflictError,
     IdempotencyMismatchError,
+    IdentifierNotOnCaseError,
     KeyMismatchError,
     NotFoundError,
     PermissionDeniedError,
@@ -196,7 +197,12 @@ def test_it_refuses_raw_identifiers_in_free_text_before_sending(registry, api_ke
     with pytest.raises(ValidationError):
         client.submit_case(case)
     with pytest.raises(ValidationError):
-        client.file_dispute("6f1f6c0e-2c4b-4d7e-9d3f-123456789012", "not_me", f"call {RAW_PHONE}")
+        client.file_dispute(
+            "6f1f6c0e-2c4b-4d7e-9d3f-123456789012",
+            {"kind": "phone", "token": token},
+            "not_me",
+            f"call {RAW_PHONE}",
+        )
     with pytest.raises(ValidationError):
         client.lookup(_lookup_body(registry), "loan_application", consent_reference=RAW_PHONE)
     assert registry.requests == []
@@ -274,3 +280,45 @@ def test_it_follows_cursor_pages_on_the_same_origin_only(registry, api_key):
         next(pages)
     assert registry.requests[0].path == "/api/v1/cases?status=active"
     assert registry.requests[1].path == "/api/v1/cases?cursor=abc"
+
+
+# --- disputes (issue 13: the subject's identifier goes with the dispute) ---------------------
+
+
+def test_it_files_a_dispute_with_the_subjects_identifier(registry, api_key):
+    token = registry.list_identifier("phone", RAW_PHONE, "identity_theft")
+    case_id = registry.listed[token][0]["case_id"]
+    client = _client(registry, api_key)
+    dispute = client.file_dispute(case_id, {"kind": "phone", "token": token}, "not_me", "Not me.")
+    assert dispute["status"] == "open" and dispute["case_id"] == case_id
+    (sent,) = registry.calls("/api/v1/disputes")
+    assert sent.body == {
+        "case_id": case_id,
+        "identifier": {"kind": "phone", "token": token},
+        "reason": "not_me",
+        "statement": "Not me.",
+    }
+    assert sent.headers.get("Idempotency-Key")
+
+
+def test_it_raises_identifier_not_on_case_for_another_identifier(registry, api_key):
+    token = registry.list_identifier("phone", RAW_PHONE, "identity_theft")
+    case_id = registry.listed[token][0]["case_id"]
+    other = registry.token_of("phone", "13912345678")
+    client = _client(registry, api_key)
+    with pytest.raises(IdentifierNotOnCaseError) as raised:
+        client.file_dispute(case_id, {"kind": "phone", "token": other}, "not_me")
+    assert raised.value.status == 422 and raised.value.code == "identifier_not_on_case"
+    assert not isinstance(raised.value, IdempotencyMismatchError)
+
+
+def test_it_never_sends_a_raw_identifier_as_the_disputes_identifier(registry, api_key):
+    client = _client(registry, api_key)
+    case_id = "6f1f6c0e-2c4b-4d7e-9d3f-123456789012"
+    with pytest.raises(ValidationError) as raised:
+        client.file_dispute(case_id, {"kind": "phone", "token": RAW_PHONE}, "not_me")
+    assert raised.value.code == "raw_pii_rejected" and raised.value.status is None
+    for bad in ({"kind": "fax", "token": "ab" * 64}, {"kind": "phone"}, "ab" * 64):
+        with pytest.raises(ValidationError):
+            client.file_dispute(case_id, bad, "not_me")
+    assert registry.requests == []

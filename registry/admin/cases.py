@@ -122,6 +122,7 @@ class CaseAdmin(RegistryModelAdmin):
         "created_at",
         "status_changed_at",
         "subject_statement",
+        "text_scrubbed_at",
     )
     readonly_fields = fields
     inlines = (CaseIdentifierInline, CaseDisputeInline)

@@ -42,6 +42,7 @@ from registry.selectors.usage import member_signals, usage_alerts
 from registry.services.api_keys import api_key_issue, api_key_revoke
 from registry.services.members import (
     member_create,
+    member_set_dispute_quota,
     member_set_limit,
     member_set_status,
     member_update,
@@ -109,7 +110,15 @@ class MemberAdmin(RegistryModelAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return ("code", "name", "contact_email")
-        return ("code", "name", "contact_email", "status", "throttled_recently", "created_at")
+        return (
+            "code",
+            "name",
+            "contact_email",
+            "dispute_quota_per_day",
+            "status",
+            "throttled_recently",
+            "created_at",
+        )
 
     def get_readonly_fields(self, request, obj=None):
         return () if obj is None else ("code", "status", "throttled_recently", "created_at")
@@ -159,6 +168,10 @@ class MemberAdmin(RegistryModelAdmin):
             member_update(
                 actor=actor, member_id=obj.pk, name=obj.name, contact_email=obj.contact_email
             )
+            if "dispute_quota_per_day" in form.changed_data:
+                member_set_dispute_quota(
+                    actor=actor, member_id=obj.pk, per_day=obj.dispute_quota_per_day
+                )
             return
         created = member_create(
             actor=actor, code=obj.code, name=obj.name, contact_email=obj.contact_email

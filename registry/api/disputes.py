@@ -8,10 +8,10 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from registry.api.base import RegistryView
-from registry.api.fields import FreeTextField
+from registry.api.fields import FreeTextField, TokenField
 from registry.api.pagination import NewestFirstCursorPagination
 from registry.api.problems import COMMON, problems
-from registry.models import Dispute, DisputeStatus
+from registry.models import Dispute, DisputeStatus, IdentifierKind
 from registry.selectors.disputes import dispute_get, dispute_list
 from registry.services.disputes import (
     dispute_decide,
@@ -23,8 +23,19 @@ from registry.services.disputes import (
 STATEMENT_MAX = 4000
 
 
+class DisputeIdentifierInput(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=IdentifierKind.choices)
+    token = TokenField()
+
+
 class DisputeFileInput(serializers.Serializer):
     case_id = serializers.UUIDField()
+    identifier = DisputeIdentifierInput(
+        help_text=_(
+            "One of the case's identifiers, as the data subject gave it to the filing member: "
+            "the proof that the member acts for that person."
+        )
+    )
     reason = serializers.ChoiceField(choices=Dispute.Reason.choices)
     statement = FreeTextField(
         max_length=STATEMENT_MAX,
@@ -131,7 +142,8 @@ class DisputePagination(NewestFirstCursorPagination):
 
 
 class DisputeListCreateApi(RegistryView):
-    """POST files a dispute for a data subject (any member, about any live case). GET lists
+    """POST files a dispute for a data subject (any member, about a live case, with one of the
+    case's identifiers as the proof that it acts for that person). GET lists
     the disputes the member filed or that concern its cases, newest first (officers: all)."""
 
     @property
@@ -148,8 +160,8 @@ class DisputeListCreateApi(RegistryView):
             201: DisputeOutput,
             **problems(
                 _400="validation_error | raw_pii_rejected",
-                _404="not_found: no live case with this id",
                 _409="conflict: already disputed",
+                _422="identifier_not_on_case: no live case with this id carries the identifier",
                 **COMMON,
             ),
         },
@@ -157,7 +169,11 @@ class DisputeListCreateApi(RegistryView):
     def post(self, request):
         data = DisputeFileInput(data=request.data)
         data.is_valid(raise_exception=True)
-        dispute = dispute_file(actor=request.user, **data.validated_data)
+        fields = dict(data.validated_data)
+        identifier = fields.pop("identifier")
+        dispute = dispute_file(
+            actor=request.user, identifier=(identifier["kind"], identifier["token"]), **fields
+        )
         return Response(_out(dispute, request), status=201)
 
     @extend_schema(

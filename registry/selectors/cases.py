@@ -8,6 +8,7 @@ from registry.actors import Actor
 from registry.errors import NotFound
 from registry.models import Case, CaseIdentifier, CaseStatus, Dispute, DisputeStatus
 from registry.services.audit import audit_record
+from registry.tokens import digest_layers
 
 
 def overdue_dispute_exists():
@@ -69,3 +70,13 @@ def case_of_member(*, actor: Actor, case_id) -> Case:
         raise NotFound(_("No such case."))
     audit_record(actor=actor, action="case.viewed", object_type="case", object_id=case.pk)
     return case
+
+
+def case_carries_identifier(*, case_id, kind: str, token: str) -> bool:
+    """Whether the case holds this identifier. The token is digested exactly as for a lookup,
+    at every configured pepper version (a row keeps its version until the rotation job
+    re-keys it), and each digest is compared only with rows of its own version."""
+    matches = Q()
+    for version, digest in enumerate(digest_layers(token), start=1):
+        matches |= Q(digest=digest, pepper_version=version)
+    return CaseIdentifier.objects.filter(matches, case_id=case_id, kind=kind).exists()

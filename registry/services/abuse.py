@@ -22,13 +22,16 @@ _local_markers: set[str] = set()  # while the cache is down (a few per member an
 
 
 @transaction.atomic
-def rate_limit_exceeded_record(*, actor: Actor, scope: str, limit: int, window: str) -> bool:
+def rate_limit_exceeded_record(
+    *, actor: Actor, scope: str, limit: int, window: str, quota: str = ""
+) -> bool:
     """Record that `actor`'s member went past its `window` ("minute" or "day") limit for
-    `scope`. Returns True when an event was written (the first refusal of this window)."""
+    `scope`. Returns True when an event was written (the first refusal of this window).
+    `quota` names a limit other than the calls of the scope (e.g. "disputes_filed")."""
     if not actor.is_member:
         return False
     seconds = WINDOW_SECONDS[window]
-    marker = f"abuse:{actor.member_id}:{scope}:{window}:{int(time.time()) // seconds}"
+    marker = f"abuse:{actor.member_id}:{scope}{quota}:{window}:{int(time.time()) // seconds}"
     try:
         first = cache.add(marker, 1, seconds + 60)
     except Exception:  # without the cache, once per window in this process
@@ -42,7 +45,12 @@ def rate_limit_exceeded_record(*, actor: Actor, scope: str, limit: int, window: 
         action=AUDIT_ACTION,
         object_type="member",
         object_id=actor.member.code,
-        details={"scope": scope, "window": window, "limit": limit},
+        details={
+            "scope": scope,
+            "window": window,
+            "limit": limit,
+            **({"quota": quota} if quota else {}),
+        },
     )
     logger.warning(
         "member throttled",

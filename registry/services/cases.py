@@ -267,19 +267,20 @@ def _identifier_rows(case: Case, identifiers: list[tuple[str, str]]) -> list[Ide
 
 
 def _created_event(actor: Actor, case: Case):
+    # Neither the reference (the member's free text) nor identifier fingerprints: the trail is
+    # permanent, and either would tie a person to the case long after the case is gone.
+    # Kinds and a count are enough to audit what was submitted.
     return audit_build(
         actor=actor,
         action="case.submitted",
         object_type="case",
         object_id=case.pk,
         details={
-            "reference": case.reference,
             "category": case.category_id,
             "confirmed_at": case.confirmed_at.isoformat(),
             "expires_at": case.expires_at.isoformat(),
-            "identifiers": [
-                {"kind": row.kind, "fingerprint": row.fingerprint} for row in case.identifier_rows
-            ],
+            "identifiers": len(case.identifier_rows),
+            "identifier_kinds": sorted({row.kind for row in case.identifier_rows}),
         },
     )
 

@@ -1,6 +1,10 @@
-"""Disputes: a data subject contests a listing through any member; the reporting member
-answers; a compliance officer decides. Undecided disputes past their deadline become overdue,
-and their case drops out of lookups (selectors/cases.py) until an officer decides.
+"""Disputes: a data subject contests a listing through any member, which proves it acts for
+that person by sending one of the case's identifiers (a case id alone, as any lookup shows it,
+is not enough: 422 identifier_not_on_case, the same answer as for an unknown case); each
+member may file at most its dispute quota in any 24 hours (a burst past it is refused and
+shown to the officers as a throttled member); the reporting member answers; a compliance
+officer decides. Undecided disputes past their deadline become overdue, and their case drops
+out of lookups (selectors/cases.py) until an officer decides.
 
 Transitions (anything else is 409 invalid_transition and changes nothing):
     open       -> responded               the reporting member maintains the case
@@ -9,8 +13,10 @@ Transitions (anything else is 409 invalid_transition and changes nothing):
     open, responded -> overdue            the deadline passes (read time; the sweep records it)
 
 Every change locks the case row, then its dispute row (always in that order, so two writers
-never deadlock), records its audit event in the same transaction, and sends mail only through
-the outbox. Statements and rationales are never copied into audit details: lengths only.
+never deadlock; filing locks the filing member's row before the case, for its quota, and
+nothing locks a member row after a case row), records its audit event in the same
+transaction, and sends mail only through the outbox. Statements and rationales are never
+copied into audit details: lengths only.
 """
 
 import uuid
@@ -26,8 +32,10 @@ from registry.actors import Actor
 from registry.errors import (
     Conflict,
     FieldError,
+    IdentifierNotOnCase,
     InvalidTransition,
     NotFound,
+    RateLimited,
     RawPiiRejected,
     ValidationFailed,
 )
@@ -38,15 +46,26 @@ from registry.models import (
     CaseStatus,
     Dispute,
     DisputeStatus,
+    IdentifierKind,
+    Member,
+    Scope,
 )
+from registry.selectors.cases import case_carries_identifier
+from registry.services.abuse import rate_limit_exceeded_record
 from registry.services.audit import audit_record
 from registry.services.case_lifecycle import case_close
 from registry.services.outbox import outbox_enqueue
+from registry.tokens import is_token
 
 TASK_FILED_NOTICE = "registry.disputes.send_filed_notice"
 TASK_DECISION_NOTICE = "registry.disputes.send_decision_notice"
 TASK_REMINDER = "registry.disputes.send_reminder"
 TASK_OVERDUE_ALERT = "registry.disputes.send_overdue_alert"
+
+# The dispute quota counts the disputes a member filed in the last QUOTA_WINDOW; a refusal
+# is recorded like a rate-limit refusal (scope `dispute`, this quota name) for the officers.
+QUOTA_WINDOW = timedelta(hours=24)
+QUOTA_NAME = "disputes_filed"
 
 # Statuses in which the deadline still runs (overdue is where it ends).
 RUNNING_STATUSES = (DisputeStatus.OPEN, DisputeStatus.RESPONDED)
@@ -65,19 +84,41 @@ def dispute_deadline(filed_at: datetime) -> datetime:
     return filed_at + timedelta(days=settings.REGISTRY_DISPUTE_DEADLINE_DAYS)
 
 
-@transaction.atomic
-def dispute_file(*, actor: Actor, case_id, reason: str, statement: str = "") -> Dispute:
-    """Any member files on behalf of a data subject, about any live case (the case id comes
-    from a lookup result). The case is `disputed` at once; one undecided dispute per case."""
+def dispute_file(
+    *, actor: Actor, case_id, identifier: tuple[str, str], reason: str, statement: str = ""
+) -> Dispute:
+    """Any member files on behalf of a data subject, about a live case carrying the subject's
+    identifier `(kind, token)`: holding it is the member's proof that it acts for that person
+    (a case id seen in a lookup answer is not enough). The case is `disputed` at once; one
+    undecided dispute per case; at most the member's dispute quota in any 24 hours."""
     if not actor.is_member:
         raise NotFound(_("No such case."))
     if reason not in Dispute.Reason.values:
         raise ValidationFailed(_("Unknown dispute reason."))
     _screen(statement=statement)
+    _check_identifier_shape(identifier)
+    try:
+        return _file(
+            actor=actor, case_id=case_id, identifier=identifier, reason=reason, statement=statement
+        )
+    except DisputeQuotaExceeded as exc:
+        # After the rollback, in a transaction of its own: the officers must see the burst.
+        rate_limit_exceeded_record(
+            actor=actor, scope=Scope.DISPUTE, limit=exc.limit, window="day", quota=QUOTA_NAME
+        )
+        raise
+
+
+@transaction.atomic
+def _file(*, actor: Actor, case_id, identifier: tuple[str, str], reason: str, statement: str):
+    now = timezone.now()
+    _check_quota(actor, now)
     case = _lock_live_case(case_id)
+    kind, token = identifier
+    if case is None or not case_carries_identifier(case_id=case.pk, kind=kind, token=token):
+        raise _not_on_case()
     if case.status == CaseStatus.DISPUTED:
         raise Conflict(_("This case already has an undecided dispute."))
-    now = timezone.now()
     dispute = Dispute(
         case=case,
         filed_by=actor.member,
@@ -98,7 +139,10 @@ def dispute_file(*, actor: Actor, case_id, reason: str, statement: str = "") -> 
         object_type="dispute",
         object_id=dispute.pk,
         details={
+            # The identifier's kind only: a fingerprint in the permanent trail would link the
+            # person to the case after the case is gone.
             "case_id": str(case.pk),
+            "identifier_kind": kind,
             "reason": reason,
             "statement_length": len(statement),
             "due_at": dispute.due_at.isoformat(),
@@ -106,6 +150,53 @@ def dispute_file(*, actor: Actor, case_id, reason: str, statement: str = "") -> 
     )
     outbox_enqueue(TASK_FILED_NOTICE, dispute_id=str(dispute.pk))
     return dispute
+
+
+class DisputeQuotaExceeded(RateLimited):
+    limit: int = 0
+
+
+def dispute_quota(member: Member) -> int:
+    """Disputes `member` may file in any 24 hours."""
+    if member.dispute_quota_per_day is not None:
+        return member.dispute_quota_per_day
+    return settings.REGISTRY_DISPUTE_QUOTA_PER_DAY
+
+
+def _check_quota(actor: Actor, now: datetime) -> None:
+    """Counted from the disputes themselves, under a lock of the member's row, so that
+    concurrent filings of one member are counted one after the other (the cache-based rate
+    limiter fails open; this must not)."""
+    member = Member.objects.select_for_update().get(pk=actor.member_id)
+    limit = dispute_quota(member)
+    window_start = now - QUOTA_WINDOW
+    recent = Dispute.objects.filter(filed_by=member, filed_at__gt=window_start)
+    if recent.count() < limit:
+        return
+    oldest = recent.order_by("filed_at").values_list("filed_at", flat=True).first()
+    exc = DisputeQuotaExceeded(
+        _("The member's dispute quota of %(n)d per 24 hours is used up.") % {"n": limit}
+    )
+    exc.limit = limit
+    exc.retry_after = max(1, int(((oldest or now) + QUOTA_WINDOW - now).total_seconds()) + 1)
+    raise exc
+
+
+def _check_identifier_shape(identifier) -> None:
+    """The API's serializer checks first; this guards other callers."""
+    kind, token = identifier if isinstance(identifier, tuple | list) else (None, None)
+    if kind not in IdentifierKind.values or not is_token(token):
+        raise ValidationFailed(
+            _("The identifier has an unknown kind or a bad token."),
+            [FieldError("/identifier", "invalid_identifier", _("Unknown kind or bad token."))],
+        )
+
+
+def _not_on_case() -> IdentifierNotOnCase:
+    return IdentifierNotOnCase(
+        _("The identifier is not one of this case's, or no such case is in the registry."),
+        [FieldError("/identifier", "identifier_not_on_case", _("Not an identifier of the case."))],
+    )
 
 
 @transaction.atomic
@@ -330,20 +421,17 @@ def _as_uuid(value, message: str) -> uuid.UUID:
         raise NotFound(message) from None
 
 
-def _lock_live_case(case_id) -> Case:
-    """The case, locked, if a lookup could show it (or it is disputed: then 409, not 404)."""
-    case = (
+def _lock_live_case(case_id) -> Case | None:
+    """The case, locked, if a lookup could show it or it is disputed; else None."""
+    try:
+        case_id = _as_uuid(case_id, "")
+    except NotFound:
+        return None
+    return (
         Case.objects.select_for_update()
-        .filter(
-            pk=_as_uuid(case_id, _("No such case.")),
-            status__in=LIVE_CASE_STATUSES,
-            expires_at__gt=timezone.localdate(),
-        )
+        .filter(pk=case_id, status__in=LIVE_CASE_STATUSES, expires_at__gt=timezone.localdate())
         .first()
     )
-    if case is None:
-        raise NotFound(_("No such case."))
-    return case
 
 
 def _lock_dispute(dispute_id) -> Dispute:

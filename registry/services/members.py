@@ -4,8 +4,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
 
 from registry.actors import Actor
+from registry.audit_actions import AuditAction
 from registry.errors import Conflict, ValidationFailed
 from registry.models import LimitScope, Member, MemberLimit
 from registry.services.audit import audit_record
@@ -106,6 +108,27 @@ def member_set_limit(
     )
     transaction.on_commit(lambda: member_limits_forget(member.pk))
     return limit
+
+
+@transaction.atomic
+def member_set_dispute_quota(*, actor: Actor, member_id: int, per_day: int | None) -> Member:
+    """The disputes a member may file in any 24 hours; None: REGISTRY_DISPUTE_QUOTA_PER_DAY.
+    (Zero is allowed: a member barred from filing until the officers look into it.)"""
+    if per_day is not None and per_day < 0:
+        raise ValidationFailed(_("A dispute quota cannot be negative."))
+    member = Member.objects.select_for_update().get(pk=member_id)
+    if member.dispute_quota_per_day == per_day:
+        return member
+    member.dispute_quota_per_day = per_day
+    member.save(update_fields=["dispute_quota_per_day"])
+    audit_record(
+        actor=actor,
+        action=AuditAction.MEMBER_LIMIT_SET,
+        object_type="member",
+        object_id=member.code,
+        details={"scope": "dispute", "disputes_per_day": per_day},
+    )
+    return member
 
 
 @transaction.atomic

@@ -1,5 +1,5 @@
-"""Housekeeping jobs (expiry, retention, sealing, outbox, pepper rotation), thin: each task
-runs one job of registry/services/jobs, which records a JobRun and does the work in short,
+"""Housekeeping jobs (expiry, retention, sealing, outbox, pepper rotation, text scrub), thin:
+each task runs one job of registry/services/jobs, which records a JobRun and does the work in short,
 idempotent batches. Beat publishes them on the schedule officers edit in the admin
 (django-celery-beat; defaults in migration 0003_beat_schedule).
 
@@ -65,3 +65,8 @@ def pepper_rotation(now_iso: str | None = None, max_batches: int | None = None) 
 @shared_task(name="registry.jobs.usage_signals", **RETRY_ON_DATABASE_ERRORS)
 def usage_signals(now_iso: str | None = None, max_batches: int | None = None) -> dict:
     return _run("usage_signals", now_iso, max_batches)
+
+
+@shared_task(name="registry.jobs.closed_text_scrub", **RETRY_ON_DATABASE_ERRORS)
+def closed_text_scrub(now_iso: str | None = None, max_batches: int | None = None) -> dict:
+    return _run("closed_text_scrub", now_iso, max_batches)

@@ -27,6 +27,7 @@ def _jobs() -> dict[str, Callable[..., dict]]:
     from registry.services.jobs.housekeeping import audit_seal_run, outbox_sweep_run
     from registry.services.jobs.retention import idempotency_retention_run, lookup_log_retention_run
     from registry.services.jobs.rotation import pepper_rotation_run
+    from registry.services.jobs.scrub import closed_text_scrub_run
     from registry.services.usage import usage_signals_run
 
     return {
@@ -38,6 +39,7 @@ def _jobs() -> dict[str, Callable[..., dict]]:
         "dispute_deadlines": _dispute_deadlines_run,
         "pepper_rotation": pepper_rotation_run,
         "usage_signals": usage_signals_run,
+        "closed_text_scrub": closed_text_scrub_run,
     }
 
 
@@ -50,6 +52,7 @@ JOB_NAMES = (
     "dispute_deadlines",
     "pepper_rotation",
     "usage_signals",
+    "closed_text_scrub",
 )
 
 
