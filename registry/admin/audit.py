@@ -33,6 +33,7 @@ from registry.admin.common import (
     status_pill,
 )
 from registry.admin.site import site
+from registry.audit_actions import AuditAction
 from registry.models import AuditEvent, AuditSeal
 from registry.services.audit import audit_record, audit_seal_lag_seconds, audit_verify
 
@@ -114,9 +115,17 @@ class CachedValuesFilter(admin.SimpleListFilter):
         return queryset.filter(**{self.field: self.value()}) if self.value() else queryset
 
 
-class ActionFilter(CachedValuesFilter):
+class ActionFilter(admin.SimpleListFilter):
+    """Every kind of event the registry records (the enum), by its label: no scan needed."""
+
     title = gettext_lazy("action")
-    parameter_name = field = "action"
+    parameter_name = "action"
+
+    def lookups(self, request, model_admin):
+        return AuditAction.choices
+
+    def queryset(self, request, queryset):
+        return queryset.filter(action=self.value()) if self.value() else queryset
 
 
 class ObjectTypeFilter(CachedValuesFilter):
@@ -264,7 +273,7 @@ class AuditEventAdmin(RegistryModelAdmin):
         with transaction.atomic():
             audit_record(
                 actor=actor_for(request),
-                action="audit.verified",
+                action=AuditAction.AUDIT_VERIFIED,
                 object_type="audit",
                 details={
                     "ok": result.ok,
@@ -314,7 +323,7 @@ class AuditEventAdmin(RegistryModelAdmin):
             count = events.count()
             audit_record(
                 actor=actor_for(request),
-                action="audit.exported",
+                action=AuditAction.AUDIT_EXPORTED,
                 object_type="audit",
                 details={"count": count, "filters": filters},
             )

@@ -29,6 +29,7 @@ from registry.admin.common import (
     status_pill,
 )
 from registry.admin.site import site
+from registry.audit_actions import AuditAction
 from registry.errors import RegistryError
 from registry.models import LIVE_CASE_STATUSES, Case, CaseIdentifier, Category, Dispute
 from registry.services.cases import case_withdraw
@@ -90,7 +91,7 @@ class CaseDisputeInline(ReadOnlyTabularInline):
 
 @admin.register(Case, site=site)
 class CaseAdmin(RegistryModelAdmin):
-    audit_views = True
+    view_audit_action = AuditAction.ADMIN_CASE_VIEWED
     list_display = (
         "short_id",
         "member_code",

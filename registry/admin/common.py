@@ -13,6 +13,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy
 
 from registry.actors import Actor
+from registry.audit_actions import AuditAction
 from registry.errors import RegistryError
 from registry.models import Scope
 from registry.services.audit import audit_record
@@ -96,8 +97,9 @@ class RegistryModelAdmin(admin.ModelAdmin):
     change_form_template = "registry/admin/change_form.html"
     # The admin's "delete selected" bypasses services; no registry object is deleted by hand.
     actions = None
-    # Officers reading a record of registry data leave a trace, as members do through the API.
-    audit_views = False
+    # Officers reading a record of registry data leave a trace, as members do through the API:
+    # the audit action of opening one record (None: not audited).
+    view_audit_action: AuditAction | None = None
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -118,10 +120,10 @@ class RegistryModelAdmin(admin.ModelAdmin):
             if obj is not None:
                 extra_context["registry_tools"] = self.object_tools(request, obj)
                 extra_context.update(self.extra_change_context(request, obj))
-                if self.audit_views and request.method == "GET":
+                if self.view_audit_action and request.method == "GET":
                     audit_record(
                         actor=actor_for(request),
-                        action=f"admin.{self.opts.model_name}_viewed",
+                        action=self.view_audit_action,
                         object_type=self.opts.model_name,
                         object_id=obj.pk,
                     )

@@ -5,6 +5,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from registry.actors import Actor
+from registry.audit_actions import AuditAction
 from registry.errors import NotFound
 from registry.models import Case, CaseIdentifier, CaseStatus, Dispute, DisputeStatus
 from registry.services.audit import audit_record
@@ -51,7 +52,7 @@ def cases_of_member(*, actor: Actor, status: str = "", category: str = "", refer
     cases = cases.filter(**{name: value for name, value in filters.items() if value})
     audit_record(
         actor=actor,
-        action="case.listed",
+        action=AuditAction.CASE_LISTED,
         object_type="case",
         details={"filters": sorted(name for name, value in filters.items() if value)},
     )
@@ -67,5 +68,5 @@ def case_of_member(*, actor: Actor, case_id) -> Case:
     )
     if case is None:
         raise NotFound(_("No such case."))
-    audit_record(actor=actor, action="case.viewed", object_type="case", object_id=case.pk)
+    audit_record(actor=actor, action=AuditAction.CASE_VIEWED, object_type="case", object_id=case.pk)
     return case

@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from registry.actors import Actor
+from registry.audit_actions import AuditAction
 from registry.errors import NotFound, ValidationFailed
 from registry.models import CaseIdentifier, Dispute, IdentifierKind, LookupLogEntry
 from registry.services.audit import audit_record
@@ -42,7 +43,7 @@ def subject_access_report(*, actor: Actor, kind: str, token: str) -> dict:
     }
     audit_record(
         actor=actor,
-        action="compliance.subject_access",
+        action=AuditAction.SUBJECT_ACCESS,
         object_type="identifier",
         object_id=fingerprint,
         details={

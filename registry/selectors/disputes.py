@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from registry.actors import Actor
+from registry.audit_actions import AuditAction
 from registry.errors import NotFound
 from registry.models import Dispute, DisputeStatus
 from registry.services.audit import audit_record
@@ -45,7 +46,7 @@ def dispute_list(*, actor: Actor, status: str = "", case_id=None):
         disputes = disputes.filter(case_id=case_id)
     audit_record(
         actor=actor,
-        action="dispute.listed",
+        action=AuditAction.DISPUTE_LISTED,
         object_type="dispute",
         details={"status": status, "case_id": str(case_id or "")},
     )
@@ -60,5 +61,7 @@ def dispute_get(*, actor: Actor, dispute_id) -> Dispute:
     dispute = disputes_visible_to(actor=actor).filter(pk=dispute_id).first()
     if dispute is None:
         raise NotFound(_("No such dispute."))
-    audit_record(actor=actor, action="dispute.viewed", object_type="dispute", object_id=dispute.pk)
+    audit_record(
+        actor=actor, action=AuditAction.DISPUTE_VIEWED, object_type="dispute", object_id=dispute.pk
+    )
     return dispute

@@ -36,6 +36,7 @@ from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
 
 from registry.actors import Actor
+from registry.audit_actions import AuditAction
 from registry.models import AuditEvent, AuditSeal
 from registry.sql import execute_binary, unnest_insert, unnest_params
 
@@ -47,7 +48,7 @@ LATE_COMMIT_WINDOW = timedelta(hours=1)
 def audit_record(
     *,
     actor: Actor,
-    action: str,
+    action: AuditAction,
     object_type: str = "",
     object_id: str = "",
     details: dict | None = None,
@@ -64,7 +65,7 @@ def audit_record(
 def audit_build(
     *,
     actor: Actor,
-    action: str,
+    action: AuditAction,
     object_type: str = "",
     object_id: str = "",
     details: dict | None = None,

@@ -33,6 +33,7 @@ from django.utils.translation import gettext as _
 
 from registry import tokens
 from registry.actors import Actor
+from registry.audit_actions import AuditAction
 from registry.errors import (
     BatchTooLarge,
     Conflict,
@@ -269,7 +270,7 @@ def _identifier_rows(case: Case, identifiers: list[tuple[str, str]]) -> list[Ide
 def _created_event(actor: Actor, case: Case):
     return audit_build(
         actor=actor,
-        action="case.submitted",
+        action=AuditAction.CASE_SUBMITTED,
         object_type="case",
         object_id=case.pk,
         details={
@@ -308,7 +309,7 @@ def case_withdraw(*, actor: Actor, case_id, reason: str) -> Case:
         actor=actor,
         case=case,
         status=CaseStatus.WITHDRAWN,
-        action="case.withdrawn",
+        action=AuditAction.CASE_WITHDRAWN,
         details={"reason_length": len(reason)},
     )
     dispute_close_for_closed_case(actor=actor, case=case)

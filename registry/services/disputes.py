@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 from registry_client.pii import looks_like_raw_identifier
 
 from registry.actors import Actor
+from registry.audit_actions import AuditAction
 from registry.errors import (
     Conflict,
     FieldError,
@@ -94,7 +95,7 @@ def dispute_file(*, actor: Actor, case_id, reason: str, statement: str = "") -> 
     _set_case_status(case, CaseStatus.DISPUTED, now)
     audit_record(
         actor=actor,
-        action="dispute.filed",
+        action=AuditAction.DISPUTE_FILED,
         object_type="dispute",
         object_id=dispute.pk,
         details={
@@ -137,7 +138,7 @@ def dispute_respond(*, actor: Actor, dispute_id, position: str, statement: str =
     dispute.save(update_fields=update)
     audit_record(
         actor=actor,
-        action="dispute.responded",
+        action=AuditAction.DISPUTE_RESPONDED,
         object_type="dispute",
         object_id=dispute.pk,
         details={
@@ -196,7 +197,7 @@ def dispute_decide(
         )
     audit_record(
         actor=actor,
-        action="dispute.decided",
+        action=AuditAction.DISPUTE_DECIDED,
         object_type="dispute",
         object_id=dispute.pk,
         details={
@@ -226,7 +227,7 @@ def dispute_close_for_closed_case(
         _record_decision(dispute, actor=actor, outcome=outcome, rationale=rationale)
         audit_record(
             actor=actor,
-            action="dispute.decided",
+            action=AuditAction.DISPUTE_DECIDED,
             object_type="dispute",
             object_id=dispute.pk,
             details={
@@ -290,7 +291,7 @@ def _mark_overdue(now: datetime) -> int:
         dispute.save(update_fields=["status"])
         audit_record(
             actor=system,
-            action="dispute.overdue",
+            action=AuditAction.DISPUTE_OVERDUE,
             object_type="dispute",
             object_id=dispute.pk,
             details={"case_id": str(dispute.case_id), "due_at": dispute.due_at.isoformat()},
@@ -382,7 +383,7 @@ def _apply_outcome_to_case(
             actor=actor,
             case=case,
             status=CaseStatus.REMOVED,
-            action="case.removed",
+            action=AuditAction.CASE_REMOVED,
             details={"dispute_id": str(dispute.pk)},
         )
         return
@@ -391,7 +392,7 @@ def _apply_outcome_to_case(
     _set_case_status(case, CaseStatus.ACTIVE, timezone.now(), extra=["subject_statement"])
     audit_record(
         actor=actor,
-        action="case.restored",
+        action=AuditAction.CASE_RESTORED,
         object_type="case",
         object_id=case.pk,
         details={"dispute_id": str(dispute.pk), "subject_statement": bool(case.subject_statement)},

@@ -59,6 +59,7 @@ from django.utils.translation import gettext as _
 
 from registry import tokens
 from registry.actors import Actor
+from registry.audit_actions import AuditAction
 from registry.errors import BatchTooLarge, FieldError, NotFound, ValidationFailed
 from registry.ids import uuid7
 from registry.models import (
@@ -121,7 +122,7 @@ _LOOKUP_SQL = compact(f"""{PROBE_CTE},
             (created_at, actor_type, member_id, api_key_prefix, officer, action, object_type,
              object_id, details)
         SELECT %(audited_at)s, %(actor_type)s, %(member)s, %(api_key_prefix)s, %(officer)s,
-               'lookup.performed', 'lookup', %(lookup_text)s,
+               '{AuditAction.LOOKUP_PERFORMED.value}', 'lookup', %(lookup_text)s,
                %(details)s::jsonb || jsonb_build_object('matched', counted.matches)
         FROM counted
     ),

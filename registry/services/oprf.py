@@ -6,6 +6,7 @@ from django.conf import settings
 from registry_client import oprf
 
 from registry.actors import Actor
+from registry.audit_actions import AuditAction
 from registry.errors import BatchTooLarge, FieldError, ValidationFailed
 from registry.services.audit import audit_record
 
@@ -41,7 +42,7 @@ def oprf_evaluate(*, actor: Actor, blinded_elements: list[str]) -> tuple[str, li
     # no reason to keep them.
     audit_record(
         actor=actor,
-        action="oprf.evaluated",
+        action=AuditAction.OPRF_EVALUATED,
         object_type="oprf",
         details={"elements": len(evaluated), "key_id": key_id},
     )

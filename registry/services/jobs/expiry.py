@@ -26,6 +26,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from registry.actors import Actor
+from registry.audit_actions import AuditAction
 from registry.models import (
     LIVE_CASE_STATUSES,
     UNDECIDED_DISPUTE_STATUSES,
@@ -41,8 +42,6 @@ from registry.services.jobs.batches import (
     more_batches_allowed,
     pause_inside_batch,
 )
-
-AUDIT_ACTION = "cases.expired"
 
 
 def expiry_run(
@@ -93,6 +92,8 @@ def _expire_batch(*, today: date, batch_size: int) -> dict | None:
         "case_ids": [str(case_id) for case_id in case_ids],
         "undecided_dispute_ids": [str(pk) for pk in disputes.values_list("id", flat=True)],
     }
-    audit_record(actor=Actor.system(), action=AUDIT_ACTION, object_type="case", details=details)
+    audit_record(
+        actor=Actor.system(), action=AuditAction.CASES_EXPIRED, object_type="case", details=details
+    )
     pause_inside_batch()
     return details
