@@ -77,6 +77,7 @@ from registry.selectors.lookups import (
     MatchRow,
     Probes,
 )
+from registry.services.audit import AUDIT_EVENT_COLUMNS, audit_actor_columns
 from registry.sql import compact, execute_binary
 
 MAX_IDENTIFIERS_PER_LOOKUP = 1000
@@ -102,7 +103,8 @@ _NO_MATCH = ", ".join("NULL" for _n in range(_MATCH_WIDTH - 1))
 # included, to count matches as the response does. DISTINCT in the counts matters only during
 # a pepper rotation, when one member can have a sighting at each of two versions.
 # The answer: one 'm' row per (n, matching case), newest case first, then one 'v' row per
-# identifier that other members looked up in the longest window.
+# identifier that other members looked up in the longest window. The audit event's values are
+# in AUDIT_EVENT_COLUMNS' order.
 _LOOKUP_SQL = compact(f"""{PROBE_CTE},
     {MATCHED_CTE},
     counted AS (
@@ -119,8 +121,7 @@ _LOOKUP_SQL = compact(f"""{PROBE_CTE},
     ),
     audited AS (
         INSERT INTO {AuditEvent._meta.db_table}
-            (created_at, actor_type, member_id, api_key_prefix, officer, action, object_type,
-             object_id, details)
+            ({", ".join(AUDIT_EVENT_COLUMNS)})
         SELECT %(audited_at)s, %(actor_type)s, %(member)s, %(api_key_prefix)s, %(officer)s,
                '{AuditAction.LOOKUP_PERFORMED.value}', 'lookup', %(lookup_text)s,
                %(details)s::jsonb || jsonb_build_object('matched', counted.matches)
@@ -324,8 +325,6 @@ def _audit_params(actor: Actor, details: dict) -> dict:
     """The event's columns exactly as audit_record would fill them."""
     return {
         "audited_at": timezone.now(),
-        "actor_type": actor.type,
-        "api_key_prefix": actor.api_key_prefix,
-        "officer": actor.officer_username,
+        **audit_actor_columns(actor),
         "details": json.dumps(details),
     }
