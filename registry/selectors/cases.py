@@ -32,9 +32,6 @@ def matchable_cases_q() -> Q:
     ) & Q(expires_at__gt=today)
 
 
-CASE_FILTERS = ("status", "category", "reference")
-
-
 def cases_of_member(*, actor: Actor, status: str = "", category: str = "", reference: str = ""):
     """The caller's own cases, newest first, with their identifiers. Filters are exact.
     The read is audited (the spec audits every call that reads registry data)."""
