@@ -12,13 +12,8 @@ from registry.api.fields import FreeTextField
 from registry.api.pagination import NewestFirstCursorPagination
 from registry.api.problems import COMMON, problems
 from registry.models import Dispute, DisputeStatus
-from registry.selectors.disputes import dispute_get, dispute_list
-from registry.services.disputes import (
-    dispute_decide,
-    dispute_effective_status,
-    dispute_file,
-    dispute_respond,
-)
+from registry.selectors.disputes import dispute_effective_status, dispute_get, dispute_list
+from registry.services.disputes import dispute_decide, dispute_file, dispute_respond
 
 STATEMENT_MAX = 4000
 

@@ -7,7 +7,14 @@ from django.utils.translation import gettext as _
 from registry.actors import Actor
 from registry.audit_actions import AuditAction
 from registry.errors import NotFound
-from registry.models import Case, CaseIdentifier, CaseStatus, Dispute, DisputeStatus
+from registry.models import (
+    UNDECIDED_DISPUTE_STATUSES,
+    Case,
+    CaseIdentifier,
+    CaseStatus,
+    Dispute,
+    DisputeStatus,
+)
 from registry.services.audit import audit_record
 
 
@@ -18,7 +25,7 @@ def overdue_dispute_exists():
     return Exists(
         Dispute.objects.filter(
             case=OuterRef("pk"),
-            status__in=[DisputeStatus.OPEN, DisputeStatus.RESPONDED, DisputeStatus.OVERDUE],
+            status__in=UNDECIDED_DISPUTE_STATUSES,
         ).filter(Q(status=DisputeStatus.OVERDUE) | Q(due_at__lte=now))
     )
 
@@ -33,8 +40,8 @@ def matchable_cases_q() -> Q:
 
 
 def cases_of_member(*, actor: Actor, status: str = "", category: str = "", reference: str = ""):
-    """The caller's own cases, newest first, with their identifiers. Filters are exact.
-    The read is audited (the spec audits every call that reads registry data)."""
+    """Audited read: the caller's own cases, newest first, with their identifiers. Filters
+    are exact. The read is audited (the spec audits every call that reads registry data)."""
     cases = (
         Case.objects.filter(member_id=actor.member_id if actor.is_member else None)
         .prefetch_related(
@@ -57,7 +64,8 @@ def cases_of_member(*, actor: Actor, status: str = "", category: str = "", refer
 
 
 def case_of_member(*, actor: Actor, case_id) -> Case:
-    """One of the caller's own cases; anyone else's is NotFound, exactly like a missing one."""
+    """Audited read: one of the caller's own cases; anyone else's is NotFound, exactly like
+    a missing one."""
     case = (
         Case.objects.filter(pk=case_id, member_id=actor.member_id if actor.is_member else None)
         .prefetch_related("identifiers")

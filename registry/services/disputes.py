@@ -40,6 +40,7 @@ from registry.models import (
     Dispute,
     DisputeStatus,
 )
+from registry.selectors.disputes import RUNNING_STATUSES, dispute_effective_status
 from registry.services.audit import audit_record
 from registry.services.case_lifecycle import (
     case_move,
@@ -51,18 +52,6 @@ from registry.services.outbox import outbox_enqueue
 TASK_FILED_NOTICE = "registry.disputes.send_filed_notice"
 TASK_REMINDER = "registry.disputes.send_reminder"
 TASK_OVERDUE_ALERT = "registry.disputes.send_overdue_alert"
-
-# Statuses in which the deadline still runs (overdue is where it ends).
-RUNNING_STATUSES = (DisputeStatus.OPEN, DisputeStatus.RESPONDED)
-
-
-def dispute_effective_status(dispute: Dispute, *, now: datetime | None = None) -> str:
-    """The status as of now: a running dispute past its deadline is overdue even before the
-    sweep has recorded it."""
-    now = now or timezone.now()
-    if dispute.status in RUNNING_STATUSES and dispute.due_at <= now:
-        return DisputeStatus.OVERDUE
-    return dispute.status
 
 
 def dispute_deadline(filed_at: datetime) -> datetime:

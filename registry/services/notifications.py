@@ -23,12 +23,9 @@ from django.utils.translation import gettext_lazy as _
 from registry.actors import Actor
 from registry.audit_actions import AuditAction
 from registry.models import AuditEvent, Dispute, DisputeStatus
+from registry.selectors.disputes import RUNNING_STATUSES, dispute_effective_status
 from registry.services.audit import audit_record
-from registry.services.disputes import (
-    RUNNING_STATUSES,
-    dispute_effective_status,
-    dispute_reminder_window_start,
-)
+from registry.services.disputes import dispute_reminder_window_start
 from registry.services.members import OFFICERS_GROUP
 
 
