@@ -3,13 +3,14 @@
 from rest_framework.views import APIView
 
 from registry.api import throttling
+from registry.models import Scope
 
 
 class RegistryView(APIView):
     """Views set `required_scopes` (any of them grants access) and, when one call can count
     for a scope other than the first, override `rate_scope`."""
 
-    required_scopes: tuple[str, ...] = ()
+    required_scopes: tuple[Scope, ...] = ()
 
     def rate_scope(self, request) -> str:
         granted = [s for s in self.required_scopes if s in request.user.scopes]

@@ -1,9 +1,10 @@
-from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.response import Response
 
 from registry.api.base import RegistryView
+from registry.api.problems import COMMON, problems
+from registry.models import Scope
 from registry.services.oprf import MAX_ELEMENTS, oprf_evaluate
 
 
@@ -48,16 +49,13 @@ class EvaluateOutput(serializers.Serializer):
     evaluated_elements = serializers.ListField(child=serializers.CharField())
 
 
-PROBLEM = OpenApiResponse(description=_("Problem details (RFC 9457)"))
-
-
 class OprfEvaluateApi(RegistryView):
-    required_scopes = ("lookup", "submit", "dispute")
+    required_scopes = (Scope.LOOKUP, Scope.SUBMIT, Scope.DISPUTE)
 
     @extend_schema(
         request=EvaluateInput,
         operation_id="oprf_evaluate",
-        responses={200: EvaluateOutput, 400: PROBLEM, 401: PROBLEM, 403: PROBLEM, 429: PROBLEM},
+        responses={200: EvaluateOutput, **problems(_400="validation_error", **COMMON)},
     )
     def post(self, request):
         data = EvaluateInput(data=request.data)
