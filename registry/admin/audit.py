@@ -16,10 +16,8 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
-from django.urls import path
 from django.utils import timezone
 from django.utils.dateparse import parse_date
-from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -28,6 +26,8 @@ from registry.admin.common import (
     Tool,
     actor_for,
     admin_url,
+    json_pretty,
+    json_summary,
     related_filter,
     require,
     status_pill,
@@ -218,13 +218,11 @@ class AuditEventAdmin(RegistryModelAdmin):
 
     @admin.display(description=gettext_lazy("details"))
     def details_summary(self, obj):
-        text = json.dumps(obj.details, ensure_ascii=False, sort_keys=True)
-        return text if len(text) <= 80 else text[:79] + "…"
+        return json_summary(obj.details, 80)
 
     @admin.display(description=gettext_lazy("details"))
     def details_pretty(self, obj):
-        text = json.dumps(obj.details, ensure_ascii=False, sort_keys=True, indent=2)
-        return format_html("<pre class='registry-json'>{}</pre>", text)
+        return json_pretty(obj.details)
 
     @admin.display(description=gettext_lazy("sealed"), boolean=False)
     def sealed_display(self, obj):
@@ -252,16 +250,8 @@ class AuditEventAdmin(RegistryModelAdmin):
 
     def get_urls(self):
         own = [
-            path(
-                "verify/",
-                self.admin_site.admin_view(self.verify_view),
-                name=self.url_name("verify"),
-            ),
-            path(
-                "export/",
-                self.admin_site.admin_view(self.export_view),
-                name=self.url_name("export"),
-            ),
+            self.view_path("verify/", self.verify_view, "verify"),
+            self.view_path("export/", self.export_view, "export"),
         ]
         return own + super().get_urls()
 

@@ -9,7 +9,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.urls import path
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -181,11 +180,7 @@ class CaseAdmin(RegistryModelAdmin):
 
     def get_urls(self):
         own = [
-            path(
-                "<uuid:pk>/withdraw/",
-                self.admin_site.admin_view(self.withdraw_view),
-                name=self.url_name("withdraw"),
-            ),
+            self.view_path("<uuid:pk>/withdraw/", self.withdraw_view, "withdraw"),
         ]
         return own + super().get_urls()
 

@@ -2,13 +2,14 @@
 messages (never a 500), buttons on the change page, and simple form pages for the audited
 actions (suspend, withdraw, revoke, ...)."""
 
+import json
 from dataclasses import dataclass
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy
 
@@ -54,6 +55,18 @@ def scope_labels(scopes) -> str:
 def status_pill(value: str, label: str) -> str:
     """A coloured label for a status (colours in registry/static/registry/admin.css)."""
     return format_html('<span class="registry-pill registry-pill-{}">{}</span>', value, label)
+
+
+def json_summary(details, width: int) -> str:
+    """A JSON column on one line of at most `width` characters, for a change list."""
+    text = json.dumps(details, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def json_pretty(details) -> str:
+    """A JSON column laid out, for a change form."""
+    text = json.dumps(details, ensure_ascii=False, sort_keys=True, indent=2)
+    return format_html("<pre class='registry-json'>{}</pre>", text)
 
 
 def category_label(code: str, name: str = "") -> str:
@@ -112,6 +125,10 @@ class RegistryModelAdmin(admin.ModelAdmin):
 
     def url_name(self, view: str) -> str:
         return f"{self.opts.app_label}_{self.opts.model_name}_{view}"
+
+    def view_path(self, route: str, view, name: str):
+        """One of this admin's own pages (for get_urls), behind the admin's login."""
+        return path(route, self.admin_site.admin_view(view), name=self.url_name(name))
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         extra_context = dict(extra_context or {})

@@ -13,7 +13,6 @@ from django.db.models import Count, Q
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import path
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
@@ -192,21 +191,9 @@ class MemberAdmin(RegistryModelAdmin):
 
     def get_urls(self):
         own = [
-            path(
-                "<int:pk>/suspend/",
-                self.admin_site.admin_view(self.suspend_view),
-                name=self.url_name("suspend"),
-            ),
-            path(
-                "<int:pk>/reactivate/",
-                self.admin_site.admin_view(self.reactivate_view),
-                name=self.url_name("reactivate"),
-            ),
-            path(
-                "<int:pk>/limit/",
-                self.admin_site.admin_view(self.limit_view),
-                name=self.url_name("limit"),
-            ),
+            self.view_path("<int:pk>/suspend/", self.suspend_view, "suspend"),
+            self.view_path("<int:pk>/reactivate/", self.reactivate_view, "reactivate"),
+            self.view_path("<int:pk>/limit/", self.limit_view, "limit"),
         ]
         return own + super().get_urls()
 
@@ -359,11 +346,7 @@ class ApiKeyAdmin(RegistryModelAdmin):
 
     def get_urls(self):
         own = [
-            path(
-                "<int:pk>/revoke/",
-                self.admin_site.admin_view(self.revoke_view),
-                name=self.url_name("revoke"),
-            ),
+            self.view_path("<int:pk>/revoke/", self.revoke_view, "revoke"),
         ]
         return own + super().get_urls()
 
