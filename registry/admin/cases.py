@@ -7,7 +7,6 @@ import uuid
 
 from django import forms
 from django.contrib import admin, messages
-from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
@@ -23,13 +22,11 @@ from registry.admin.common import (
     category_label,
     posted,
     related_filter,
-    report_error,
     require,
     status_pill,
 )
 from registry.admin.site import site
 from registry.audit_actions import AuditAction
-from registry.errors import RegistryError
 from registry.models import LIVE_CASE_STATUSES, Case, CaseIdentifier, Category, Dispute
 from registry.services.cases import case_withdraw
 from registry.tokens import FINGERPRINT_LENGTH
@@ -188,18 +185,17 @@ class CaseAdmin(RegistryModelAdmin):
         case = get_object_or_404(Case, pk=pk)
         require(self.has_withdraw_permission(request))
         form = WithdrawCaseForm(posted(request))
-        if request.method == "POST" and form.is_valid():
-            try:
-                case_withdraw(
-                    actor=on_behalf_of(request, case.member),
-                    case_id=case.pk,
-                    reason=form.cleaned_data["reason"],
-                )
-            except RegistryError as exc:
-                report_error(request, exc)
-            else:
-                messages.success(request, _("Case withdrawn; its identifiers were purged."))
-                return HttpResponseRedirect(admin_url(case, "change", case.pk))
+
+        def withdraw():
+            case_withdraw(
+                actor=on_behalf_of(request, case.member),
+                case_id=case.pk,
+                reason=form.cleaned_data["reason"],
+            )
+            return _("Case withdrawn; its identifiers were purged.")
+
+        if done := self.form_action(request, form, case, withdraw):
+            return done
         return self.form_page(
             request,
             title=_("Withdraw case"),

@@ -157,6 +157,20 @@ class RegistryModelAdmin(admin.ModelAdmin):
             report_error(request, exc)
             return HttpResponseRedirect(request.get_full_path())
 
+    def form_action(self, request, form, obj, run):
+        """A form page's POST: when the form is valid, `run()` (the service call, which
+        returns the message to show), then back to `obj`'s page. None: show the form again
+        (a GET, an invalid form, or the service refused: its error is then a message)."""
+        if request.method != "POST" or not form.is_valid():
+            return None
+        try:
+            done = run()
+        except RegistryError as exc:
+            report_error(request, exc)
+            return None
+        messages.success(request, done)
+        return HttpResponseRedirect(admin_url(obj, "change", obj.pk))
+
     def form_page(
         self, request, *, title, form, obj=None, submit_label, intro="", danger=False, status=200
     ):

@@ -208,23 +208,21 @@ class MemberAdmin(RegistryModelAdmin):
         require(self.has_change_permission(request, member))
         suspending = status == Member.Status.SUSPENDED
         form = MemberStatusForm(posted(request))
-        if request.method == "POST" and form.is_valid():
-            try:
-                member_set_status(
-                    actor=actor_for(request),
-                    member=member,
-                    status=status,
-                    rationale=form.cleaned_data["rationale"],
-                )
-            except RegistryError as exc:
-                report_error(request, exc)
-            else:
-                messages.success(
-                    request,
-                    _("%(member)s is now %(status)s.")
-                    % {"member": member.code, "status": member.get_status_display()},
-                )
-                return HttpResponseRedirect(admin_url(member, "change", member.pk))
+
+        def set_status():
+            member_set_status(
+                actor=actor_for(request),
+                member=member,
+                status=status,
+                rationale=form.cleaned_data["rationale"],
+            )
+            return _("%(member)s is now %(status)s.") % {
+                "member": member.code,
+                "status": member.get_status_display(),
+            }
+
+        if done := self.form_action(request, form, member, set_status):
+            return done
         return self.form_page(
             request,
             title=_("Suspend member") if suspending else _("Reactivate member"),
@@ -363,14 +361,13 @@ class ApiKeyAdmin(RegistryModelAdmin):
         key = get_object_or_404(ApiKey, pk=pk)
         require(self.has_revoke_permission(request))
         form = forms.Form(posted(request))
-        if request.method == "POST" and form.is_valid():
-            try:
-                api_key_revoke(actor=actor_for(request), api_key=key)
-            except RegistryError as exc:
-                report_error(request, exc)
-            else:
-                messages.success(request, _("Key %(key)s revoked.") % {"key": str(key)})
-                return HttpResponseRedirect(admin_url(key, "change", key.pk))
+
+        def revoke():
+            api_key_revoke(actor=actor_for(request), api_key=key)
+            return _("Key %(key)s revoked.") % {"key": str(key)}
+
+        if done := self.form_action(request, form, key, revoke):
+            return done
         return self.form_page(
             request,
             title=_("Revoke API key"),
