@@ -11,6 +11,8 @@ Transitions (anything else is 409 invalid_transition and changes nothing):
 Every change locks the case row, then its dispute row (always in that order, so two writers
 never deadlock), records its audit event in the same transaction, and sends mail only through
 the outbox. Statements and rationales are never copied into audit details: lengths only.
+What a dispute does to its case (disputed, restored, removed, withdrawn) and the recording of
+a decision are the case life cycle's (services/case_lifecycle.py).
 """
 
 import uuid
