@@ -16,10 +16,8 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.http import Http404, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
-from django.urls import path
 from django.utils import timezone
 from django.utils.dateparse import parse_date
-from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -28,11 +26,14 @@ from registry.admin.common import (
     Tool,
     actor_for,
     admin_url,
+    json_pretty,
+    json_summary,
     related_filter,
     require,
     status_pill,
 )
 from registry.admin.site import site
+from registry.audit_actions import AuditAction
 from registry.models import AuditEvent, AuditSeal
 from registry.services.audit import (
     audit_checkpoint_latest,
@@ -121,9 +122,17 @@ class CachedValuesFilter(admin.SimpleListFilter):
         return queryset.filter(**{self.field: self.value()}) if self.value() else queryset
 
 
-class ActionFilter(CachedValuesFilter):
+class ActionFilter(admin.SimpleListFilter):
+    """Every kind of event the registry records (the enum), by its label: no scan needed."""
+
     title = gettext_lazy("action")
-    parameter_name = field = "action"
+    parameter_name = "action"
+
+    def lookups(self, request, model_admin):
+        return AuditAction.choices
+
+    def queryset(self, request, queryset):
+        return queryset.filter(action=self.value()) if self.value() else queryset
 
 
 class ObjectTypeFilter(CachedValuesFilter):
@@ -216,13 +225,11 @@ class AuditEventAdmin(RegistryModelAdmin):
 
     @admin.display(description=gettext_lazy("details"))
     def details_summary(self, obj):
-        text = json.dumps(obj.details, ensure_ascii=False, sort_keys=True)
-        return text if len(text) <= 80 else text[:79] + "…"
+        return json_summary(obj.details, 80)
 
     @admin.display(description=gettext_lazy("details"))
     def details_pretty(self, obj):
-        text = json.dumps(obj.details, ensure_ascii=False, sort_keys=True, indent=2)
-        return format_html("<pre class='registry-json'>{}</pre>", text)
+        return json_pretty(obj.details)
 
     @admin.display(description=gettext_lazy("sealed"), boolean=False)
     def sealed_display(self, obj):
@@ -251,21 +258,9 @@ class AuditEventAdmin(RegistryModelAdmin):
 
     def get_urls(self):
         own = [
-            path(
-                "verify/",
-                self.admin_site.admin_view(self.verify_view),
-                name=self.url_name("verify"),
-            ),
-            path(
-                "export/",
-                self.admin_site.admin_view(self.export_view),
-                name=self.url_name("export"),
-            ),
-            path(
-                "checkpoint/",
-                self.admin_site.admin_view(self.checkpoint_view),
-                name=self.url_name("checkpoint"),
-            ),
+            self.view_path("verify/", self.verify_view, "verify"),
+            self.view_path("export/", self.export_view, "export"),
+            self.view_path("checkpoint/", self.checkpoint_view, "checkpoint"),
         ]
         return own + super().get_urls()
 
@@ -277,7 +272,7 @@ class AuditEventAdmin(RegistryModelAdmin):
         with transaction.atomic():
             audit_record(
                 actor=actor_for(request),
-                action="audit.verified",
+                action=AuditAction.AUDIT_VERIFIED,
                 object_type="audit",
                 details={
                     "ok": result.ok,
@@ -344,7 +339,7 @@ class AuditEventAdmin(RegistryModelAdmin):
             count = events.count()
             audit_record(
                 actor=actor_for(request),
-                action="audit.exported",
+                action=AuditAction.AUDIT_EXPORTED,
                 object_type="audit",
                 details={"count": count, "filters": filters},
             )

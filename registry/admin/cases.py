@@ -7,9 +7,7 @@ import uuid
 
 from django import forms
 from django.contrib import admin, messages
-from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.urls import path
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -24,12 +22,11 @@ from registry.admin.common import (
     category_label,
     posted,
     related_filter,
-    report_error,
     require,
     status_pill,
 )
 from registry.admin.site import site
-from registry.errors import RegistryError
+from registry.audit_actions import AuditAction
 from registry.models import LIVE_CASE_STATUSES, Case, CaseIdentifier, Category, Dispute
 from registry.services.cases import case_withdraw
 from registry.tokens import FINGERPRINT_LENGTH
@@ -90,7 +87,7 @@ class CaseDisputeInline(ReadOnlyTabularInline):
 
 @admin.register(Case, site=site)
 class CaseAdmin(RegistryModelAdmin):
-    audit_views = True
+    view_audit_action = AuditAction.ADMIN_CASE_VIEWED
     list_display = (
         "short_id",
         "member_code",
@@ -181,11 +178,7 @@ class CaseAdmin(RegistryModelAdmin):
 
     def get_urls(self):
         own = [
-            path(
-                "<uuid:pk>/withdraw/",
-                self.admin_site.admin_view(self.withdraw_view),
-                name=self.url_name("withdraw"),
-            ),
+            self.view_path("<uuid:pk>/withdraw/", self.withdraw_view, "withdraw"),
         ]
         return own + super().get_urls()
 
@@ -193,18 +186,17 @@ class CaseAdmin(RegistryModelAdmin):
         case = get_object_or_404(Case, pk=pk)
         require(self.has_withdraw_permission(request))
         form = WithdrawCaseForm(posted(request))
-        if request.method == "POST" and form.is_valid():
-            try:
-                case_withdraw(
-                    actor=on_behalf_of(request, case.member),
-                    case_id=case.pk,
-                    reason=form.cleaned_data["reason"],
-                )
-            except RegistryError as exc:
-                report_error(request, exc)
-            else:
-                messages.success(request, _("Case withdrawn; its identifiers were purged."))
-                return HttpResponseRedirect(admin_url(case, "change", case.pk))
+
+        def withdraw():
+            case_withdraw(
+                actor=on_behalf_of(request, case.member),
+                case_id=case.pk,
+                reason=form.cleaned_data["reason"],
+            )
+            return _("Case withdrawn; its identifiers were purged.")
+
+        if done := self.form_action(request, form, case, withdraw):
+            return done
         return self.form_page(
             request,
             title=_("Withdraw case"),
@@ -265,11 +257,3 @@ class CategoryAdmin(RegistryModelAdmin):
                 admin_url(Case, "changelist") + f"?category__code__exact={obj.pk}",
             )
         ]
-
-
-def case_link(case: Case) -> str:
-    return format_html(
-        '<a href="{}">{}</a>',
-        admin_url(case, "change", case.pk),
-        f"{case.member.code} · {case.reference}",
-    )

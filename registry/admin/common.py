@@ -2,17 +2,19 @@
 messages (never a 500), buttons on the change page, and simple form pages for the audited
 actions (suspend, withdraw, revoke, ...)."""
 
+import json
 from dataclasses import dataclass
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext, gettext_lazy
 
 from registry.actors import Actor
+from registry.audit_actions import AuditAction
 from registry.errors import RegistryError
 from registry.models import Scope
 from registry.services.audit import audit_record
@@ -62,6 +64,18 @@ def status_pill(value: str, label: str) -> str:
     return format_html('<span class="registry-pill registry-pill-{}">{}</span>', value, label)
 
 
+def json_summary(details, width: int) -> str:
+    """A JSON column on one line of at most `width` characters, for a change list."""
+    text = json.dumps(details, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def json_pretty(details) -> str:
+    """A JSON column laid out, for a change form."""
+    text = json.dumps(details, ensure_ascii=False, sort_keys=True, indent=2)
+    return format_html("<pre class='registry-json'>{}</pre>", text)
+
+
 def category_label(code: str, name: str = "") -> str:
     return str(CATEGORY_LABELS.get(code, name or code))
 
@@ -103,8 +117,9 @@ class RegistryModelAdmin(admin.ModelAdmin):
     change_form_template = "registry/admin/change_form.html"
     # The admin's "delete selected" bypasses services; no registry object is deleted by hand.
     actions = None
-    # Officers reading a record of registry data leave a trace, as members do through the API.
-    audit_views = False
+    # Officers reading a record of registry data leave a trace, as members do through the API:
+    # the audit action of opening one record (None: not audited).
+    view_audit_action: AuditAction | None = None
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -118,6 +133,10 @@ class RegistryModelAdmin(admin.ModelAdmin):
     def url_name(self, view: str) -> str:
         return f"{self.opts.app_label}_{self.opts.model_name}_{view}"
 
+    def view_path(self, route: str, view, name: str):
+        """One of this admin's own pages (for get_urls), behind the admin's login."""
+        return path(route, self.admin_site.admin_view(view), name=self.url_name(name))
+
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         extra_context = dict(extra_context or {})
         if object_id is not None:
@@ -125,10 +144,10 @@ class RegistryModelAdmin(admin.ModelAdmin):
             if obj is not None:
                 extra_context["registry_tools"] = self.object_tools(request, obj)
                 extra_context.update(self.extra_change_context(request, obj))
-                if self.audit_views and request.method == "GET":
+                if self.view_audit_action and request.method == "GET":
                     audit_record(
                         actor=actor_for(request),
-                        action=f"admin.{self.opts.model_name}_viewed",
+                        action=self.view_audit_action,
                         object_type=self.opts.model_name,
                         object_id=obj.pk,
                     )
@@ -144,6 +163,20 @@ class RegistryModelAdmin(admin.ModelAdmin):
         except RegistryError as exc:
             report_error(request, exc)
             return HttpResponseRedirect(request.get_full_path())
+
+    def form_action(self, request, form, obj, run):
+        """A form page's POST: when the form is valid, `run()` (the service call, which
+        returns the message to show), then back to `obj`'s page. None: show the form again
+        (a GET, an invalid form, or the service refused: its error is then a message)."""
+        if request.method != "POST" or not form.is_valid():
+            return None
+        try:
+            done = run()
+        except RegistryError as exc:
+            report_error(request, exc)
+            return None
+        messages.success(request, done)
+        return HttpResponseRedirect(admin_url(obj, "change", obj.pk))
 
     def form_page(
         self, request, *, title, form, obj=None, submit_label, intro="", danger=False, status=200

@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 
 from registry.actors import Actor
 from registry.admin.common import actor_for, category_label, scope_labels
+from registry.audit_actions import AuditAction
 from registry.selectors import dashboard as numbers
 from registry.selectors.abuse import (
     ThrottledMember,
@@ -27,7 +28,6 @@ from registry.selectors.abuse import (
     throttled_members,
 )
 from registry.selectors.usage import usage_alerts
-from registry.services.abuse import AUDIT_ACTION as THROTTLED_ACTION
 from registry.services.audit import audit_checkpoint_latest, audit_seal_lag_seconds
 
 logger = logging.getLogger(__name__)
@@ -222,7 +222,7 @@ def checkpoint_tile(checkpoint, *, now: datetime) -> dict:
 
 def refusals_url(member_id: int | None = None) -> str:
     """The audit list filtered to the rate-limit refusals (of one member, if given)."""
-    params = {"action": THROTTLED_ACTION}
+    params = {"action": AuditAction.RATE_LIMIT_EXCEEDED.value}
     if member_id is not None:
         params["member__id__exact"] = member_id
     return f"{reverse('admin:registry_auditevent_changelist')}?{urlencode(params)}"

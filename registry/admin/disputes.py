@@ -12,7 +12,6 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
@@ -187,11 +186,7 @@ class DisputeAdmin(RegistryModelAdmin):
 
     def get_urls(self):
         own = [
-            path(
-                "<uuid:pk>/decide/",
-                self.admin_site.admin_view(self.decide_view),
-                name=self.url_name("decide"),
-            ),
+            self.view_path("<uuid:pk>/decide/", self.decide_view, "decide"),
         ]
         return own + super().get_urls()
 

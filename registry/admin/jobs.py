@@ -1,12 +1,9 @@
 """Background job runs, read-only: what ran, when, how it ended, and its summary."""
 
-import json
-
 from django.contrib import admin
-from django.utils.html import format_html
 from django.utils.translation import gettext_lazy
 
-from registry.admin.common import RegistryModelAdmin, status_pill
+from registry.admin.common import RegistryModelAdmin, json_pretty, json_summary, status_pill
 from registry.admin.site import site
 from registry.models import JobRun
 
@@ -51,10 +48,8 @@ class JobRunAdmin(RegistryModelAdmin):
 
     @admin.display(description=gettext_lazy("summary"))
     def summary(self, obj):
-        text = json.dumps(obj.details, ensure_ascii=False, sort_keys=True)
-        return text if len(text) <= 100 else text[:99] + "…"
+        return json_summary(obj.details, 100)
 
     @admin.display(description=gettext_lazy("details"))
     def details_pretty(self, obj):
-        text = json.dumps(obj.details, ensure_ascii=False, sort_keys=True, indent=2)
-        return format_html("<pre class='registry-json'>{}</pre>", text)
+        return json_pretty(obj.details)

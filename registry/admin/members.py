@@ -13,7 +13,6 @@ from django.db.models import Count, Q
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import path
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
@@ -214,21 +213,9 @@ class MemberAdmin(RegistryModelAdmin):
 
     def get_urls(self):
         own = [
-            path(
-                "<int:pk>/suspend/",
-                self.admin_site.admin_view(self.suspend_view),
-                name=self.url_name("suspend"),
-            ),
-            path(
-                "<int:pk>/reactivate/",
-                self.admin_site.admin_view(self.reactivate_view),
-                name=self.url_name("reactivate"),
-            ),
-            path(
-                "<int:pk>/limit/",
-                self.admin_site.admin_view(self.limit_view),
-                name=self.url_name("limit"),
-            ),
+            self.view_path("<int:pk>/suspend/", self.suspend_view, "suspend"),
+            self.view_path("<int:pk>/reactivate/", self.reactivate_view, "reactivate"),
+            self.view_path("<int:pk>/limit/", self.limit_view, "limit"),
         ]
         return own + super().get_urls()
 
@@ -243,23 +230,21 @@ class MemberAdmin(RegistryModelAdmin):
         require(self.has_change_permission(request, member))
         suspending = status == Member.Status.SUSPENDED
         form = MemberStatusForm(posted(request))
-        if request.method == "POST" and form.is_valid():
-            try:
-                member_set_status(
-                    actor=actor_for(request),
-                    member=member,
-                    status=status,
-                    rationale=form.cleaned_data["rationale"],
-                )
-            except RegistryError as exc:
-                report_error(request, exc)
-            else:
-                messages.success(
-                    request,
-                    _("%(member)s is now %(status)s.")
-                    % {"member": member.code, "status": member.get_status_display()},
-                )
-                return HttpResponseRedirect(admin_url(member, "change", member.pk))
+
+        def set_status():
+            member_set_status(
+                actor=actor_for(request),
+                member=member,
+                status=status,
+                rationale=form.cleaned_data["rationale"],
+            )
+            return _("%(member)s is now %(status)s.") % {
+                "member": member.code,
+                "status": member.get_status_display(),
+            }
+
+        if done := self.form_action(request, form, member, set_status):
+            return done
         return self.form_page(
             request,
             title=_("Suspend member") if suspending else _("Reactivate member"),
@@ -383,11 +368,7 @@ class ApiKeyAdmin(RegistryModelAdmin):
 
     def get_urls(self):
         own = [
-            path(
-                "<int:pk>/revoke/",
-                self.admin_site.admin_view(self.revoke_view),
-                name=self.url_name("revoke"),
-            ),
+            self.view_path("<int:pk>/revoke/", self.revoke_view, "revoke"),
         ]
         return own + super().get_urls()
 
@@ -404,14 +385,13 @@ class ApiKeyAdmin(RegistryModelAdmin):
         key = get_object_or_404(ApiKey, pk=pk)
         require(self.has_revoke_permission(request))
         form = forms.Form(posted(request))
-        if request.method == "POST" and form.is_valid():
-            try:
-                api_key_revoke(actor=actor_for(request), api_key=key)
-            except RegistryError as exc:
-                report_error(request, exc)
-            else:
-                messages.success(request, _("Key %(key)s revoked.") % {"key": str(key)})
-                return HttpResponseRedirect(admin_url(key, "change", key.pk))
+
+        def revoke():
+            api_key_revoke(actor=actor_for(request), api_key=key)
+            return _("Key %(key)s revoked.") % {"key": str(key)}
+
+        if done := self.form_action(request, form, key, revoke):
+            return done
         return self.form_page(
             request,
             title=_("Revoke API key"),

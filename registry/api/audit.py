@@ -1,9 +1,10 @@
-from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 
 from registry.api.base import RegistryView
-from registry.api.pagination import NewestIdFirstCursorPagination
+from registry.api.pagination import PAGE_PARAMETERS, NewestIdFirstCursorPagination
+from registry.api.problems import COMMON, problems
+from registry.models import Scope
 from registry.selectors.audit import audit_events_for
 
 
@@ -18,22 +19,17 @@ class AuditEventOutput(serializers.Serializer):
     details = serializers.JSONField()
 
 
-PROBLEM = OpenApiResponse(description=_("Problem details (RFC 9457)"))
-
-
 class AuditEventListApi(RegistryView):
-    required_scopes = ("lookup", "submit", "dispute", "compliance")
+    required_scopes = (Scope.LOOKUP, Scope.SUBMIT, Scope.DISPUTE, Scope.COMPLIANCE)
     pagination_class = NewestIdFirstCursorPagination  # for the schema: a cursor page
 
     @extend_schema(
         responses={
             200: AuditEventOutput(many=True),
-            400: PROBLEM,
-            401: PROBLEM,
-            403: PROBLEM,
-            429: PROBLEM,
+            **problems(_400="validation_error: bad cursor", **COMMON),
         },
         operation_id="audit_events_list",
+        parameters=PAGE_PARAMETERS,
     )
     def get(self, request):
         paginator = NewestIdFirstCursorPagination()

@@ -27,9 +27,6 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         return 'Bearer realm="registry"'
 
 
-MEMBER_SCOPE_ANY = ("lookup", "submit", "dispute")
-
-
 class HasScope(permissions.BasePermission):
     """The view names `required_scopes`: the caller needs at least one of them."""
 

@@ -3,6 +3,7 @@
 from rest_framework.views import APIView
 
 from registry.errors import RateLimited
+from registry.models import Scope
 from registry.services.quotas import quota_consume
 
 
@@ -15,7 +16,7 @@ class RegistryView(APIView):
     `self.charge(request, n)` once its input is valid, before doing the work: invalid input
     costs nothing, and a call that would pass a limit is refused whole."""
 
-    required_scopes: tuple[str, ...] = ()
+    required_scopes: tuple[Scope, ...] = ()
     priced_per_item = False
 
     def rate_scope(self, request) -> str:

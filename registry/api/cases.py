@@ -9,7 +9,6 @@ import functools
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import (
     OpenApiParameter,
-    OpenApiResponse,
     extend_schema,
     inline_serializer,
 )
@@ -17,11 +16,16 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from registry import errors
-from registry.api import problems
 from registry.api.base import RegistryView
 from registry.api.fields import FreeTextField, IdentifierListField
-from registry.api.pagination import NewestFirstCursorPagination
-from registry.models import CaseStatus, Category
+from registry.api.pagination import PAGE_PARAMETERS, NewestFirstCursorPagination
+from registry.api.problems import (
+    COMMON,
+    exception_handler,
+    problems,
+    registry_error_body,
+)
+from registry.models import CaseStatus, Category, Scope
 from registry.selectors.cases import case_of_member, cases_of_member
 from registry.services.cases import (
     MAX_CASES_PER_BATCH,
@@ -37,7 +41,6 @@ from registry.services.idempotency import (
     idempotent_call,
 )
 
-PROBLEM = OpenApiResponse(description=_("Problem details (RFC 9457)"))
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
     str,
@@ -209,7 +212,7 @@ def _idempotency_key(request) -> str | None:
 
 
 class CaseCollectionApi(RegistryView):
-    required_scopes = ("submit",)
+    required_scopes = (Scope.SUBMIT,)
     pagination_class = NewestFirstCursorPagination  # for the schema: GET answers a cursor page
 
     @extend_schema(
@@ -218,8 +221,11 @@ class CaseCollectionApi(RegistryView):
             "The calling member's own cases, newest first, cursor-paginated; exact filters on "
             "status, category and reference."
         ),
-        parameters=[CaseListFilters],
-        responses={200: CaseOutput(many=True), 400: PROBLEM, 401: PROBLEM, 403: PROBLEM},
+        parameters=[CaseListFilters, *PAGE_PARAMETERS],
+        responses={
+            200: CaseOutput(many=True),
+            **problems(_400="validation_error", **COMMON),
+        },
     )
     def get(self, request):
         filters = CaseListFilters(data=request.query_params)
@@ -239,11 +245,12 @@ class CaseCollectionApi(RegistryView):
         parameters=[IDEMPOTENCY_HEADER],
         responses={
             201: CaseOutput,
-            400: PROBLEM,
-            401: PROBLEM,
-            403: PROBLEM,
-            409: PROBLEM,
-            422: PROBLEM,
+            **problems(
+                _400="validation_error | raw_pii_rejected",
+                _409="conflict: reference already live",
+                _422="idempotency_mismatch",
+                **COMMON,
+            ),
         },
     )
     def post(self, request):
@@ -267,7 +274,7 @@ class CaseBatchApi(RegistryView):
     """Up to 500 cases; 200 with one result per case, in order. A case that fails validation
     or conflicts gets its own problem (pointers under /cases/<i>) and the others go in."""
 
-    required_scopes = ("submit",)
+    required_scopes = (Scope.SUBMIT,)
 
     @extend_schema(
         operation_id="cases_batch_create",
@@ -277,7 +284,14 @@ class CaseBatchApi(RegistryView):
         ),
         request=CaseBatchInput,
         parameters=[IDEMPOTENCY_HEADER],
-        responses={200: BATCH_OUTPUT, 400: PROBLEM, 401: PROBLEM, 403: PROBLEM, 422: PROBLEM},
+        responses={
+            200: BATCH_OUTPUT,
+            **problems(
+                _400="validation_error | raw_pii_rejected | batch_too_large",
+                _422="idempotency_mismatch",
+                **COMMON,
+            ),
+        },
     )
     def post(self, request):
         return _answer(
@@ -299,12 +313,12 @@ def _submit_batch(request) -> list[dict]:
         try:
             valid.append((index, new_case(validator.run_validation(item))))
         except serializers.ValidationError as exc:
-            body = problems.exception_handler(serializers.ValidationError(exc.detail), {}).data
+            body = exception_handler(serializers.ValidationError(exc.detail), {}).data
             results[index] = _error_result(index, body)
     outcomes = case_submit_batch(actor=request.user, cases=[case for _index, case in valid])
     for (index, _case), outcome in zip(valid, outcomes, strict=True):
         if isinstance(outcome, errors.RegistryError):
-            results[index] = _error_result(index, problems.registry_error_body(outcome))
+            results[index] = _error_result(index, registry_error_body(outcome))
         else:
             results[index] = {"index": index, "status": "created", "case": case_body(outcome)}
     return results
@@ -334,19 +348,19 @@ def _error_result(index: int, body: dict) -> dict:
 
 
 class CaseDetailApi(RegistryView):
-    required_scopes = ("submit",)
+    required_scopes = (Scope.SUBMIT,)
 
     @extend_schema(
         operation_id="cases_retrieve",
         description=_("One of your own cases; any other id is 404."),
-        responses={200: CaseOutput, 401: PROBLEM, 403: PROBLEM, 404: PROBLEM},
+        responses={200: CaseOutput, **problems(_404="not_found", **COMMON)},
     )
     def get(self, request, case_id):
         return Response(CaseOutput(case_of_member(actor=request.user, case_id=case_id)).data)
 
 
 class CaseWithdrawApi(RegistryView):
-    required_scopes = ("submit",)
+    required_scopes = (Scope.SUBMIT,)
 
     @extend_schema(
         operation_id="cases_withdraw",
@@ -357,11 +371,12 @@ class CaseWithdrawApi(RegistryView):
         request=WithdrawInput,
         responses={
             200: CaseOutput,
-            400: PROBLEM,
-            401: PROBLEM,
-            403: PROBLEM,
-            404: PROBLEM,
-            409: PROBLEM,
+            **problems(
+                _400="validation_error | raw_pii_rejected",
+                _404="not_found",
+                _409="invalid_transition: not active or disputed",
+                **COMMON,
+            ),
         },
     )
     def post(self, request, case_id):

@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from registry.api.base import RegistryView
 from registry.api.fields import TokenField
 from registry.api.problems import COMMON, problems
-from registry.models import IdentifierKind, Purpose
+from registry.models import IdentifierKind, Purpose, Scope
 from registry.selectors.compliance import subject_access_report
 
 
@@ -57,7 +57,7 @@ class SubjectAccessApi(RegistryView):
     """What the registry holds about one identifier, for a data subject's request: every case
     still on record (any status) and every lookup of it, with member, time and purpose."""
 
-    required_scopes = ("compliance",)
+    required_scopes = (Scope.COMPLIANCE,)
 
     @extend_schema(
         operation_id="compliance_subject_access",

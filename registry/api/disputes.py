@@ -3,22 +3,17 @@ decision, and reads (the two members concerned and officers only)."""
 
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
 from registry.api.base import RegistryView
 from registry.api.fields import FreeTextField, TokenField
-from registry.api.pagination import NewestFirstCursorPagination
+from registry.api.pagination import PAGE_PARAMETERS, NewestFirstCursorPagination
 from registry.api.problems import COMMON, problems
-from registry.models import Dispute, DisputeStatus, IdentifierKind
-from registry.selectors.disputes import dispute_get, dispute_list
-from registry.services.disputes import (
-    dispute_decide,
-    dispute_effective_status,
-    dispute_file,
-    dispute_respond,
-)
+from registry.models import Dispute, DisputeStatus, IdentifierKind, Scope
+from registry.selectors.disputes import dispute_effective_status, dispute_get, dispute_list
+from registry.services.disputes import dispute_decide, dispute_file, dispute_respond
 
 STATEMENT_MAX = 4000
 
@@ -121,18 +116,6 @@ class DisputeOutput(serializers.Serializer):
         return self._named(dispute.case.member)
 
 
-class DisputePageOutput(serializers.Serializer):
-    next = serializers.URLField(allow_null=True)
-    previous = serializers.URLField(allow_null=True)
-    results = DisputeOutput(many=True)
-
-
-PAGE_PARAMETERS = [
-    OpenApiParameter("cursor", str, description=_("Opaque cursor from `next` or `previous`.")),
-    OpenApiParameter("page_size", int, description=_("1 to 500; 50 by default.")),
-]
-
-
 def _out(dispute, request) -> dict:
     return DisputeOutput(dispute, context={"actor": request.user}).data
 
@@ -146,12 +129,14 @@ class DisputeListCreateApi(RegistryView):
     case's identifiers as the proof that it acts for that person). GET lists
     the disputes the member filed or that concern its cases, newest first (officers: all)."""
 
+    pagination_class = DisputePagination  # for the schema: GET answers a cursor page
+
     @property
     def required_scopes(self):
         # Officers read every dispute; only members file.
         if self.request.method == "POST":
-            return ("dispute",)
-        return ("dispute", "compliance")
+            return (Scope.DISPUTE,)
+        return (Scope.DISPUTE, Scope.COMPLIANCE)
 
     @extend_schema(
         operation_id="disputes_file",
@@ -179,7 +164,7 @@ class DisputeListCreateApi(RegistryView):
     @extend_schema(
         operation_id="disputes_list",
         parameters=[DisputeListFilter, *PAGE_PARAMETERS],
-        responses={200: DisputePageOutput, **problems(_400="validation_error", **COMMON)},
+        responses={200: DisputeOutput(many=True), **problems(_400="validation_error", **COMMON)},
     )
     def get(self, request):
         filters = DisputeListFilter(data=request.query_params)
@@ -196,7 +181,7 @@ class DisputeDetailApi(RegistryView):
     """One dispute, to the member that filed it, the member whose case it is, or an officer.
     `status` is `overdue` as soon as the deadline has passed without a decision."""
 
-    required_scopes = ("dispute", "compliance")
+    required_scopes = (Scope.DISPUTE, Scope.COMPLIANCE)
 
     @extend_schema(
         operation_id="disputes_get",
@@ -210,7 +195,7 @@ class DisputeResponseApi(RegistryView):
     """The reporting member's answer: `maintain` (while open) or `withdraw_case` (until the
     decision; withdraws the case and closes the dispute as upheld)."""
 
-    required_scopes = ("dispute",)
+    required_scopes = (Scope.DISPUTE,)
 
     @extend_schema(
         operation_id="disputes_respond",
@@ -236,7 +221,7 @@ class DisputeDecisionApi(RegistryView):
     """A compliance officer decides: `upheld` removes the case and purges its identifiers;
     `rejected` restores it, with the subject's statement if given. Decided once only."""
 
-    required_scopes = ("compliance",)
+    required_scopes = (Scope.COMPLIANCE,)
 
     @extend_schema(
         operation_id="disputes_decide",

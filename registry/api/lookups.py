@@ -9,17 +9,16 @@ results would cost more than the database work, so the view does not.
 import copy
 
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
 from registry.api.base import RegistryView
 from registry.api.fields import FreeTextField, IdentifierListField, TokenField
-from registry.models import CaseStatus, IdentifierKind, Purpose
+from registry.api.problems import COMMON, problems
+from registry.models import CaseStatus, IdentifierKind, Purpose, Scope
 from registry.selectors.lookups import VELOCITY_WINDOWS
 from registry.services.lookups import MAX_IDENTIFIERS_PER_LOOKUP, lookup_perform
-
-PROBLEM = OpenApiResponse(description=_("Problem details (RFC 9457)"))
 
 
 class LookupInput(serializers.Serializer):
@@ -85,7 +84,7 @@ class LookupOutput(serializers.Serializer):
 
 
 class LookupApi(RegistryView):
-    required_scopes = ("lookup",)
+    required_scopes = (Scope.LOOKUP,)
     priced_per_item = True  # one unit per identifier
 
     @extend_schema(
@@ -96,7 +95,10 @@ class LookupApi(RegistryView):
             "h, 7 d, 30 d and 90 d."
         ),
         request=LookupInput,
-        responses={200: LookupOutput, 400: PROBLEM, 401: PROBLEM, 403: PROBLEM, 429: PROBLEM},
+        responses={
+            200: LookupOutput,
+            **problems(_400="validation_error | raw_pii_rejected | batch_too_large", **COMMON),
+        },
     )
     def post(self, request):
         data = LookupInput(data=request.data)

@@ -1,10 +1,10 @@
-from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.response import Response
 
 from registry.api.base import RegistryView
-from registry.models import LimitScope
+from registry.api.problems import COMMON, problems
+from registry.models import LimitScope, Scope
 from registry.services.oprf import MAX_ELEMENTS, key_set, oprf_evaluate
 
 
@@ -67,11 +67,8 @@ class KeysOutput(serializers.Serializer):
     evaluators = EvaluatorOutput(many=True)
 
 
-PROBLEM = OpenApiResponse(description=_("Problem details (RFC 9457)"))
-
-
 class OprfEvaluateApi(RegistryView):
-    required_scopes = ("lookup", "submit", "dispute")
+    required_scopes = (Scope.LOOKUP, Scope.SUBMIT, Scope.DISPUTE)
     priced_per_item = True  # one unit per element
 
     def rate_scope(self, request) -> str:
@@ -80,7 +77,7 @@ class OprfEvaluateApi(RegistryView):
     @extend_schema(
         request=EvaluateInput,
         operation_id="oprf_evaluate",
-        responses={200: EvaluateOutput, 400: PROBLEM, 401: PROBLEM, 403: PROBLEM, 429: PROBLEM},
+        responses={200: EvaluateOutput, **problems(_400="validation_error", **COMMON)},
     )
     def post(self, request):
         data = EvaluateInput(data=request.data)
@@ -95,9 +92,9 @@ class OprfEvaluateApi(RegistryView):
 class OprfKeysApi(RegistryView):
     """The published key: any authenticated key may read it, and clients cache it."""
 
-    required_scopes = ("lookup", "submit", "dispute", "compliance")
+    required_scopes = (Scope.LOOKUP, Scope.SUBMIT, Scope.DISPUTE, Scope.COMPLIANCE)
 
-    @extend_schema(operation_id="oprf_keys", responses={200: KeysOutput, 401: PROBLEM})
+    @extend_schema(operation_id="oprf_keys", responses={200: KeysOutput, **problems(**COMMON)})
     def get(self, request):
         document = key_set().as_json()
         for evaluator in document["evaluators"]:

@@ -1,6 +1,20 @@
+"""The API's one kind of page: a cursor page, newest first.
+
+A list view (an APIView) documents it the same way everywhere: `pagination_class = ...` on
+the view (the schema then wraps its `many` 200 serializer in the next/previous/results
+envelope; an APIView does not use the attribute at run time) and `*PAGE_PARAMETERS` among its
+`extend_schema(parameters=...)`. Its `get` paginates with an instance of the same class.
+"""
+
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
+
+PAGE_PARAMETERS = [
+    OpenApiParameter("cursor", str, description=_("Opaque cursor from `next` or `previous`.")),
+    OpenApiParameter("page_size", int, description=_("1 to 500; 50 by default.")),
+]
 
 
 class NewestFirstCursorPagination(CursorPagination):

@@ -34,9 +34,7 @@ _DRF_CODES: list[tuple[type, str]] = [
 ]
 
 
-def problem(
-    status: int, code: str, title: str, detail: str = "", *, errors_list=None, headers=None
-) -> dict:
+def problem(status: int, code: str, title: str, detail: str = "", *, errors_list=None) -> dict:
     body = {
         "type": f"https://registry.example/problems/{code}",
         "title": str(title),

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 from django.db.models import Count, Max, Min
 
 from registry.actors import Actor
+from registry.audit_actions import AuditAction
 from registry.models import AuditEvent, Lookup, Member, QuotaCounter
-from registry.services.abuse import AUDIT_ACTION
 
 USUAL_VOLUME_DAYS = 28
 
@@ -25,7 +25,9 @@ class ThrottledMember:
 def throttled_members(*, actor: Actor, since: datetime) -> list[ThrottledMember]:
     """Members refused by their rate limit or quota since `since`, most refused first.
     An officer sees every member; a member only itself."""
-    events = AuditEvent.objects.filter(action=AUDIT_ACTION, created_at__gte=since)
+    events = AuditEvent.objects.filter(
+        action=AuditAction.RATE_LIMIT_EXCEEDED, created_at__gte=since
+    )
     if not actor.is_officer:
         events = events.filter(member_id=actor.member_id)
     rows = list(
@@ -64,7 +66,9 @@ def _usual_lookups_per_day(member_id: int, since: datetime) -> float:
 def _refusals_visible_to(actor: Actor, since: datetime):
     """The refusal events since `since` that `actor` may see: an officer every member's, a
     member only its own, anyone else none."""
-    events = AuditEvent.objects.filter(action=AUDIT_ACTION, created_at__gte=since)
+    events = AuditEvent.objects.filter(
+        action=AuditAction.RATE_LIMIT_EXCEEDED, created_at__gte=since
+    )
     if actor.is_officer:
         return events
     if actor.is_member:

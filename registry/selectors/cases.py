@@ -5,8 +5,16 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from registry.actors import Actor
+from registry.audit_actions import AuditAction
 from registry.errors import NotFound
-from registry.models import Case, CaseIdentifier, CaseStatus, Dispute, DisputeStatus
+from registry.models import (
+    UNDECIDED_DISPUTE_STATUSES,
+    Case,
+    CaseIdentifier,
+    CaseStatus,
+    Dispute,
+    DisputeStatus,
+)
 from registry.services.audit import audit_record
 from registry.tokens import digest_layers
 
@@ -18,7 +26,7 @@ def overdue_dispute_exists():
     return Exists(
         Dispute.objects.filter(
             case=OuterRef("pk"),
-            status__in=[DisputeStatus.OPEN, DisputeStatus.RESPONDED, DisputeStatus.OVERDUE],
+            status__in=UNDECIDED_DISPUTE_STATUSES,
         ).filter(Q(status=DisputeStatus.OVERDUE) | Q(due_at__lte=now))
     )
 
@@ -32,12 +40,9 @@ def matchable_cases_q() -> Q:
     ) & Q(expires_at__gt=today)
 
 
-CASE_FILTERS = ("status", "category", "reference")
-
-
 def cases_of_member(*, actor: Actor, status: str = "", category: str = "", reference: str = ""):
-    """The caller's own cases, newest first, with their identifiers. Filters are exact.
-    The read is audited (the spec audits every call that reads registry data)."""
+    """Audited read: the caller's own cases, newest first, with their identifiers. Filters
+    are exact. The read is audited (the spec audits every call that reads registry data)."""
     cases = (
         Case.objects.filter(member_id=actor.member_id if actor.is_member else None)
         .prefetch_related(
@@ -52,7 +57,7 @@ def cases_of_member(*, actor: Actor, status: str = "", category: str = "", refer
     cases = cases.filter(**{name: value for name, value in filters.items() if value})
     audit_record(
         actor=actor,
-        action="case.listed",
+        action=AuditAction.CASE_LISTED,
         object_type="case",
         details={"filters": sorted(name for name, value in filters.items() if value)},
     )
@@ -60,7 +65,8 @@ def cases_of_member(*, actor: Actor, status: str = "", category: str = "", refer
 
 
 def case_of_member(*, actor: Actor, case_id) -> Case:
-    """One of the caller's own cases; anyone else's is NotFound, exactly like a missing one."""
+    """Audited read: one of the caller's own cases; anyone else's is NotFound, exactly like
+    a missing one."""
     case = (
         Case.objects.filter(pk=case_id, member_id=actor.member_id if actor.is_member else None)
         .prefetch_related("identifiers")
@@ -68,7 +74,7 @@ def case_of_member(*, actor: Actor, case_id) -> Case:
     )
     if case is None:
         raise NotFound(_("No such case."))
-    audit_record(actor=actor, action="case.viewed", object_type="case", object_id=case.pk)
+    audit_record(actor=actor, action=AuditAction.CASE_VIEWED, object_type="case", object_id=case.pk)
     return case
 
 

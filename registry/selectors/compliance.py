@@ -10,10 +10,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from registry.actors import Actor
+from registry.audit_actions import AuditAction
 from registry.errors import NotFound, ValidationFailed
 from registry.models import CaseIdentifier, Dispute, IdentifierKind, LookupLogEntry
+from registry.selectors.disputes import dispute_effective_status
 from registry.services.audit import audit_record
-from registry.services.disputes import dispute_effective_status
 from registry.tokens import digest_layers, fingerprint_of_v1, is_token
 
 
@@ -25,8 +26,8 @@ def _digest_q(layers: list[bytes]) -> Q:
 
 
 def subject_access_report(*, actor: Actor, kind: str, token: str) -> dict:
-    """Every case still on record with this identifier (closed cases have had their
-    identifiers purged, so they no longer are) and every logged lookup of it."""
+    """Audited read: every case still on record with this identifier (closed cases have had
+    their identifiers purged, so they no longer are) and every logged lookup of it."""
     if not actor.is_officer:
         raise NotFound(_("No such resource."))
     if kind not in IdentifierKind.values or not is_token(token):
@@ -42,7 +43,7 @@ def subject_access_report(*, actor: Actor, kind: str, token: str) -> dict:
     }
     audit_record(
         actor=actor,
-        action="compliance.subject_access",
+        action=AuditAction.SUBJECT_ACCESS,
         object_type="identifier",
         object_id=fingerprint,
         details={

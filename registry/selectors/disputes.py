@@ -2,6 +2,7 @@
 nothing else; an officer sees all. Every read is audited."""
 
 import uuid
+from datetime import datetime
 
 from django.db import models
 from django.db.models import F, Q, Value
@@ -9,10 +10,22 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from registry.actors import Actor
+from registry.audit_actions import AuditAction
 from registry.errors import NotFound
 from registry.models import Dispute, DisputeStatus
 from registry.services.audit import audit_record
-from registry.services.disputes import RUNNING_STATUSES
+
+# Statuses in which the deadline still runs (overdue is where it ends).
+RUNNING_STATUSES = (DisputeStatus.OPEN, DisputeStatus.RESPONDED)
+
+
+def dispute_effective_status(dispute: Dispute, *, now: datetime | None = None) -> str:
+    """The status as of now: a running dispute past its deadline is overdue even before the
+    sweep has recorded it."""
+    now = now or timezone.now()
+    if dispute.status in RUNNING_STATUSES and dispute.due_at <= now:
+        return DisputeStatus.OVERDUE
+    return dispute.status
 
 
 def disputes_visible_to(*, actor: Actor):
@@ -37,7 +50,7 @@ def disputes_visible_to(*, actor: Actor):
 
 
 def dispute_list(*, actor: Actor, status: str = "", case_id=None):
-    """Newest first; the caller paginates."""
+    """Audited read: newest first; the caller paginates."""
     disputes = disputes_visible_to(actor=actor)
     if status:
         disputes = disputes.filter(effective_status=status)
@@ -45,7 +58,7 @@ def dispute_list(*, actor: Actor, status: str = "", case_id=None):
         disputes = disputes.filter(case_id=case_id)
     audit_record(
         actor=actor,
-        action="dispute.listed",
+        action=AuditAction.DISPUTE_LISTED,
         object_type="dispute",
         details={"status": status, "case_id": str(case_id or "")},
     )
@@ -53,6 +66,7 @@ def dispute_list(*, actor: Actor, status: str = "", case_id=None):
 
 
 def dispute_get(*, actor: Actor, dispute_id) -> Dispute:
+    """Audited read: one dispute `actor` may see; any other is NotFound."""
     try:
         dispute_id = uuid.UUID(str(dispute_id))
     except ValueError:
@@ -60,5 +74,7 @@ def dispute_get(*, actor: Actor, dispute_id) -> Dispute:
     dispute = disputes_visible_to(actor=actor).filter(pk=dispute_id).first()
     if dispute is None:
         raise NotFound(_("No such dispute."))
-    audit_record(actor=actor, action="dispute.viewed", object_type="dispute", object_id=dispute.pk)
+    audit_record(
+        actor=actor, action=AuditAction.DISPUTE_VIEWED, object_type="dispute", object_id=dispute.pk
+    )
     return dispute

@@ -13,10 +13,10 @@ from django.core.cache import cache
 from django.db import transaction
 
 from registry.actors import Actor
+from registry.audit_actions import AuditAction
 from registry.services.audit import audit_record
 
 logger = logging.getLogger(__name__)
-AUDIT_ACTION = "rate_limit.exceeded"
 WINDOW_SECONDS = {"minute": 60, "day": 86400}
 _local_markers: set[str] = set()  # while the cache is down (a few per member and day)
 
@@ -42,7 +42,7 @@ def rate_limit_exceeded_record(
         return False
     audit_record(
         actor=actor,
-        action=AUDIT_ACTION,
+        action=AuditAction.RATE_LIMIT_EXCEEDED,
         object_type="member",
         object_id=actor.member.code,
         details={

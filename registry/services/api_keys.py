@@ -11,6 +11,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from registry.actors import Actor
+from registry.audit_actions import AuditAction
 from registry.errors import ValidationFailed
 from registry.models import MEMBER_SCOPES, ApiKey, Member, Scope
 from registry.services.audit import audit_record
@@ -61,7 +62,7 @@ def api_key_issue(
     )
     audit_record(
         actor=actor,
-        action="api_key.issued",
+        action=AuditAction.API_KEY_ISSUED,
         object_type="api_key",
         object_id=key.prefix,
         details={
@@ -79,7 +80,10 @@ def api_key_revoke(*, actor: Actor, api_key: ApiKey) -> ApiKey:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
         audit_record(
-            actor=actor, action="api_key.revoked", object_type="api_key", object_id=api_key.prefix
+            actor=actor,
+            action=AuditAction.API_KEY_REVOKED,
+            object_type="api_key",
+            object_id=api_key.prefix,
         )
     return api_key
 

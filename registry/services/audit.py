@@ -73,7 +73,7 @@ _ED25519_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")  # DER SubjectP
 def audit_record(
     *,
     actor: Actor,
-    action: str,
+    action: AuditAction,
     object_type: str = "",
     object_id: str = "",
     details: dict | None = None,
@@ -90,7 +90,7 @@ def audit_record(
 def audit_build(
     *,
     actor: Actor,
-    action: str,
+    action: AuditAction,
     object_type: str = "",
     object_id: str = "",
     details: dict | None = None,
@@ -98,10 +98,8 @@ def audit_build(
     """An unsaved event, for writers that record many at once with `audit_record_many`."""
     return AuditEvent(
         created_at=timezone.now(),
-        actor_type=actor.type,
         member=actor.member,
-        api_key_prefix=actor.api_key_prefix,
-        officer=actor.officer_username,
+        **audit_actor_columns(actor),
         action=action,
         object_type=object_type,
         object_id=str(object_id),
@@ -109,9 +107,20 @@ def audit_build(
     )
 
 
-# An event's columns as audit_record writes them, sent as binary arrays (bulk_create quotes
-# 500 events' values into the SQL text, which cost more than the insert).
-_EVENT_COLUMNS = {
+def audit_actor_columns(actor: Actor) -> dict:
+    """Who acted, as an event's columns (besides member_id), for every writer of events."""
+    return {
+        "actor_type": actor.type,
+        "api_key_prefix": actor.api_key_prefix,
+        "officer": actor.officer_username,
+    }
+
+
+# An event's columns (all but its id), with their SQL types: the one list for the writers
+# that insert events with SQL (audit_record_many, the lookup's statement) and for the seal's
+# digest. Bulk inserts send them as binary arrays (bulk_create quotes 500 events' values into
+# the SQL text, which cost more than the insert).
+AUDIT_EVENT_COLUMNS = {
     "created_at": "timestamptz",
     "actor_type": "text",
     "member_id": "bigint",
@@ -122,31 +131,21 @@ _EVENT_COLUMNS = {
     "object_id": "text",
     "details": "jsonb",
 }
-_INSERT_EVENTS_SQL = unnest_insert(AuditEvent._meta.db_table, _EVENT_COLUMNS)
+_INSERT_EVENTS_SQL = unnest_insert(AuditEvent._meta.db_table, AUDIT_EVENT_COLUMNS)
 
 
 def audit_record_many(events: list[AuditEvent]) -> None:
     """Record built events (`audit_build`) in the caller's transaction, in one statement."""
     if not events:
         return
-    params = unnest_params(events, _EVENT_COLUMNS)
+    params = unnest_params(events, AUDIT_EVENT_COLUMNS)
     params["details"] = [json.dumps(details) for details in params["details"]]
     execute_binary(_INSERT_EVENTS_SQL, params, fetch=False)
 
 
 def event_digest_input(event: AuditEvent) -> bytes:
-    payload = {
-        "id": event.pk,
-        "created_at": event.created_at.isoformat(),
-        "actor_type": event.actor_type,
-        "member_id": event.member_id,
-        "api_key_prefix": event.api_key_prefix,
-        "officer": event.officer,
-        "action": event.action,
-        "object_type": event.object_type,
-        "object_id": event.object_id,
-        "details": event.details,
-    }
+    payload = {column: getattr(event, column) for column in AUDIT_EVENT_COLUMNS}
+    payload.update(id=event.pk, created_at=event.created_at.isoformat())
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 

@@ -33,11 +33,11 @@ from django.utils.translation import gettext as _
 
 from registry import tokens
 from registry.actors import Actor
+from registry.audit_actions import AuditAction
 from registry.errors import (
     BatchTooLarge,
     Conflict,
     FieldError,
-    InvalidTransition,
     NotFound,
     RegistryError,
     ValidationFailed,
@@ -52,7 +52,7 @@ from registry.models import (
     IdentifierKind,
 )
 from registry.services.audit import audit_build, audit_record_many
-from registry.services.case_lifecycle import case_close
+from registry.services.case_lifecycle import case_withdraw_locked
 from registry.sql import execute_binary, unnest_insert, unnest_params
 
 MAX_IDENTIFIERS_PER_CASE = 20
@@ -272,7 +272,7 @@ def _created_event(actor: Actor, case: Case):
     # Kinds and a count are enough to audit what was submitted.
     return audit_build(
         actor=actor,
-        action="case.submitted",
+        action=AuditAction.CASE_SUBMITTED,
         object_type="case",
         object_id=case.pk,
         details={
@@ -290,8 +290,6 @@ def case_withdraw(*, actor: Actor, case_id, reason: str) -> Case:
     """The reporting member takes its case back: status `withdrawn`, identifiers purged at
     once, and an undecided dispute of the case closed as upheld (the subject got what they
     asked for). Only from `active` or `disputed`; another member's case is 404."""
-    from registry.services.disputes import dispute_close_for_closed_case
-
     case = (
         Case.objects.select_for_update().filter(pk=case_id, member_id=actor.member_id).first()
         if actor.is_member
@@ -299,18 +297,5 @@ def case_withdraw(*, actor: Actor, case_id, reason: str) -> Case:
     )
     if case is None:
         raise NotFound(_("No such case."))
-    if case.status not in LIVE_CASE_STATUSES:
-        raise InvalidTransition(
-            _("A case that is %(status)s cannot be withdrawn.") % {"status": case.status}
-        )
-    # The reason is the member's free text: like dispute statements, only its length goes
-    # into the append-only audit trail.
-    case_close(
-        actor=actor,
-        case=case,
-        status=CaseStatus.WITHDRAWN,
-        action="case.withdrawn",
-        details={"reason_length": len(reason)},
-    )
-    dispute_close_for_closed_case(actor=actor, case=case)
+    case_withdraw_locked(actor=actor, case=case, reason=reason)
     return case

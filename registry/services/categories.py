@@ -10,6 +10,7 @@ from django.db.models import DateField, ExpressionWrapper, F, Value
 from django.utils.translation import gettext as _
 
 from registry.actors import Actor
+from registry.audit_actions import AuditAction
 from registry.errors import FieldError, NotFound, ValidationFailed
 from registry.models import LIVE_CASE_STATUSES, Case, Category
 from registry.services.audit import audit_record
@@ -47,7 +48,7 @@ def category_set_retention(*, actor: Actor, category: Category | str, retention_
     )
     audit_record(
         actor=actor,
-        action="category.retention_changed",
+        action=AuditAction.CATEGORY_RETENTION_CHANGED,
         object_type="category",
         object_id=code,
         details={"from_days": previous, "to_days": retention_days, "cases_redated": redated},

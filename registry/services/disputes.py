@@ -16,7 +16,9 @@ Every change locks the case row, then its dispute row (always in that order, so 
 never deadlock; filing locks the filing member's row before the case, for its quota, and
 nothing locks a member row after a case row), records its audit event in the same
 transaction, and sends mail only through the outbox. Statements and rationales are never
-copied into audit details: lengths only.
+copied into audit details: lengths only. What a dispute does to its case (disputed, restored,
+removed, withdrawn) and the recording of a decision are the case life cycle's
+(services/case_lifecycle.py).
 """
 
 import uuid
@@ -29,6 +31,7 @@ from django.utils.translation import gettext as _
 from registry_client.pii import looks_like_raw_identifier
 
 from registry.actors import Actor
+from registry.audit_actions import AuditAction
 from registry.errors import (
     Conflict,
     FieldError,
@@ -51,14 +54,18 @@ from registry.models import (
     Scope,
 )
 from registry.selectors.cases import case_carries_identifier
+from registry.selectors.disputes import RUNNING_STATUSES, dispute_effective_status
 from registry.services.abuse import rate_limit_exceeded_record
 from registry.services.audit import audit_record
-from registry.services.case_lifecycle import case_close
+from registry.services.case_lifecycle import (
+    case_move,
+    case_withdraw_locked,
+    dispute_decision_record,
+)
 from registry.services.outbox import outbox_enqueue
 from registry.tokens import is_token
 
 TASK_FILED_NOTICE = "registry.disputes.send_filed_notice"
-TASK_DECISION_NOTICE = "registry.disputes.send_decision_notice"
 TASK_REMINDER = "registry.disputes.send_reminder"
 TASK_OVERDUE_ALERT = "registry.disputes.send_overdue_alert"
 
@@ -66,18 +73,6 @@ TASK_OVERDUE_ALERT = "registry.disputes.send_overdue_alert"
 # is recorded like a rate-limit refusal (scope `dispute`, this quota name) for the officers.
 QUOTA_WINDOW = timedelta(hours=24)
 QUOTA_NAME = "disputes_filed"
-
-# Statuses in which the deadline still runs (overdue is where it ends).
-RUNNING_STATUSES = (DisputeStatus.OPEN, DisputeStatus.RESPONDED)
-
-
-def dispute_effective_status(dispute: Dispute, *, now: datetime | None = None) -> str:
-    """The status as of now: a running dispute past its deadline is overdue even before the
-    sweep has recorded it."""
-    now = now or timezone.now()
-    if dispute.status in RUNNING_STATUSES and dispute.due_at <= now:
-        return DisputeStatus.OVERDUE
-    return dispute.status
 
 
 def dispute_deadline(filed_at: datetime) -> datetime:
@@ -132,10 +127,10 @@ def _file(*, actor: Actor, case_id, identifier: tuple[str, str], reason: str, st
             dispute.save(force_insert=True)
     except IntegrityError:
         raise Conflict(_("This case already has an undecided dispute.")) from None
-    _set_case_status(case, CaseStatus.DISPUTED, now)
+    case_move(case=case, to=CaseStatus.DISPUTED, now=now)
     audit_record(
         actor=actor,
-        action="dispute.filed",
+        action=AuditAction.DISPUTE_FILED,
         object_type="dispute",
         object_id=dispute.pk,
         details={
@@ -228,7 +223,7 @@ def dispute_respond(*, actor: Actor, dispute_id, position: str, statement: str =
     dispute.save(update_fields=update)
     audit_record(
         actor=actor,
-        action="dispute.responded",
+        action=AuditAction.DISPUTE_RESPONDED,
         object_type="dispute",
         object_id=dispute.pk,
         details={
@@ -237,24 +232,14 @@ def dispute_respond(*, actor: Actor, dispute_id, position: str, statement: str =
             "statement_length": len(statement),
         },
     )
-    if not maintain:
-        _withdraw_disputed_case(actor=actor, dispute=dispute)
-        dispute.refresh_from_db()
+    if not maintain:  # the one path of withdrawals, which upholds this dispute
+        case_withdraw_locked(
+            actor=actor,
+            case=dispute.case,
+            reason=f"Withdrawn in response to dispute {dispute.pk}",
+            dispute=dispute,
+        )
     return dispute
-
-
-def _withdraw_disputed_case(*, actor: Actor, dispute: Dispute) -> None:
-    """One code path for withdrawals: the cases service. Once it closes the case's disputes
-    itself (dispute_close_for_closed_case), the second call below finds nothing to do."""
-    from registry.services.cases import case_withdraw
-
-    case_withdraw(
-        actor=actor,
-        case_id=dispute.case_id,
-        reason=f"Withdrawn in response to dispute {dispute.pk}",
-    )
-    case = Case.objects.get(pk=dispute.case_id)
-    dispute_close_for_closed_case(actor=actor, case=case)
 
 
 @transaction.atomic
@@ -275,61 +260,22 @@ def dispute_decide(
     _screen(rationale=rationale, subject_statement=subject_statement)
     dispute = _lock_dispute(dispute_id)
     _check_undecided(dispute)
-    case = dispute.case
-    _record_decision(dispute, actor=actor, outcome=outcome, rationale=rationale)
-    if case.status == CaseStatus.DISPUTED:  # an expired case stays expired
+    if dispute.case.status == CaseStatus.DISPUTED:  # an expired case stays expired
         _apply_outcome_to_case(
             actor=actor,
-            case=case,
+            case=dispute.case,
             dispute=dispute,
             outcome=outcome,
             subject_statement=subject_statement,
         )
-    audit_record(
+    dispute_decision_record(
         actor=actor,
-        action="dispute.decided",
-        object_type="dispute",
-        object_id=dispute.pk,
-        details={
-            "case_id": str(case.pk),
-            "outcome": outcome,
-            "rationale_length": len(rationale),
-            "subject_statement_attached": bool(subject_statement),
-        },
+        dispute=dispute,
+        outcome=outcome,
+        rationale=rationale,
+        details={"subject_statement_attached": bool(subject_statement)},
     )
-    outbox_enqueue(TASK_DECISION_NOTICE, dispute_id=str(dispute.pk))
     return dispute
-
-
-@transaction.atomic
-def dispute_close_for_closed_case(
-    *, actor: Actor, case: Case, rationale: str = "", outcome: str = DisputeStatus.UPHELD
-) -> list[Dispute]:
-    """Close the undecided dispute of a case that has just left the registry (the member
-    withdrew it): the subject got what they asked for, so the dispute is upheld. Idempotent:
-    a case without an undecided dispute is left alone. Call it in the closing transaction."""
-    rationale = rationale or str(_("The reporting member withdrew the case."))
-    closed = []
-    disputes = Dispute.objects.select_for_update().filter(
-        case=case, status__in=UNDECIDED_DISPUTE_STATUSES
-    )
-    for dispute in disputes:
-        _record_decision(dispute, actor=actor, outcome=outcome, rationale=rationale)
-        audit_record(
-            actor=actor,
-            action="dispute.decided",
-            object_type="dispute",
-            object_id=dispute.pk,
-            details={
-                "case_id": str(case.pk),
-                "outcome": outcome,
-                "case_status": case.status,
-                "rationale_length": len(rationale),
-            },
-        )
-        outbox_enqueue(TASK_DECISION_NOTICE, dispute_id=str(dispute.pk))
-        closed.append(dispute)
-    return closed
 
 
 def dispute_deadlines_sweep(*, now: datetime | None = None) -> dict:
@@ -381,7 +327,7 @@ def _mark_overdue(now: datetime) -> int:
         dispute.save(update_fields=["status"])
         audit_record(
             actor=system,
-            action="dispute.overdue",
+            action=AuditAction.DISPUTE_OVERDUE,
             object_type="dispute",
             object_id=dispute.pk,
             details={"case_id": str(dispute.case_id), "due_at": dispute.due_at.isoformat()},
@@ -454,39 +400,25 @@ def _check_undecided(dispute: Dispute) -> None:
         )
 
 
-def _record_decision(dispute: Dispute, *, actor: Actor, outcome: str, rationale: str) -> None:
-    dispute.status = outcome
-    dispute.rationale = rationale
-    dispute.decided_at = timezone.now()
-    dispute.decided_by = actor.user if actor.is_officer else None
-    dispute.save(update_fields=["status", "rationale", "decided_at", "decided_by"])
-
-
 def _apply_outcome_to_case(
     *, actor: Actor, case: Case, dispute: Dispute, outcome: str, subject_statement: str
 ) -> None:
     if outcome == DisputeStatus.UPHELD:
-        case_close(
+        case_move(
             actor=actor,
             case=case,
-            status=CaseStatus.REMOVED,
-            action="case.removed",
+            to=CaseStatus.REMOVED,
+            action=AuditAction.CASE_REMOVED,
             details={"dispute_id": str(dispute.pk)},
         )
         return
     if subject_statement:
         case.subject_statement = subject_statement
-    _set_case_status(case, CaseStatus.ACTIVE, timezone.now(), extra=["subject_statement"])
-    audit_record(
+    case_move(
         actor=actor,
-        action="case.restored",
-        object_type="case",
-        object_id=case.pk,
+        case=case,
+        to=CaseStatus.ACTIVE,
+        action=AuditAction.CASE_RESTORED,
         details={"dispute_id": str(dispute.pk), "subject_statement": bool(case.subject_statement)},
+        update_fields=("subject_statement",),
     )
-
-
-def _set_case_status(case: Case, status: str, now: datetime, extra=()) -> None:
-    case.status = status
-    case.status_changed_at = now
-    case.save(update_fields=["status", "status_changed_at", *extra])

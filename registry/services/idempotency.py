@@ -35,6 +35,7 @@ from django.utils.translation import gettext as _
 from registry_client.pii import looks_like_raw_identifier
 
 from registry.actors import Actor
+from registry.audit_actions import AuditAction
 from registry.errors import IdempotencyMismatch, RawPiiRejected, ValidationFailed
 from registry.models import IdempotencyKey
 from registry.services.audit import audit_record
@@ -92,7 +93,7 @@ def idempotent_call(
         # Replaying hands registry data out again: audited like any read.
         audit_record(
             actor=actor,
-            action="idempotency.replayed",
+            action=AuditAction.IDEMPOTENCY_REPLAYED,
             object_type="idempotency_key",
             object_id=row.pk,
             details={"status": row.response_status},

@@ -59,6 +59,7 @@ from django.utils.translation import gettext as _
 
 from registry import tokens
 from registry.actors import Actor
+from registry.audit_actions import AuditAction
 from registry.errors import BatchTooLarge, FieldError, NotFound, ValidationFailed
 from registry.ids import uuid7
 from registry.models import (
@@ -76,6 +77,7 @@ from registry.selectors.lookups import (
     MatchRow,
     Probes,
 )
+from registry.services.audit import AUDIT_EVENT_COLUMNS, audit_actor_columns
 from registry.sql import compact, execute_binary
 
 MAX_IDENTIFIERS_PER_LOOKUP = 1000
@@ -101,7 +103,8 @@ _NO_MATCH = ", ".join("NULL" for _n in range(_MATCH_WIDTH - 1))
 # included, to count matches as the response does. DISTINCT in the counts matters only during
 # a pepper rotation, when one member can have a sighting at each of two versions.
 # The answer: one 'm' row per (n, matching case), newest case first, then one 'v' row per
-# identifier that other members looked up in the longest window.
+# identifier that other members looked up in the longest window. The audit event's values are
+# in AUDIT_EVENT_COLUMNS' order.
 _LOOKUP_SQL = compact(f"""{PROBE_CTE},
     {MATCHED_CTE},
     counted AS (
@@ -118,10 +121,9 @@ _LOOKUP_SQL = compact(f"""{PROBE_CTE},
     ),
     audited AS (
         INSERT INTO {AuditEvent._meta.db_table}
-            (created_at, actor_type, member_id, api_key_prefix, officer, action, object_type,
-             object_id, details)
+            ({", ".join(AUDIT_EVENT_COLUMNS)})
         SELECT %(audited_at)s, %(actor_type)s, %(member)s, %(api_key_prefix)s, %(officer)s,
-               'lookup.performed', 'lookup', %(lookup_text)s,
+               '{AuditAction.LOOKUP_PERFORMED.value}', 'lookup', %(lookup_text)s,
                %(details)s::jsonb || jsonb_build_object('matched', counted.matches)
         FROM counted
     ),
@@ -323,8 +325,6 @@ def _audit_params(actor: Actor, details: dict) -> dict:
     """The event's columns exactly as audit_record would fill them."""
     return {
         "audited_at": timezone.now(),
-        "actor_type": actor.type,
-        "api_key_prefix": actor.api_key_prefix,
-        "officer": actor.officer_username,
+        **audit_actor_columns(actor),
         "details": json.dumps(details),
     }

@@ -13,6 +13,11 @@ from registry.models import LimitScope, Member, MemberLimit
 from registry.services.audit import audit_record
 from registry.services.quotas import member_limits_forget
 
+STATUS_ACTIONS = {
+    Member.Status.ACTIVE: AuditAction.MEMBER_ACTIVE,
+    Member.Status.SUSPENDED: AuditAction.MEMBER_SUSPENDED,
+}
+
 OFFICERS_GROUP = "compliance_officers"
 AUDITORS_GROUP = "compliance_auditors"
 
@@ -34,7 +39,7 @@ def member_create(*, actor: Actor, code: str, name: str, contact_email: str = ""
         raise Conflict(f"Member {code} already exists.") from None
     audit_record(
         actor=actor,
-        action="member.created",
+        action=AuditAction.MEMBER_CREATED,
         object_type="member",
         object_id=member.code,
         details={"name": name},
@@ -61,7 +66,7 @@ def member_update(*, actor: Actor, member_id: int, name: str, contact_email: str
     member.save(update_fields=changed)
     audit_record(
         actor=actor,
-        action="member.updated",
+        action=AuditAction.MEMBER_UPDATED,
         object_type="member",
         object_id=member.code,
         details={"changed": changed},
@@ -78,7 +83,7 @@ def member_set_status(*, actor: Actor, member: Member, status: str, rationale: s
         member.save(update_fields=["status"])
         audit_record(
             actor=actor,
-            action=f"member.{status}",
+            action=STATUS_ACTIONS[status],
             object_type="member",
             object_id=member.code,
             details={"rationale": rationale},
@@ -101,7 +106,7 @@ def member_set_limit(
     )
     audit_record(
         actor=actor,
-        action="member.limit_set",
+        action=AuditAction.MEMBER_LIMIT_SET,
         object_type="member",
         object_id=member.code,
         details={"scope": scope, "per_minute": per_minute, "per_day": per_day},
@@ -140,5 +145,7 @@ def officer_create(*, actor: Actor, username: str, password: str, email: str = "
         username=username, password=password, email=email, is_staff=True
     )
     user.groups.add(Group.objects.get(name=OFFICERS_GROUP))
-    audit_record(actor=actor, action="officer.created", object_type="user", object_id=username)
+    audit_record(
+        actor=actor, action=AuditAction.OFFICER_CREATED, object_type="user", object_id=username
+    )
     return user

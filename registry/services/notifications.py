@@ -21,13 +21,11 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from registry.actors import Actor
+from registry.audit_actions import AuditAction
 from registry.models import AuditEvent, Dispute, DisputeStatus
+from registry.selectors.disputes import RUNNING_STATUSES, dispute_effective_status
 from registry.services.audit import audit_record
-from registry.services.disputes import (
-    RUNNING_STATUSES,
-    dispute_effective_status,
-    dispute_reminder_window_start,
-)
+from registry.services.disputes import dispute_reminder_window_start
 from registry.services.members import OFFICERS_GROUP
 
 
@@ -79,7 +77,7 @@ def dispute_reminder_send(*, dispute_id) -> int:
     )
     dispute.reminder_sent_at = now
     dispute.save(update_fields=["reminder_sent_at"])
-    _audit_sent(dispute, "dispute.reminder_sent", sent)
+    _audit_sent(dispute, AuditAction.DISPUTE_REMINDER_SENT, sent)
     return sent
 
 
@@ -98,7 +96,7 @@ def dispute_overdue_alert_send(*, dispute_id) -> int:
     )
     dispute.overdue_alert_sent_at = timezone.now()
     dispute.save(update_fields=["overdue_alert_sent_at"])
-    _audit_sent(dispute, "dispute.overdue_alert_sent", sent)
+    _audit_sent(dispute, AuditAction.DISPUTE_OVERDUE_ALERT_SENT, sent)
     return sent
 
 
@@ -106,7 +104,7 @@ def dispute_overdue_alert_send(*, dispute_id) -> int:
 def dispute_filed_notice_send(*, dispute_id) -> int:
     """Tell the reporting member (who must answer) and the officers (who decide)."""
     dispute = _lock(dispute_id)
-    if dispute is None or _already(dispute, "dispute.filed_notice_sent"):
+    if dispute is None or _already(dispute, AuditAction.DISPUTE_FILED_NOTICE_SENT):
         return 0
     sent = _send(
         dispute,
@@ -114,7 +112,7 @@ def dispute_filed_notice_send(*, dispute_id) -> int:
         _reporting_member_and_officers(dispute),
         _("Dispute %(id)s filed"),
     )
-    _audit_sent(dispute, "dispute.filed_notice_sent", sent)
+    _audit_sent(dispute, AuditAction.DISPUTE_FILED_NOTICE_SENT, sent)
     return sent
 
 
@@ -125,11 +123,11 @@ def dispute_decision_notice_send(*, dispute_id) -> int:
     if (
         dispute is None
         or dispute.status not in (DisputeStatus.UPHELD, DisputeStatus.REJECTED)
-        or _already(dispute, "dispute.decision_notice_sent")
+        or _already(dispute, AuditAction.DISPUTE_DECISION_NOTICE_SENT)
     ):
         return 0
     sent = _send(dispute, "decided", _members_concerned(dispute), _("Dispute %(id)s decided"))
-    _audit_sent(dispute, "dispute.decision_notice_sent", sent)
+    _audit_sent(dispute, AuditAction.DISPUTE_DECISION_NOTICE_SENT, sent)
     return sent
 
 
@@ -142,7 +140,7 @@ def _lock(dispute_id) -> Dispute | None:
     )
 
 
-def _already(dispute: Dispute, action: str) -> bool:
+def _already(dispute: Dispute, action: AuditAction) -> bool:
     return AuditEvent.objects.filter(
         action=action, object_type="dispute", object_id=str(dispute.pk)
     ).exists()
@@ -166,7 +164,7 @@ def _send(dispute: Dispute, template: str, recipients: list[str], subject: str) 
     return connection.send_messages(messages) or 0
 
 
-def _audit_sent(dispute: Dispute, action: str, sent: int) -> None:
+def _audit_sent(dispute: Dispute, action: AuditAction, sent: int) -> None:
     audit_record(
         actor=Actor.system(),
         action=action,

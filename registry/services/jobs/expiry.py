@@ -1,6 +1,6 @@
 """Expiry: a case past its `expires_at` leaves the registry for good. Its status becomes
-`expired` and its identifier digests are DELETED (not flagged), as case_lifecycle.case_close
-does for one case, but set-based: one UPDATE and one DELETE per batch.
+`expired` and its identifier digests are DELETED (not flagged), set-based: one UPDATE and one
+DELETE per batch (case_lifecycle.cases_expire, the life cycle's move for this job).
 
 Lookups stop matching a case on its expiry date by themselves (selectors/cases.py checks
 `expires_at` at lookup time), so the job is about erasure, not visibility, and may lag.
@@ -26,23 +26,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from registry.actors import Actor
-from registry.models import (
-    LIVE_CASE_STATUSES,
-    UNDECIDED_DISPUTE_STATUSES,
-    Case,
-    CaseIdentifier,
-    CaseStatus,
-    Dispute,
-)
+from registry.audit_actions import AuditAction
+from registry.models import UNDECIDED_DISPUTE_STATUSES, Dispute
 from registry.services.audit import audit_record
+from registry.services.case_lifecycle import cases_expire, expirable_cases
 from registry.services.jobs.batches import (
     job_batch_size,
     job_now,
     more_batches_allowed,
     pause_inside_batch,
 )
-
-AUDIT_ACTION = "cases.expired"
 
 
 def expiry_run(
@@ -68,7 +61,7 @@ def expiry_run(
 
 
 def due_cases(today: date):
-    return Case.objects.filter(status__in=LIVE_CASE_STATUSES, expires_at__lte=today)
+    return expirable_cases().filter(expires_at__lte=today)
 
 
 @transaction.atomic
@@ -81,10 +74,7 @@ def _expire_batch(*, today: date, batch_size: int) -> dict | None:
     )
     if not case_ids:
         return None
-    purged, _per_model = CaseIdentifier.objects.filter(case_id__in=case_ids).delete()
-    Case.objects.filter(id__in=case_ids).update(
-        status=CaseStatus.EXPIRED, status_changed_at=timezone.now()
-    )
+    purged = cases_expire(case_ids=case_ids)
     disputes = Dispute.objects.filter(case_id__in=case_ids, status__in=UNDECIDED_DISPUTE_STATUSES)
     details = {
         "cases": len(case_ids),
@@ -93,6 +83,8 @@ def _expire_batch(*, today: date, batch_size: int) -> dict | None:
         "case_ids": [str(case_id) for case_id in case_ids],
         "undecided_dispute_ids": [str(pk) for pk in disputes.values_list("id", flat=True)],
     }
-    audit_record(actor=Actor.system(), action=AUDIT_ACTION, object_type="case", details=details)
+    audit_record(
+        actor=Actor.system(), action=AuditAction.CASES_EXPIRED, object_type="case", details=details
+    )
     pause_inside_batch()
     return details

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 
 from registry.actors import Actor
+from registry.audit_actions import AuditAction
 from registry.models import IdempotencyKey, Lookup, LookupLogEntry, Sighting
 from registry.services.audit import audit_record
 from registry.services.idempotency import idempotency_ttl
@@ -40,7 +41,7 @@ def lookup_log_retention_run(
     return _purge_tables(
         tables,
         cutoff=cutoff,
-        action="lookup_log.purged",
+        action=AuditAction.LOOKUP_LOG_PURGED,
         batch_size=batch_size,
         max_batches=max_batches,
     )
@@ -55,7 +56,7 @@ def idempotency_retention_run(
     summary = _purge_tables(
         tables,
         cutoff=cutoff,
-        action="idempotency_keys.purged",
+        action=AuditAction.IDEMPOTENCY_KEYS_PURGED,
         batch_size=batch_size,
         max_batches=max_batches,
     )
@@ -65,7 +66,9 @@ def idempotency_retention_run(
     return summary
 
 
-def _purge_tables(tables, *, cutoff: datetime, action: str, batch_size, max_batches) -> dict:
+def _purge_tables(
+    tables, *, cutoff: datetime, action: AuditAction, batch_size, max_batches
+) -> dict:
     size = job_batch_size(batch_size)
     summary = {"older_than": cutoff.isoformat(), "batches": 0, "deleted": {}}
     for table, queryset in tables:
@@ -83,7 +86,7 @@ def _purge_tables(tables, *, cutoff: datetime, action: str, batch_size, max_batc
     return summary
 
 
-def _audit_batch(*, action: str, table: str, cutoff: datetime):
+def _audit_batch(*, action: AuditAction, table: str, cutoff: datetime):
     def record(count: int) -> None:
         audit_record(
             actor=Actor.system(),

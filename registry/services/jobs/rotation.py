@@ -34,6 +34,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from registry.actors import Actor
+from registry.audit_actions import AuditAction
 from registry.models import CaseIdentifier, LookupLogEntry, RegistryState, Sighting
 from registry.services.audit import audit_record
 from registry.services.jobs.batches import job_batch_size, more_batches_allowed, pause_inside_batch
@@ -131,7 +132,7 @@ def _rotate_batch(table: str, model, *, target: int, batch_size: int) -> dict | 
     }
     audit_record(
         actor=Actor.system(),
-        action="pepper.rotated",
+        action=AuditAction.PEPPER_ROTATED,
         object_type="pepper_version",
         object_id=str(target),
         details=details,
@@ -235,7 +236,7 @@ def _complete_if_nothing_left(target: int) -> bool:
     state.save(update_fields=["value", "updated_at"])
     audit_record(
         actor=Actor.system(),
-        action="pepper.rotation_completed",
+        action=AuditAction.PEPPER_ROTATION_COMPLETED,
         object_type="pepper_version",
         object_id=str(target),
         details={"tables": state.value.get("tables", {})},
