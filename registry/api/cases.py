@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from registry import errors
 from registry.api import problems
 from registry.api.base import RegistryView
-from registry.api.fields import FreeTextField, IdentifierListField
+from registry.api.fields import ChoiceField, FreeTextField, IdentifierListField
 from registry.api.pagination import NewestFirstCursorPagination
 from registry.models import CaseStatus, Category
 from registry.selectors.cases import case_of_member, cases_of_member
@@ -111,7 +111,7 @@ class WithdrawInput(serializers.Serializer):
 
 
 class CaseListFilters(serializers.Serializer):
-    status = serializers.ChoiceField(
+    status = ChoiceField(
         choices=CaseStatus.choices,
         required=False,
         error_messages={"invalid_choice": _("Unknown case status.")},  # never echo the input

@@ -8,7 +8,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from registry.api.base import RegistryView
-from registry.api.fields import FreeTextField
+from registry.api.fields import ChoiceField, FreeTextField
 from registry.api.pagination import NewestFirstCursorPagination
 from registry.api.problems import COMMON, problems
 from registry.models import Dispute, DisputeStatus
@@ -25,7 +25,7 @@ STATEMENT_MAX = 4000
 
 class DisputeFileInput(serializers.Serializer):
     case_id = serializers.UUIDField()
-    reason = serializers.ChoiceField(choices=Dispute.Reason.choices)
+    reason = ChoiceField(choices=Dispute.Reason.choices)
     statement = FreeTextField(
         max_length=STATEMENT_MAX,
         required=False,
@@ -36,14 +36,14 @@ class DisputeFileInput(serializers.Serializer):
 
 
 class DisputeResponseInput(serializers.Serializer):
-    position = serializers.ChoiceField(choices=Dispute.Position.choices)
+    position = ChoiceField(choices=Dispute.Position.choices)
     statement = FreeTextField(
         max_length=STATEMENT_MAX, required=False, allow_blank=True, default=""
     )
 
 
 class DisputeDecisionInput(serializers.Serializer):
-    outcome = serializers.ChoiceField(choices=[DisputeStatus.UPHELD, DisputeStatus.REJECTED])
+    outcome = ChoiceField(choices=[DisputeStatus.UPHELD, DisputeStatus.REJECTED])
     rationale = FreeTextField(max_length=STATEMENT_MAX)
     subject_statement = FreeTextField(
         max_length=STATEMENT_MAX,
@@ -55,7 +55,7 @@ class DisputeDecisionInput(serializers.Serializer):
 
 
 class DisputeListFilter(serializers.Serializer):
-    status = serializers.ChoiceField(choices=DisputeStatus.choices, required=False)
+    status = ChoiceField(choices=DisputeStatus.choices, required=False)
     case_id = serializers.UUIDField(required=False)
 
 
