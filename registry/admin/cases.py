@@ -23,6 +23,7 @@ from registry.admin.common import (
     admin_url,
     category_label,
     posted,
+    refuse_raw_identifiers,
     related_filter,
     report_error,
     require,
@@ -51,6 +52,7 @@ class WithdrawCaseForm(forms.Form):
         help_text=gettext_lazy(
             "Reference of the member's letter or e-mail asking for the withdrawal."
         ),
+        validators=[refuse_raw_identifiers],
     )
 
 

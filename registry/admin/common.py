@@ -5,12 +5,13 @@ actions (suspend, withdraw, revoke, ...)."""
 from dataclasses import dataclass
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy
+from registry_client.pii import looks_like_raw_identifier
 
 from registry.actors import Actor
 from registry.errors import RegistryError
@@ -28,6 +29,19 @@ CATEGORY_LABELS = {
     "money_mule": gettext_lazy("Money mule"),
     "loan_intermediary_fraud": gettext_lazy("Loan-intermediary fraud"),
 }
+
+
+def refuse_raw_identifiers(value: str) -> None:
+    """Validator for what officers type (rationales, reasons, statements, labels): the same
+    raw-identifier screen as the API's free-text fields. The error never repeats the value."""
+    if looks_like_raw_identifier(value):
+        raise ValidationError(
+            gettext_lazy(
+                "This looks like a raw personal identifier (a phone, resident ID, card or IMEI "
+                "number, or an e-mail address). Describe the matter without it."
+            ),
+            code="raw_pii_rejected",
+        )
 
 
 def titled(filter_class, title):

@@ -23,6 +23,7 @@ from registry.admin.common import (
     actor_for,
     admin_url,
     category_label,
+    refuse_raw_identifiers,
     related_filter,
     report_error,
     require,
@@ -56,11 +57,13 @@ class DecisionForm(forms.Form):
         label=gettext_lazy("Rationale"),
         widget=forms.Textarea(attrs={"rows": 5, "cols": 70}),
         help_text=gettext_lazy("Sent to both members with the decision."),
+        validators=[refuse_raw_identifiers],
     )
     subject_statement = forms.CharField(
         label=gettext_lazy("Subject's statement (rejected only)"),
         widget=forms.Textarea(attrs={"rows": 3, "cols": 70}),
         required=False,
+        validators=[refuse_raw_identifiers],
         help_text=gettext_lazy(
             "Attached to the case if the dispute is rejected; lookups then show that a "
             "statement exists."

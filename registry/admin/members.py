@@ -27,6 +27,7 @@ from registry.admin.common import (
     admin_url,
     no_store,
     posted,
+    refuse_raw_identifiers,
     related_filter,
     report_error,
     require,
@@ -57,7 +58,8 @@ class MemberStatusForm(forms.Form):
     rationale = forms.CharField(
         label=gettext_lazy("Rationale"),
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
-        help_text=gettext_lazy("Recorded in the audit trail."),
+        help_text=gettext_lazy("Recorded in the audit trail by its length only."),
+        validators=[refuse_raw_identifiers],
     )
 
 
@@ -85,7 +87,12 @@ class IssueKeyForm(forms.Form):
             "A member's key: lookup, submit and/or dispute. An officer's key: compliance."
         ),
     )
-    name = forms.CharField(label=gettext_lazy("Label"), max_length=100, required=False)
+    name = forms.CharField(
+        label=gettext_lazy("Label"),
+        max_length=100,
+        required=False,
+        validators=[refuse_raw_identifiers],
+    )
 
     def clean(self):
         data = super().clean()

@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
 
 from registry.actors import Actor
 from registry.errors import Conflict, ValidationFailed
@@ -69,7 +70,7 @@ def member_update(*, actor: Actor, member_id: int, name: str, contact_email: str
 @transaction.atomic
 def member_set_status(*, actor: Actor, member: Member, status: str, rationale: str = "") -> Member:
     if status not in Member.Status.values:
-        raise ValidationFailed(f"Unknown status {status!r}.")
+        raise ValidationFailed(_("Unknown member status."))
     if member.status != status:
         member.status = status
         member.save(update_fields=["status"])
@@ -78,7 +79,8 @@ def member_set_status(*, actor: Actor, member: Member, status: str, rationale: s
             action=f"member.{status}",
             object_type="member",
             object_id=member.code,
-            details={"rationale": rationale},
+            # Free text: only its length goes into the append-only audit trail.
+            details={"rationale_length": len(rationale)},
         )
     return member
 
