@@ -161,3 +161,26 @@ def test_it_refuses_a_raw_identifier_in_what_an_officer_types(world, officer, wh
     assert raw not in " ".join(str(message) for error in errors for message in error)
     assert changes_by_officer() == before
     assert raw not in audit_text()
+
+
+# --- admin choice fields: an error never repeats the value -----------------------------------
+
+MARKER = "Zq-marker-Wv"
+
+
+def test_no_admin_form_error_repeats_a_submitted_choice(world, officer):
+    member = world.alice.member
+    _, _, dispute = disputed_case(world)
+    posts = [
+        (f"{ADMIN}registry/member/{member.pk}/limit/", {"scope": MARKER, "per_minute": 1}),
+        (decide_url(dispute["id"]), {"outcome": MARKER, "rationale": "Checked."}),
+        (f"{ADMIN}subject-access/", {"kind": MARKER, "token": "a" * 128}),
+        (f"{ADMIN}registry/apikey/add/", {"member": member.pk, "scopes": [MARKER]}),
+        (f"{ADMIN}registry/apikey/add/", {"member": MARKER, "scopes": ["lookup"]}),
+    ]
+    for url, data in posts:
+        response = officer.post(url, data)
+        assert response.status_code in (200, 400), (url, response.status_code)
+        form = response.context["form"]
+        assert form.errors, url
+        assert MARKER not in str(form.errors), (url, form.errors)

@@ -31,6 +31,11 @@ CATEGORY_LABELS = {
 }
 
 
+# Django's own says "Select a valid choice. <value> is not one of the available choices.":
+# an error never repeats a submitted value.
+CHOICE_ERRORS = {"invalid_choice": gettext_lazy("Select one of the choices offered.")}
+
+
 def refuse_raw_identifiers(value: str) -> None:
     """Validator for what officers type (rationales, reasons, statements, labels): the same
     raw-identifier screen as the API's free-text fields. The error never repeats the value."""
@@ -115,6 +120,10 @@ class RegistryModelAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def formfield_for_choice_field(self, db_field, request, **kwargs):
+        kwargs.setdefault("error_messages", CHOICE_ERRORS)
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
 
     def object_tools(self, request, obj) -> list[Tool]:
         return []

@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from registry.admin.common import (
+    CHOICE_ERRORS,
     RegistryModelAdmin,
     actor_for,
     admin_url,
@@ -43,6 +44,7 @@ from registry.services.disputes import dispute_decide
 
 class DecisionForm(forms.Form):
     outcome = forms.ChoiceField(
+        error_messages=CHOICE_ERRORS,
         label=gettext_lazy("Outcome"),
         choices=[
             (

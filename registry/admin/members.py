@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from registry.admin.common import (
+    CHOICE_ERRORS,
     RegistryModelAdmin,
     Tool,
     actor_for,
@@ -64,7 +65,9 @@ class MemberStatusForm(forms.Form):
 
 
 class MemberLimitForm(forms.Form):
-    scope = forms.ChoiceField(label=gettext_lazy("Scope"), choices=MEMBER_SCOPE_CHOICES)
+    scope = forms.ChoiceField(
+        label=gettext_lazy("Scope"), choices=MEMBER_SCOPE_CHOICES, error_messages=CHOICE_ERRORS
+    )
     per_minute = forms.IntegerField(label=gettext_lazy("Requests per minute"), min_value=1)
     per_day = forms.IntegerField(label=gettext_lazy("Requests per day"), min_value=1)
 
@@ -81,6 +84,7 @@ class IssueKeyForm(forms.Form):
     )
     scopes = forms.MultipleChoiceField(
         label=gettext_lazy("Scopes"),
+        error_messages=CHOICE_ERRORS,
         choices=Scope.choices,
         widget=forms.CheckboxSelectMultiple,
         help_text=gettext_lazy(
