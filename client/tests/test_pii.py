@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+import re
 import secrets
 import time
 import uuid
+from datetime import date
 
 import pytest
 from hypothesis import given
@@ -132,3 +135,272 @@ def test_it_flags_any_luhn_valid_card_number(body, sep):
 @given(st.binary(min_size=64, max_size=64))
 def test_it_never_flags_a_token(raw):
     assert not looks_like_raw_identifier(raw.hex())
+
+
+# --- Every way of writing an identifier (issue 13, part 4) ----------------------------------
+# Variants of every kind: random separators between digit groups (spaces, dashes of every
+# width, slashes, underscores, commas, colons, tabs, full-width punctuation), zero-width and
+# soft-hyphen characters anywhere, full-width or other decimal digits, words around.
+
+SEPARATORS = [
+    " ", "-", "/", "_", ",", ":", ".", "\t", "\n", "–", "—", "‐", "−", "\u3000", "\u00a0",
+    "－", "：", "，", "、", "．", "・", "·", "~", "|", "*", "#", " - ", ", ", "\u2009",
+]  # fmt: skip
+FORMAT_CHARS = ["\u200b", "\u200c", "\u200d", "\u2060", "\u00ad", "\ufeff", "\u180e"]
+DIGIT_FORMS = {
+    "ascii": "0123456789",
+    "full-width": "０１２３４５６７８９",
+    "arabic-indic": "٠١٢٣٤٥٦٧٨٩",
+    "mathematical": "𝟎𝟏𝟐𝟑𝟒𝟓𝟔𝟕𝟖𝟗",
+}
+WORDS_BEFORE = ["", "手机", "客户电话：", "tel ", "身份证号", "卡号 ", "联系人 张三 ", "("]
+WORDS_AFTER = ["", "已确认", " ok", ")", "。", "，请核实", " (verified)"]
+
+
+def digits(size: int):
+    return st.text("0123456789", min_size=size, max_size=size)
+
+
+def mobiles():
+    return st.builds(
+        lambda prefix, second, rest: prefix + "1" + second + rest,
+        st.sampled_from(["", "86", "+86", "0086"]),
+        st.sampled_from("3456789"),
+        digits(9),
+    )
+
+
+def resident_ids():
+    def build(area, birth, serial, check):
+        return area + birth.strftime("%Y%m%d") + serial + check
+
+    return st.builds(
+        build,
+        digits(6),
+        st.dates(min_value=date(1920, 1, 1), max_value=date(2026, 12, 31)),
+        digits(3),
+        st.sampled_from("0123456789Xx"),
+    )
+
+
+def cards():
+    return st.builds(
+        _luhn_complete,
+        st.sampled_from(["4", "5", "62"]).flatmap(
+            lambda head: digits(15 - len(head)).map(lambda rest: head + rest)
+        ),
+    )
+
+
+def imeis():
+    return digits(14).map(_luhn_complete)
+
+
+@st.composite
+def split_anywhere(draw, number: str) -> list[str]:
+    """Digit groups of any sizes (a mobile or resident ID counts however it is cut)."""
+    cuts = sorted(draw(st.sets(st.integers(1, len(number) - 1), max_size=6)))
+    bounds = [0, *cuts, len(number)]
+    return [number[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+def card_groups(number: str) -> list[list[str]]:
+    """The layouts cards and IMEIs are printed in."""
+    fours = [number[i : i + 4] for i in range(0, len(number), 4)]
+    layouts = [[number], fours]
+    if len(number) == 15:
+        layouts += [[number[:2], number[2:8], number[8:14], number[14:]]]
+        layouts += [[number[:8], number[8:14], number[14:]]]
+    return layouts
+
+
+@st.composite
+def disguised(draw, groups: list[str]) -> str:
+    """Groups joined by random separators, digits in a random form, format characters
+    sprinkled anywhere, words around."""
+    form = DIGIT_FORMS[draw(st.sampled_from(sorted(DIGIT_FORMS)))]
+    text = ""
+    for index, group in enumerate(groups):
+        if index:
+            text += draw(st.sampled_from(SEPARATORS))
+        text += group.translate(str.maketrans("0123456789", form))
+    chars = list(text)
+    for _ in range(draw(st.integers(0, 4))):
+        chars.insert(draw(st.integers(0, len(chars))), draw(st.sampled_from(FORMAT_CHARS)))
+    return draw(st.sampled_from(WORDS_BEFORE)) + "".join(chars) + draw(st.sampled_from(WORDS_AFTER))
+
+
+@given(st.data())
+def test_it_flags_a_mobile_number_however_it_is_written(data):
+    number = data.draw(mobiles())
+    plus = "+" if number.startswith("+") else ""
+    groups = data.draw(split_anywhere(number.lstrip("+")))
+    text = data.draw(disguised(groups))
+    text = text.replace(groups[0], plus + groups[0], 1) if plus else text
+    assert looks_like_raw_identifier(text), text
+
+
+@given(st.data())
+def test_it_flags_a_resident_id_however_it_is_written(data):
+    number = data.draw(resident_ids())
+    groups = data.draw(split_anywhere(number))
+    assert looks_like_raw_identifier(data.draw(disguised(groups)))
+
+
+@given(st.data(), st.sampled_from(["", "abc", "ABC", "号", "Xyz", "x1"]))
+def test_it_flags_a_resident_id_with_letters_appended(data, letters):
+    assert looks_like_raw_identifier(data.draw(resident_ids()) + letters)
+
+
+@given(st.data())
+def test_it_flags_a_card_or_imei_however_it_is_separated(data):
+    number = data.draw(st.one_of(cards(), imeis()))
+    groups = data.draw(st.sampled_from(card_groups(number)))
+    assert looks_like_raw_identifier(data.draw(disguised(groups)))
+
+
+@given(
+    local=st.from_regex(r"[a-z][a-z0-9._-]{0,10}[a-z0-9]", fullmatch=True),
+    domain=st.from_regex(r"[a-z][a-z0-9-]{0,10}[a-z0-9]", fullmatch=True),
+    tld=st.sampled_from(["com", "cn", "com.cn", "net", "中国", "org"]),
+    at=st.sampled_from(["@", "＠", "﹫"]),
+    dot=st.sampled_from([".", "。", "．", "｡", "﹒"]),
+    full_width=st.booleans(),
+    data=st.data(),
+)
+def test_it_flags_an_email_address_however_it_is_written(
+    local, domain, tld, at, dot, full_width, data
+):
+    text = local + at + domain + dot + tld.replace(".", dot)
+    if full_width:  # what a Chinese input method in full-width mode types
+        text = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+    chars = list(text)
+    for _ in range(data.draw(st.integers(0, 3))):
+        chars.insert(
+            data.draw(st.integers(0, len(chars))), data.draw(st.sampled_from(FORMAT_CHARS))
+        )
+    assert looks_like_raw_identifier(
+        data.draw(st.sampled_from(WORDS_BEFORE))
+        + "".join(chars)
+        + data.draw(st.sampled_from(WORDS_AFTER))
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "138/1234/5678",
+        "138_1234_5678",
+        "138,1234,5678",
+        "138:1234:5678",
+        "138\t1234\t5678",
+        "138–1234–5678",
+        "138—1234—5678",
+        "138\u200b1234\u200b5678",
+        "1381\u00ad2345678",
+        "alice@example。com",
+        "11010519491231002Xab",
+        "13812345678" + "0" * 25,
+        "0" * 25 + "11010519491231002X",
+    ],
+)
+def test_it_flags_what_slipped_past_the_old_screen(text):
+    assert looks_like_raw_identifier(text)
+
+
+# Digits glued to hex. A hex string with a letter is a token, element or digest and is
+# masked; one without a letter is read as digits. A phone typed against a token-sized hex
+# string (its length is a digest length plus the phone's) is found; glued to hex of any other
+# length it is masked with it (the price of never flagging a random token).
+
+
+@given(
+    token=st.sampled_from([32, 40, 64, 128]).flatmap(
+        lambda n: st.binary(min_size=n // 2, max_size=n // 2)
+    ),
+    number=mobiles().map(lambda m: m.lstrip("+")),
+    before=st.booleans(),
+)
+def test_it_finds_a_number_glued_to_a_token(token, number, before):
+    hexed = token.hex()
+    assert looks_like_raw_identifier(number + hexed if before else hexed + number)
+
+
+def test_it_reads_a_long_run_without_letters_as_digits():
+    assert looks_like_raw_identifier("13812345678" + "0" * 21)  # 32 "hex" characters, no letter
+    assert not looks_like_raw_identifier("2" * 40)
+
+
+def test_it_masks_hex_with_letters_of_other_lengths_whole():
+    assert not looks_like_raw_identifier("13812345678" + "ab" * 12)
+
+
+@given(
+    # a random digest without a letter (one in three million) is read as digits
+    st.binary(min_size=16, max_size=64).filter(lambda raw: re.search("[a-f]", raw[:16].hex())),
+    st.sampled_from(SEPARATORS),
+)
+def test_it_never_flags_a_digest_or_uuid_among_words(raw, sep):
+    text = f"digest{sep}{raw.hex()}{sep}uuid{sep}{uuid.UUID(bytes=raw[:16])}"
+    assert not looks_like_raw_identifier(text)
+
+
+# --- What it must not refuse -----------------------------------------------------------------
+
+
+@st.composite
+def ordinary_dates(draw) -> str:
+    day = draw(st.dates(min_value=date(2000, 1, 1), max_value=date(2035, 12, 31)))
+    layout = draw(st.sampled_from(["%Y-%m-%d", "%Y/%m/%d", "%Y年%m月%d日", "%d.%m.%Y", "%Y%m%d"]))
+    return day.strftime(layout)
+
+
+@st.composite
+def amounts(draw) -> str:
+    value = draw(st.integers(0, 99_999_999_99))
+    yuan, fen = divmod(value, 100)
+    return draw(st.sampled_from([f"{yuan:,}.{fen:02d}", f"{yuan}.{fen:02d}", f"{yuan:,}"]))
+
+
+@st.composite
+def case_references(draw) -> str:
+    prefix = draw(st.sampled_from(["FR", "CASE", "LN", "INV", "贷款申请"]))
+    year = draw(st.integers(2020, 2035))
+    serial = draw(st.integers(1, 99999))
+    return draw(st.sampled_from([f"{prefix}-{year}-{serial:04d}", f"{prefix}{year}{serial:05d}"]))
+
+
+PROSE = [
+    "借款人于{date}逾期，金额{amount}元，编号{ref}。",
+    "Case {ref} opened on {date}; amount {amount} CNY, applicant unreachable.",
+    "申请人提交的材料经核实系伪造（{ref}），涉及金额{amount}元，{date}报案。",
+    "Loan {ref}: forged payslips, disbursed {date}, outstanding {amount}.",
+]
+
+
+@given(
+    template=st.sampled_from(PROSE),
+    day=ordinary_dates(),
+    amount=amounts(),
+    ref=case_references(),
+)
+def test_it_leaves_ordinary_prose_dates_amounts_and_references_alone(template, day, amount, ref):
+    text = template.format(date=day, amount=amount, ref=ref)
+    assert not looks_like_raw_identifier(text), text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "FR-2026-0042",
+        "申请人称其身份证已于2026年3月遗失，已报警。",
+        "The applicant used a forged employment certificate; see attachment 3 of 4.",
+        "金额：12,345.67元；期限：12个月；利率：3.85%",
+        "Meeting at 10:30 – 11:45, room 12, floor 3.",
+        "会议时间 2026-10-01 14:00—15:30",
+        "v1.2.3 — build 4567",
+        "第１２３４号文件",
+    ],
+)
+def test_it_leaves_ordinary_text_alone(text):
+    assert not looks_like_raw_identifier(text)

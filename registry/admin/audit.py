@@ -10,6 +10,7 @@ from datetime import datetime, time
 
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import SEARCH_VAR
 from django.core.cache import cache
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
@@ -20,6 +21,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from registry_client.pii import looks_like_raw_identifier
 
 from registry.admin.common import (
     RegistryModelAdmin,
@@ -324,7 +326,7 @@ class AuditEventAdmin(RegistryModelAdmin):
             messages.error(request, _("The filter is not valid; nothing was exported."))
             return HttpResponseRedirect(admin_url(AuditEvent, "changelist"))
         events = changelist.get_queryset(request).order_by("id")
-        return self._csv_response(request, events, filters=dict(request.GET.items()))
+        return self._csv_response(request, events, filters=recorded_filters(request.GET))
 
     @admin.action(
         description=gettext_lazy("Export the selected events as CSV"), permissions=("export",)
@@ -372,6 +374,19 @@ def _safe_cell(value) -> str:
     """No cell may start a spreadsheet formula (CSV injection)."""
     text = "" if value is None else str(value)
     return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
+def recorded_filters(params) -> dict:
+    """An export's filters as its audit event keeps them. The search box is free text, so
+    only its length is kept (like every free text in the audit trail); so is any other value
+    that looks like a raw identifier (a filter value is typed into the address bar as easily)."""
+    recorded = {}
+    for key, value in params.items():
+        if key == SEARCH_VAR or looks_like_raw_identifier(value):
+            recorded[f"{key}_length"] = len(value)
+        else:
+            recorded[key] = value
+    return recorded
 
 
 def _csv_lines(events):

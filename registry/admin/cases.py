@@ -21,6 +21,7 @@ from registry.admin.common import (
     admin_url,
     category_label,
     posted,
+    refuse_raw_identifiers,
     related_filter,
     require,
     status_pill,
@@ -48,6 +49,7 @@ class WithdrawCaseForm(forms.Form):
         help_text=gettext_lazy(
             "Reference of the member's letter or e-mail asking for the withdrawal."
         ),
+        validators=[refuse_raw_identifiers],
     )
 
 

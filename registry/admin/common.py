@@ -6,12 +6,13 @@ import json
 from dataclasses import dataclass
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext, gettext_lazy
+from registry_client.pii import looks_like_raw_identifier
 
 from registry.actors import Actor
 from registry.audit_actions import AuditAction
@@ -30,6 +31,24 @@ CATEGORY_LABELS = {
     "money_mule": gettext_lazy("Money mule"),
     "loan_intermediary_fraud": gettext_lazy("Loan-intermediary fraud"),
 }
+
+
+# Django's own says "Select a valid choice. <value> is not one of the available choices.":
+# an error never repeats a submitted value.
+CHOICE_ERRORS = {"invalid_choice": gettext_lazy("Select one of the choices offered.")}
+
+
+def refuse_raw_identifiers(value: str) -> None:
+    """Validator for what officers type (rationales, reasons, statements, labels): the same
+    raw-identifier screen as the API's free-text fields. The error never repeats the value."""
+    if looks_like_raw_identifier(value):
+        raise ValidationError(
+            gettext_lazy(
+                "This looks like a raw personal identifier (a phone, resident ID, card or IMEI "
+                "number, or an e-mail address). Describe the matter without it."
+            ),
+            code="raw_pii_rejected",
+        )
 
 
 def titled(filter_class, title):
@@ -123,6 +142,10 @@ class RegistryModelAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def formfield_for_choice_field(self, db_field, request, **kwargs):
+        kwargs.setdefault("error_messages", CHOICE_ERRORS)
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
 
     def object_tools(self, request, obj) -> list[Tool]:
         return []

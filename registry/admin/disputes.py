@@ -18,10 +18,12 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from registry.admin.common import (
+    CHOICE_ERRORS,
     RegistryModelAdmin,
     actor_for,
     admin_url,
     category_label,
+    refuse_raw_identifiers,
     related_filter,
     report_error,
     require,
@@ -41,6 +43,7 @@ from registry.services.disputes import dispute_decide
 
 class DecisionForm(forms.Form):
     outcome = forms.ChoiceField(
+        error_messages=CHOICE_ERRORS,
         label=gettext_lazy("Outcome"),
         choices=[
             (
@@ -55,11 +58,13 @@ class DecisionForm(forms.Form):
         label=gettext_lazy("Rationale"),
         widget=forms.Textarea(attrs={"rows": 5, "cols": 70}),
         help_text=gettext_lazy("Sent to both members with the decision."),
+        validators=[refuse_raw_identifiers],
     )
     subject_statement = forms.CharField(
         label=gettext_lazy("Subject's statement (rejected only)"),
         widget=forms.Textarea(attrs={"rows": 3, "cols": 70}),
         required=False,
+        validators=[refuse_raw_identifiers],
         help_text=gettext_lazy(
             "Attached to the case if the dispute is rejected; lookups then show that a "
             "statement exists."

@@ -20,12 +20,14 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from registry.admin.common import (
+    CHOICE_ERRORS,
     RegistryModelAdmin,
     Tool,
     actor_for,
     admin_url,
     no_store,
     posted,
+    refuse_raw_identifiers,
     related_filter,
     report_error,
     require,
@@ -57,12 +59,15 @@ class MemberStatusForm(forms.Form):
     rationale = forms.CharField(
         label=gettext_lazy("Rationale"),
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
-        help_text=gettext_lazy("Recorded in the audit trail."),
+        help_text=gettext_lazy("Recorded in the audit trail by its length only."),
+        validators=[refuse_raw_identifiers],
     )
 
 
 class MemberLimitForm(forms.Form):
-    scope = forms.ChoiceField(label=gettext_lazy("Scope"), choices=LimitScope.choices)
+    scope = forms.ChoiceField(
+        label=gettext_lazy("Scope"), choices=LimitScope.choices, error_messages=CHOICE_ERRORS
+    )
     per_minute = forms.IntegerField(label=gettext_lazy("Units per minute"), min_value=1)
     per_day = forms.IntegerField(label=gettext_lazy("Units per day"), min_value=1)
 
@@ -79,13 +84,19 @@ class IssueKeyForm(forms.Form):
     )
     scopes = forms.MultipleChoiceField(
         label=gettext_lazy("Scopes"),
+        error_messages=CHOICE_ERRORS,
         choices=Scope.choices,
         widget=forms.CheckboxSelectMultiple,
         help_text=gettext_lazy(
             "A member's key: lookup, submit and/or dispute. An officer's key: compliance."
         ),
     )
-    name = forms.CharField(label=gettext_lazy("Label"), max_length=100, required=False)
+    name = forms.CharField(
+        label=gettext_lazy("Label"),
+        max_length=100,
+        required=False,
+        validators=[refuse_raw_identifiers],
+    )
 
     def clean(self):
         data = super().clean()

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from registry.admin.common import actor_for, no_store, report_error
+from registry.admin.common import CHOICE_ERRORS, actor_for, no_store, report_error
 from registry.errors import RegistryError
 from registry.models import CaseStatus, DisputeStatus, IdentifierKind, Purpose
 from registry.selectors.compliance import subject_access_csv_rows, subject_access_report
@@ -23,7 +23,11 @@ from registry.tokens import is_token
 
 
 class SubjectAccessForm(forms.Form):
-    kind = forms.ChoiceField(label=gettext_lazy("Identifier kind"), choices=IdentifierKind.choices)
+    kind = forms.ChoiceField(
+        label=gettext_lazy("Identifier kind"),
+        choices=IdentifierKind.choices,
+        error_messages=CHOICE_ERRORS,
+    )
     token = forms.CharField(
         label=gettext_lazy("Token"),
         min_length=128,

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 
 from registry import errors
 from registry.api.base import RegistryView
-from registry.api.fields import FreeTextField, IdentifierListField
+from registry.api.fields import ChoiceField, FreeTextField, IdentifierListField
 from registry.api.pagination import PAGE_PARAMETERS, NewestFirstCursorPagination
 from registry.api.problems import (
     COMMON,
@@ -114,7 +114,7 @@ class WithdrawInput(serializers.Serializer):
 
 
 class CaseListFilters(serializers.Serializer):
-    status = serializers.ChoiceField(
+    status = ChoiceField(
         choices=CaseStatus.choices,
         required=False,
         error_messages={"invalid_choice": _("Unknown case status.")},  # never echo the input

@@ -6,14 +6,14 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from registry.api.base import RegistryView
-from registry.api.fields import TokenField
+from registry.api.fields import ChoiceField, TokenField
 from registry.api.problems import COMMON, problems
 from registry.models import IdentifierKind, Purpose, Scope
 from registry.selectors.compliance import subject_access_report
 
 
 class SubjectAccessInput(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=IdentifierKind.choices)
+    kind = ChoiceField(choices=IdentifierKind.choices)
     token = TokenField()
 
 

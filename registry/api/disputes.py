@@ -8,7 +8,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from registry.api.base import RegistryView
-from registry.api.fields import FreeTextField, TokenField
+from registry.api.fields import ChoiceField, FreeTextField, TokenField
 from registry.api.pagination import PAGE_PARAMETERS, NewestFirstCursorPagination
 from registry.api.problems import COMMON, problems
 from registry.models import Dispute, DisputeStatus, IdentifierKind, Scope
@@ -19,7 +19,7 @@ STATEMENT_MAX = 4000
 
 
 class DisputeIdentifierInput(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=IdentifierKind.choices)
+    kind = ChoiceField(choices=IdentifierKind.choices)
     token = TokenField()
 
 
@@ -31,7 +31,7 @@ class DisputeFileInput(serializers.Serializer):
             "the proof that the member acts for that person."
         )
     )
-    reason = serializers.ChoiceField(choices=Dispute.Reason.choices)
+    reason = ChoiceField(choices=Dispute.Reason.choices)
     statement = FreeTextField(
         max_length=STATEMENT_MAX,
         required=False,
@@ -42,14 +42,14 @@ class DisputeFileInput(serializers.Serializer):
 
 
 class DisputeResponseInput(serializers.Serializer):
-    position = serializers.ChoiceField(choices=Dispute.Position.choices)
+    position = ChoiceField(choices=Dispute.Position.choices)
     statement = FreeTextField(
         max_length=STATEMENT_MAX, required=False, allow_blank=True, default=""
     )
 
 
 class DisputeDecisionInput(serializers.Serializer):
-    outcome = serializers.ChoiceField(choices=[DisputeStatus.UPHELD, DisputeStatus.REJECTED])
+    outcome = ChoiceField(choices=[DisputeStatus.UPHELD, DisputeStatus.REJECTED])
     rationale = FreeTextField(max_length=STATEMENT_MAX)
     subject_statement = FreeTextField(
         max_length=STATEMENT_MAX,
@@ -61,7 +61,7 @@ class DisputeDecisionInput(serializers.Serializer):
 
 
 class DisputeListFilter(serializers.Serializer):
-    status = serializers.ChoiceField(choices=DisputeStatus.choices, required=False)
+    status = ChoiceField(choices=DisputeStatus.choices, required=False)
     case_id = serializers.UUIDField(required=False)
 
 

@@ -45,6 +45,25 @@ def screen_token(value: object) -> str:
     raise serializers.ValidationError(TOKEN_DETAIL, code="invalid_token")
 
 
+class ChoiceField(serializers.ChoiceField):
+    """DRF's ChoiceField, whose error names the allowed values instead of repeating the one
+    that was sent (DRF's says '"<value>" is not a valid choice.')."""
+
+    default_error_messages = {"invalid_choice": _("Not one of the allowed values: {allowed}.")}
+
+    def to_internal_value(self, data):
+        if data == "" and self.allow_blank:
+            return ""
+        try:
+            return self.choice_strings_to_values[str(data)]
+        except KeyError:
+            allowed = ", ".join(str(key) for key in self.choices)
+            raise serializers.ValidationError(
+                self.error_messages["invalid_choice"].format(allowed=allowed),
+                code="invalid_choice",
+            ) from None
+
+
 class TokenField(serializers.Field):
     """An OPRF token: exactly 128 lower-case hex characters, never trimmed or case-folded
     (two spellings of one token would be two digests)."""

@@ -14,7 +14,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from registry.api.base import RegistryView
-from registry.api.fields import FreeTextField, IdentifierListField, TokenField
+from registry.api.fields import ChoiceField, FreeTextField, IdentifierListField, TokenField
 from registry.api.problems import COMMON, problems
 from registry.models import CaseStatus, IdentifierKind, Purpose, Scope
 from registry.selectors.lookups import VELOCITY_WINDOWS
@@ -22,7 +22,7 @@ from registry.services.lookups import MAX_IDENTIFIERS_PER_LOOKUP, lookup_perform
 
 
 class LookupInput(serializers.Serializer):
-    purpose = serializers.ChoiceField(
+    purpose = ChoiceField(
         choices=Purpose.choices,
         error_messages={"invalid_choice": _("Unknown purpose.")},  # never echo the input
     )

@@ -276,6 +276,9 @@ def _created_event(actor: Actor, case: Case):
         object_type="case",
         object_id=case.pk,
         details={
+            # The member's free text: its length only (the case row keeps the reference, and
+            # the append-only audit trail never holds free text).
+            "reference_length": len(case.reference),
             "category": case.category_id,
             "confirmed_at": case.confirmed_at.isoformat(),
             "expires_at": case.expires_at.isoformat(),

@@ -77,7 +77,7 @@ def member_update(*, actor: Actor, member_id: int, name: str, contact_email: str
 @transaction.atomic
 def member_set_status(*, actor: Actor, member: Member, status: str, rationale: str = "") -> Member:
     if status not in Member.Status.values:
-        raise ValidationFailed(f"Unknown status {status!r}.")
+        raise ValidationFailed(_("Unknown member status."))
     if member.status != status:
         member.status = status
         member.save(update_fields=["status"])
@@ -86,7 +86,8 @@ def member_set_status(*, actor: Actor, member: Member, status: str, rationale: s
             action=STATUS_ACTIONS[status],
             object_type="member",
             object_id=member.code,
-            details={"rationale": rationale},
+            # Free text: only its length goes into the append-only audit trail.
+            details={"rationale_length": len(rationale)},
         )
     return member
 
