@@ -127,6 +127,7 @@ def test_it_records_what_a_submission_was_without_tying_it_to_a_person(world):
         "expires_at": case["expires_at"],
         "identifiers": 2,
         "identifier_kinds": ["cn_resident_id", "phone"],
+        "reference_length": len("ALICE-SUBMITTED-5"),  # a length, never the text
     }
 
 

@@ -42,10 +42,16 @@ def test_it_keeps_only_the_length_of_free_text_in_the_audit_trail(world, officer
         "suspension": "Zq suspension rationale Wv",
         "search": "Zq-search-Wv",
     }
-    case = submit_case(world.alice, reference=words["reference"])
+    payload = case_payload(reference=words["reference"])
+    case = submit_case(world.alice, **payload)
     filed = world.bob.post(
         "/api/v1/disputes",
-        {"case_id": case["id"], "reason": "not_me", "statement": words["statement"]},
+        {
+            "case_id": case["id"],
+            "identifier": payload["identifiers"][0],
+            "reason": "not_me",
+            "statement": words["statement"],
+        },
     ).json()
     world.alice.post(
         f"/api/v1/disputes/{filed['id']}/response",
