@@ -12,7 +12,7 @@ REGISTRY_ENV selects the defaults:
 
 import os
 from pathlib import Path
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
@@ -81,6 +81,16 @@ def database_from_url(url: str) -> dict:
     }
 
 
+def redis_url_with_password(url: str, password: str) -> str:
+    """redis://host:port/db with `password` added, unless the URL already names one."""
+    parts = urlsplit(url)
+    if not password or parts.scheme not in ("redis", "rediss") or parts.password:
+        return url
+    user = quote(parts.username or "", safe="")
+    netloc = f"{user}:{quote(password, safe='')}@{parts.netloc.rpartition('@')[2]}"
+    return parts._replace(netloc=netloc).geturl()
+
+
 REGISTRY_ENV = env_str("REGISTRY_ENV", "production")
 if REGISTRY_ENV not in ("production", "development", "test"):
     raise ImproperlyConfigured("REGISTRY_ENV must be production, development or test")
@@ -92,8 +102,16 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if IS_PRODUCTION else "localhost,12
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 # --- The registry's own secrets and rules -------------------------------------------------
+# Which process this is: "web" (gunicorn, manage.py), "worker" or "beat". Celery's worker and
+# beat set it themselves (consortium/celery.py). Only the web role evaluates the OPRF, so only
+# it reads the seed: a worker or beat never holds it, and its unit is not even given it.
+REGISTRY_ROLE = env_str("REGISTRY_ROLE", "web")
+if REGISTRY_ROLE not in ("web", "worker", "beat"):
+    raise ImproperlyConfigured("REGISTRY_ROLE must be web, worker or beat")
 # OPRF seed (32 bytes, hex): the registry's key is DeriveKeyPair(seed, REGISTRY_OPRF_KEY_INFO).
-REGISTRY_OPRF_SEED = env_secret("REGISTRY_OPRF_SEED", test_value="11" * 32)
+REGISTRY_OPRF_SEED = (
+    env_secret("REGISTRY_OPRF_SEED", test_value="11" * 32) if REGISTRY_ROLE == "web" else ""
+)
 REGISTRY_OPRF_KEY_INFO = env_str("REGISTRY_OPRF_KEY_INFO", "consortium-registry/oprf/v1")
 # Pepper for digests at rest: HMAC-SHA256(pepper, token). Earlier peppers, oldest first, stay
 # configured because a rotation layers the new pepper over the old digests (see tokens.py).
@@ -228,7 +246,10 @@ if DATABASE_REPLICA_URL:
     DATABASE_ROUTERS = ["registry.db_router.PrimaryReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = env_str("REDIS_URL")
+# The Redis password comes from REDIS_PASSWORD(_FILE), never from the URLs in the environment
+# file; it is added here to REDIS_URL and to a redis:// broker URL that has none.
+REDIS_PASSWORD = env_secret("REDIS_PASSWORD")
+REDIS_URL = redis_url_with_password(env_str("REDIS_URL"), REDIS_PASSWORD)
 CACHES = {
     "default": (
         {
@@ -259,15 +280,17 @@ AUTHENTICATION_BACKENDS = [
 ]
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 30) / 60  # hours
-AXES_LOCKOUT_PARAMETERS = ["username"]
+# Failures count per (username, address) pair: a stranger guessing an officer's password
+# from elsewhere locks out only themself, never the officer at their own desk. The address
+# is the one the TLS proxy saw (registry.middleware.client_address), not the proxy's own.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "registry.middleware.client_address"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registry/admin/locked_out.html"  # 429, in the officer's language
 OTP_TOTP_ISSUER = "Consortium fraud registry"  # the name authenticator apps show
-# axes.W006 wants the IP address among the lockout parameters, against attackers who rotate
-# user agents or cookies. Locking by username already stops that (the count follows the
-# account, whatever the client), and the officers sit behind shared office and proxy
-# addresses, where an IP lockout would let one mistyped password lock out everyone.
-SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+# Proxies in front of the web processes (nginx): only from these is X-Forwarded-For believed,
+# and then only its last address (the one nginx appended itself).
+REGISTRY_TRUSTED_PROXIES = env_list("REGISTRY_TRUSTED_PROXIES", "127.0.0.1,::1")
 
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
@@ -297,7 +320,8 @@ EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD")
-EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+# STARTTLS by default in production: dispute notices name cases and members.
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", IS_PRODUCTION)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "registry@localhost")
 
 # --- REST framework ------------------------------------------------------------------------
@@ -330,7 +354,9 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Celery --------------------------------------------------------------------------------
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
+CELERY_BROKER_URL = redis_url_with_password(
+    env_str("CELERY_BROKER_URL", REDIS_URL or "filesystem://"), REDIS_PASSWORD
+)
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {
         "data_folder_in": str(BASE_DIR / "var" / "broker"),
@@ -386,7 +412,7 @@ if IS_PRODUCTION:
             ("REGISTRY_OPRF_SEED", REGISTRY_OPRF_SEED),
             ("REGISTRY_PEPPER", REGISTRY_PEPPER),
         )
-        if not value
+        if not value and not (name == "REGISTRY_OPRF_SEED" and REGISTRY_ROLE != "web")
     ]
     if _missing:
         raise ImproperlyConfigured(

@@ -2,6 +2,7 @@
 server start)."""
 
 import re
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import Error, Tags, register
@@ -13,7 +14,7 @@ HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 @register(Tags.security, deploy=False)
 def check_registry_secrets(app_configs, **kwargs):
     errors = []
-    if not HEX64.match(settings.REGISTRY_OPRF_SEED or ""):
+    if settings.REGISTRY_ROLE == "web" and not HEX64.match(settings.REGISTRY_OPRF_SEED or ""):
         errors.append(
             Error(
                 "REGISTRY_OPRF_SEED must be 32 bytes written as 64 hex characters.",
@@ -69,6 +70,18 @@ def check_production_parts(app_configs, **kwargs):
             CheckWarning(
                 "REDIS_URL is not set: rate limits are counted per process, not shared.",
                 id="registry.W001",
+            )
+        )
+    if any(
+        url.startswith(("redis://", "rediss://")) and not urlsplit(url).password
+        for url in (settings.REDIS_URL, settings.CELERY_BROKER_URL)
+    ):
+        warnings.append(
+            CheckWarning(
+                "Redis is used without a password: whoever reaches it can read and forge "
+                "queued tasks and rate-limit counters.",
+                hint="Set requirepass in Redis and REDIS_PASSWORD_FILE here.",
+                id="registry.W003",
             )
         )
     if settings.CELERY_BROKER_URL.startswith("filesystem"):

@@ -202,6 +202,23 @@ def test_it_locks_an_account_out_after_repeated_failures(world):
     assert client.get(ADMIN).status_code == 302
 
 
+def test_it_does_not_let_a_stranger_lock_an_officer_out_from_elsewhere(world):
+    """Someone on the internet fails logins as "officer" until the lockout: the officer, at
+    their own address (both behind the same nginx, which passes the address it saw), still
+    signs in; the stranger stays locked out."""
+    device = device_of(world.officer.user)
+    behind_nginx = {"REMOTE_ADDR": "127.0.0.1"}
+    stranger = Client(**behind_nginx, HTTP_X_FORWARDED_FOR="10.9.9.9, 203.0.113.66")
+    for _attempt in range(settings.AXES_FAILURE_LIMIT):
+        last = login(stranger, "officer", "bad password", "000000")
+    assert last.status_code == 429
+    assert login(stranger, "officer", OFFICER_PASSWORD, code_for(device)).status_code == 429
+
+    officer = Client(**behind_nginx, HTTP_X_FORWARDED_FOR="198.51.100.7")
+    assert login(officer, "officer", OFFICER_PASSWORD, code_for(device)).status_code == 302
+    assert officer.get(ADMIN).status_code == 200
+
+
 def test_it_expires_sessions(world):
     device = device_of(world.officer.user)
     client = Client()

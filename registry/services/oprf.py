@@ -3,6 +3,7 @@
 from functools import cache
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from registry_client import oprf
 
 from registry.actors import Actor
@@ -14,7 +15,10 @@ MAX_ELEMENTS = 1000
 
 @cache
 def server_key() -> tuple[bytes, bytes, str]:
-    """(private scalar, public element, key_id), derived once per process from the seed."""
+    """(private scalar, public element, key_id), derived once per process from the seed.
+    Only the web role holds the seed (settings.REGISTRY_ROLE)."""
+    if settings.REGISTRY_ROLE != "web":
+        raise ImproperlyConfigured("Only the web process holds the OPRF seed.")
     seed = bytes.fromhex(settings.REGISTRY_OPRF_SEED)
     sk, pk = oprf.derive_key_pair(seed, settings.REGISTRY_OPRF_KEY_INFO.encode())
     return sk, pk, oprf.key_id(pk)
