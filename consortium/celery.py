@@ -9,7 +9,7 @@ from celery import Celery
 
 
 def celery_role(argv: list[str]) -> str | None:
-    """"worker" or "beat" when this process is `celery ... worker|beat`, else None."""
+    """ "worker" or "beat" when this process is `celery ... worker|beat`, else None."""
     program = argv[0] if argv else ""
     if Path(program).name != "celery" and not program.endswith("celery/__main__.py"):
         return None
