@@ -591,6 +591,24 @@ def test_cases_are_found_by_member_reference_category_status_and_fingerprint(wor
     assert found("?status__exact=withdrawn") == set()
 
 
+def test_it_audits_a_search_of_the_cases_by_fingerprint(world, officer):
+    """ "Is this person listed?" asked in the admin by fingerprint is a lookup: it leaves an
+    event naming the officer and the fingerprint (a free-text search leaves one without the
+    text, which may be a raw identifier)."""
+    case, _ = listed_case(world)
+    fingerprint = CaseIdentifier.objects.get(case_id=case["id"]).fingerprint
+
+    assert officer.get(f"{ADMIN}registry/case/?q={fingerprint}").status_code == 200
+    [event] = events("admin.cases_searched", object_type="fingerprint")
+    assert (event.object_id, event.officer, event.actor_type) == (fingerprint, "officer", "officer")
+
+    assert officer.get(f"{ADMIN}registry/case/?q=13900000077").status_code == 200
+    [text] = events("admin.cases_searched", object_type="case")
+    assert text.details == {"by": "text"} and "13900000077" not in str(text.details)
+    officer.get(f"{ADMIN}registry/case/")  # no search: nothing more
+    assert events("admin.cases_searched").count() == 2
+
+
 def test_no_field_of_a_case_is_editable_by_hand(world, officer):
     case, _ = listed_case(world)
     url = f"{ADMIN}registry/case/{case['id']}/"
@@ -659,7 +677,27 @@ def test_nobody_can_change_or_delete_an_audit_event_from_the_admin(world, who):
         url, {"action": "delete_selected", "_selected_action": [event.pk], "post": "yes"}
     )
     assert bulk.status_code in (200, 302)
-    assert list(AuditEvent.objects.order_by("id").values()) == before  # ... never changed
+    # ... never changed (reading it added events of its own: who browsed, who opened what)
+    assert list(AuditEvent.objects.filter(id__lte=before[-1]["id"]).order_by("id").values()) == (
+        before
+    )
+    added = AuditEvent.objects.filter(id__gt=before[-1]["id"]).values_list("action", flat=True)
+    assert set(added) == {"admin.audit_browsed", "admin.auditevent_viewed"}
+
+
+def test_it_audits_browsing_the_audit_trail(world, officer):
+    """Who read the trail, with which filters, and which event they opened, is on the trail
+    too (the search text is left out: it may be a raw identifier)."""
+    url = f"{ADMIN}registry/auditevent/"
+    assert officer.get(f"{url}?action=member.suspended&q=13900000077").status_code == 200
+    [browsed] = events("admin.audit_browsed")
+    assert browsed.officer == "officer"
+    assert browsed.details == {"filters": {"action": "member.suspended"}, "searched": True}
+
+    opened = AuditEvent.objects.order_by("id").first()
+    assert officer.get(f"{url}{opened.pk}/change/").status_code == 200
+    [viewed] = events("admin.auditevent_viewed")
+    assert (viewed.object_id, viewed.officer) == (str(opened.pk), "officer")
 
 
 def test_the_audit_list_filters_by_actor_action_object_and_date(world, officer):
