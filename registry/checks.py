@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.checks import Error, Tags, register
 from django.core.checks import Warning as CheckWarning
+from django.db import DatabaseError
 
 HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 
@@ -92,3 +93,34 @@ def check_production_parts(app_configs, **kwargs):
             )
         )
     return warnings
+
+
+@register(Tags.database)
+def check_stored_pepper_versions(app_configs, databases=None, **kwargs):
+    """Every stored digest must sit at a pepper version the configuration can compute: a
+    pepper removed from REGISTRY_PREVIOUS_PEPPERS (or put in the wrong order) would make its
+    rows unmatchable. Runs with the database checks (`migrate`, `check --database default`)."""
+    if not databases:
+        return []
+    from registry.services.jobs.rotation import stored_pepper_versions
+    from registry.tokens import current_pepper_version
+
+    configured = current_pepper_version()
+    errors = []
+    for database in databases:
+        try:
+            stored = stored_pepper_versions(using=database)
+        except DatabaseError:
+            continue  # not migrated yet: nothing is stored
+        beyond = sorted(v for v in stored if v > configured)
+        if beyond:
+            errors.append(
+                Error(
+                    f"Digests are stored at pepper version(s) {beyond} but only {configured} "
+                    "pepper(s) are configured: those rows match nothing.",
+                    hint="Configure every pepper, oldest first: REGISTRY_PREVIOUS_PEPPERS "
+                    "then REGISTRY_PEPPER (never remove one).",
+                    id="registry.E004",
+                )
+            )
+    return errors
