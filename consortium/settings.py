@@ -136,6 +136,8 @@ REGISTRY_JOB_BATCH_PAUSE_SECONDS = (
     0.0 if IS_PRODUCTION else float(env_str("REGISTRY_JOB_BATCH_PAUSE_SECONDS", "0") or 0)
 )
 REGISTRY_OFFICER_EMAILS = env_list("REGISTRY_OFFICER_EMAILS")
+# Days an officer's (compliance) API key lives after it is issued; members' keys do not expire.
+REGISTRY_COMPLIANCE_KEY_DAYS = env_int("REGISTRY_COMPLIANCE_KEY_DAYS", 90)
 # Default per-minute rate limits and per-day quotas per scope; officers override per member.
 REGISTRY_DEFAULT_RATE_PER_MINUTE = env_int("REGISTRY_DEFAULT_RATE_PER_MINUTE", 600)
 REGISTRY_DEFAULT_QUOTA_PER_DAY = env_int("REGISTRY_DEFAULT_QUOTA_PER_DAY", 200_000)

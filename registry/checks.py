@@ -54,6 +54,8 @@ def check_registry_rules(app_configs, **kwargs):
                 "REGISTRY_DEFAULT_RETENTION_DAYS must be 1..1827 (five years).", id="registry.E011"
             )
         )
+    if not 1 <= settings.REGISTRY_COMPLIANCE_KEY_DAYS <= 366:
+        errors.append(Error("REGISTRY_COMPLIANCE_KEY_DAYS must be 1..366.", id="registry.E013"))
     if settings.REGISTRY_VELOCITY_RETENTION_DAYS < 90:
         errors.append(
             Error(

@@ -540,7 +540,7 @@ def test_a_key_needs_exactly_one_owner_and_fitting_scopes(world, officer):
         {"member": world.carol.member.pk, "scopes": ["compliance"]},
         follow=True,
     )
-    assert any("Scopes must be" in m for m in messages_of(wrong_scope))
+    assert any("may carry only" in m for m in messages_of(wrong_scope))
     assert ApiKey.objects.count() == before
 
 

@@ -41,6 +41,8 @@ from registry.models import MEMBER_SCOPES, ApiKey, Member, Scope
 from registry.selectors.abuse import last_refused_at
 from registry.services.api_keys import api_key_issue, api_key_revoke
 from registry.services.members import (
+    AUDITORS_GROUP,
+    OFFICERS_GROUP,
     member_create,
     member_set_limit,
     member_set_status,
@@ -73,19 +75,30 @@ class IssueKeyForm(forms.Form):
     )
     officer = forms.ModelChoiceField(
         label=gettext_lazy("Compliance officer"),
-        queryset=get_user_model().objects.filter(is_staff=True, is_active=True),
+        queryset=get_user_model()
+        .objects.filter(
+            is_staff=True, is_active=True, groups__name__in=(OFFICERS_GROUP, AUDITORS_GROUP)
+        )
+        .distinct(),
         required=False,
-        help_text=gettext_lazy("For a compliance system's key: leave the member empty."),
     )
     scopes = forms.MultipleChoiceField(
         label=gettext_lazy("Scopes"),
         choices=Scope.choices,
         widget=forms.CheckboxSelectMultiple,
         help_text=gettext_lazy(
-            "A member's key: lookup, submit and/or dispute. An officer's key: compliance."
+            "A member's key: lookup, submit and/or dispute. An officer's key: compliance "
+            "(or read only); an auditor's key: read only."
         ),
     )
     name = forms.CharField(label=gettext_lazy("Label"), max_length=100, required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["officer"].help_text = _(
+            "For a compliance system's key: leave the member empty. Another officer issues "
+            "yours; it expires after %(days)d days."
+        ) % {"days": settings.REGISTRY_COMPLIANCE_KEY_DAYS}
 
     def clean(self):
         data = super().clean()
@@ -304,6 +317,7 @@ class ApiKeyAdmin(RegistryModelAdmin):
         "name",
         "scopes_display",
         "created_at",
+        "expires_at",
         "last_used_at",
         "revoked_display",
     )
@@ -319,6 +333,7 @@ class ApiKeyAdmin(RegistryModelAdmin):
         "name",
         "scopes_display",
         "created_at",
+        "expires_at",
         "last_used_at",
         "revoked_at",
     )

@@ -22,7 +22,7 @@ PROBLEM = OpenApiResponse(description=_("Problem details (RFC 9457)"))
 
 
 class AuditEventListApi(RegistryView):
-    required_scopes = ("lookup", "submit", "dispute", "compliance")
+    required_scopes = ("lookup", "submit", "dispute", "compliance", "compliance_read")
     pagination_class = NewestIdFirstCursorPagination  # for the schema: a cursor page
 
     @extend_schema(

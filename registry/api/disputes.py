@@ -136,10 +136,10 @@ class DisputeListCreateApi(RegistryView):
 
     @property
     def required_scopes(self):
-        # Officers read every dispute; only members file.
+        # Officers and auditors read every dispute; only members file.
         if self.request.method == "POST":
             return ("dispute",)
-        return ("dispute", "compliance")
+        return ("dispute", "compliance", "compliance_read")
 
     @extend_schema(
         operation_id="disputes_file",
@@ -180,7 +180,7 @@ class DisputeDetailApi(RegistryView):
     """One dispute, to the member that filed it, the member whose case it is, or an officer.
     `status` is `overdue` as soon as the deadline has passed without a decision."""
 
-    required_scopes = ("dispute", "compliance")
+    required_scopes = ("dispute", "compliance", "compliance_read")
 
     @extend_schema(
         operation_id="disputes_get",
