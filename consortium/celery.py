@@ -17,9 +17,9 @@ def celery_role(argv: list[str]) -> str | None:
 
 
 # Before the settings are read: a worker or beat never reads the OPRF seed (settings.py,
-# REGISTRY_ROLE), whatever its environment says.
+# REGISTRY_PROCESS), whatever its environment says.
 if role := celery_role(sys.argv):
-    os.environ["REGISTRY_ROLE"] = role
+    os.environ["REGISTRY_PROCESS"] = role
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "consortium.settings")
 

@@ -105,12 +105,12 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 # Which process this is: "web" (gunicorn, manage.py), "worker" or "beat". Celery's worker and
 # beat set it themselves (consortium/celery.py). Only the web role evaluates the OPRF, so only
 # it reads the seed: a worker or beat never holds it, and its unit is not even given it.
-REGISTRY_ROLE = env_str("REGISTRY_ROLE", "web")
-if REGISTRY_ROLE not in ("web", "worker", "beat"):
-    raise ImproperlyConfigured("REGISTRY_ROLE must be web, worker or beat")
+REGISTRY_PROCESS = env_str("REGISTRY_PROCESS", "web")
+if REGISTRY_PROCESS not in ("web", "worker", "beat"):
+    raise ImproperlyConfigured("REGISTRY_PROCESS must be web, worker or beat")
 # OPRF seed (32 bytes, hex): the registry's key is DeriveKeyPair(seed, REGISTRY_OPRF_KEY_INFO).
 REGISTRY_OPRF_SEED = (
-    env_secret("REGISTRY_OPRF_SEED", test_value="11" * 32) if REGISTRY_ROLE == "web" else ""
+    env_secret("REGISTRY_OPRF_SEED", test_value="11" * 32) if REGISTRY_PROCESS == "web" else ""
 )
 REGISTRY_OPRF_KEY_INFO = env_str("REGISTRY_OPRF_KEY_INFO", "consortium-registry/oprf/v1")
 # Pepper for digests at rest: HMAC-SHA256(pepper, token). Earlier peppers, oldest first, stay
@@ -414,7 +414,7 @@ if IS_PRODUCTION:
             ("REGISTRY_OPRF_SEED", REGISTRY_OPRF_SEED),
             ("REGISTRY_PEPPER", REGISTRY_PEPPER),
         )
-        if not value and not (name == "REGISTRY_OPRF_SEED" and REGISTRY_ROLE != "web")
+        if not value and not (name == "REGISTRY_OPRF_SEED" and REGISTRY_PROCESS != "web")
     ]
     if _missing:
         raise ImproperlyConfigured(

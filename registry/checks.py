@@ -15,7 +15,7 @@ HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 @register(Tags.security, deploy=False)
 def check_registry_secrets(app_configs, **kwargs):
     errors = []
-    if settings.REGISTRY_ROLE == "web" and not HEX64.match(settings.REGISTRY_OPRF_SEED or ""):
+    if settings.REGISTRY_PROCESS == "web" and not HEX64.match(settings.REGISTRY_OPRF_SEED or ""):
         errors.append(
             Error(
                 "REGISTRY_OPRF_SEED must be 32 bytes written as 64 hex characters.",

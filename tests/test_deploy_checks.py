@@ -271,7 +271,7 @@ def test_it_runs_exactly_one_beat_and_hands_secrets_over_as_files():
         assert "LoadCredential=" in text
         # The OPRF seed goes to the web process only; worker and beat are not even given it.
         role = name.removeprefix("registry-")
-        assert re.search(rf"^Environment=REGISTRY_ROLE={role}$", text, flags=re.MULTILINE)
+        assert re.search(rf"^Environment=REGISTRY_PROCESS={role}$", text, flags=re.MULTILINE)
         gets_seed = re.search(r"^[^#].*(registry_oprf_seed|REGISTRY_OPRF_SEED)", text, re.M)
         assert bool(gets_seed) == (role == "web"), name
     assert "deploy/gunicorn.conf.py" in units["registry-web"]
@@ -300,7 +300,7 @@ def test_it_ships_a_compose_file_with_every_role():
     assert "registry_oprf_seed" in services["web"]["secrets"]
     for name in ("worker", "beat"):
         assert "registry_oprf_seed" not in services[name]["secrets"]
-        assert services[name]["environment"]["REGISTRY_ROLE"] == name
+        assert services[name]["environment"]["REGISTRY_PROCESS"] == name
 
 
 def test_it_limits_bodies_in_nginx_as_in_the_settings():

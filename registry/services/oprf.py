@@ -16,8 +16,8 @@ MAX_ELEMENTS = 1000
 @cache
 def server_key() -> tuple[bytes, bytes, str]:
     """(private scalar, public element, key_id), derived once per process from the seed.
-    Only the web role holds the seed (settings.REGISTRY_ROLE)."""
-    if settings.REGISTRY_ROLE != "web":
+    Only the web role holds the seed (settings.REGISTRY_PROCESS)."""
+    if settings.REGISTRY_PROCESS != "web":
         raise ImproperlyConfigured("Only the web process holds the OPRF seed.")
     seed = bytes.fromhex(settings.REGISTRY_OPRF_SEED)
     sk, pk = oprf.derive_key_pair(seed, settings.REGISTRY_OPRF_KEY_INFO.encode())
