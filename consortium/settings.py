@@ -12,7 +12,7 @@ REGISTRY_ENV selects the defaults:
 
 import os
 from pathlib import Path
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
@@ -81,6 +81,16 @@ def database_from_url(url: str) -> dict:
     }
 
 
+def redis_url_with_password(url: str, password: str) -> str:
+    """redis://host:port/db with `password` added, unless the URL already names one."""
+    parts = urlsplit(url)
+    if not password or parts.scheme not in ("redis", "rediss") or parts.password:
+        return url
+    user = quote(parts.username or "", safe="")
+    netloc = f"{user}:{quote(password, safe='')}@{parts.netloc.rpartition('@')[2]}"
+    return parts._replace(netloc=netloc).geturl()
+
+
 REGISTRY_ENV = env_str("REGISTRY_ENV", "production")
 if REGISTRY_ENV not in ("production", "development", "test"):
     raise ImproperlyConfigured("REGISTRY_ENV must be production, development or test")
@@ -97,17 +107,23 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 REGISTRY_ROLE = env_str("REGISTRY_ROLE", "registry")
 if REGISTRY_ROLE not in ("registry", "custodian"):
     raise ImproperlyConfigured("REGISTRY_ROLE must be registry or custodian")
+# Which process this is: "web" (gunicorn, manage.py), "worker" or "beat". Celery's worker and
+# beat set it themselves (consortium/celery.py). Only the web process evaluates the OPRF, so
+# only it reads key material: a worker or beat never holds it, and its unit is not given it.
+REGISTRY_PROCESS = env_str("REGISTRY_PROCESS", "web")
+if REGISTRY_PROCESS not in ("web", "worker", "beat"):
+    raise ImproperlyConfigured("REGISTRY_PROCESS must be web, worker or beat")
 # The published key document written by `manage.py oprf_keygen` (public_keys.json, with the
 # custodians' URLs filled in). Set it on the registry when custodians hold the key (the
 # registry then holds no share and does not evaluate) and on every custodian.
 REGISTRY_OPRF_KEYS_FILE = env_str("REGISTRY_OPRF_KEYS_FILE")
 # A custodian's share file from the ceremony (JSON; a secret): the variable or *_FILE.
-REGISTRY_OPRF_SHARE = env_secret("REGISTRY_OPRF_SHARE")
+REGISTRY_OPRF_SHARE = env_secret("REGISTRY_OPRF_SHARE") if REGISTRY_PROCESS == "web" else ""
 # Single-key registry (no custodians): OPRF seed (32 bytes, hex); the key is
 # DeriveKeyPair(seed, REGISTRY_OPRF_KEY_INFO) in mode VOPRF.
 REGISTRY_OPRF_SEED = (
     env_secret("REGISTRY_OPRF_SEED", test_value="11" * 32)
-    if REGISTRY_ROLE == "registry" and not REGISTRY_OPRF_KEYS_FILE
+    if REGISTRY_PROCESS == "web" and REGISTRY_ROLE == "registry" and not REGISTRY_OPRF_KEYS_FILE
     else ""
 )
 REGISTRY_OPRF_KEY_INFO = env_str("REGISTRY_OPRF_KEY_INFO", "consortium-registry/oprf/v2")
@@ -153,6 +169,8 @@ REGISTRY_JOB_BATCH_PAUSE_SECONDS = (
     0.0 if IS_PRODUCTION else float(env_str("REGISTRY_JOB_BATCH_PAUSE_SECONDS", "0") or 0)
 )
 REGISTRY_OFFICER_EMAILS = env_list("REGISTRY_OFFICER_EMAILS")
+# Days an officer's (compliance) API key lives after it is issued; members' keys do not expire.
+REGISTRY_COMPLIANCE_KEY_DAYS = env_int("REGISTRY_COMPLIANCE_KEY_DAYS", 90)
 # Default per-minute rate limits and per-day quotas per scope, in units of work (an evaluated
 # element, a looked-up identifier, any other call); officers override per member. The minute
 # rate must admit a full batch (1000 elements or identifiers).
@@ -277,7 +295,10 @@ if DATABASE_REPLICA_URL:
     DATABASE_ROUTERS = ["registry.db_router.PrimaryReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = env_str("REDIS_URL")
+# The Redis password comes from REDIS_PASSWORD(_FILE), never from the URLs in the environment
+# file; it is added here to REDIS_URL and to a redis:// broker URL that has none.
+REDIS_PASSWORD = env_secret("REDIS_PASSWORD")
+REDIS_URL = redis_url_with_password(env_str("REDIS_URL"), REDIS_PASSWORD)
 CACHES = {
     "default": (
         {
@@ -308,15 +329,17 @@ AUTHENTICATION_BACKENDS = [
 ]
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 30) / 60  # hours
-AXES_LOCKOUT_PARAMETERS = ["username"]
+# Failures count per (username, address) pair: a stranger guessing an officer's password
+# from elsewhere locks out only themself, never the officer at their own desk. The address
+# is the one the TLS proxy saw (registry.middleware.client_address), not the proxy's own.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "registry.middleware.client_address"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registry/admin/locked_out.html"  # 429, in the officer's language
 OTP_TOTP_ISSUER = "Consortium fraud registry"  # the name authenticator apps show
-# axes.W006 wants the IP address among the lockout parameters, against attackers who rotate
-# user agents or cookies. Locking by username already stops that (the count follows the
-# account, whatever the client), and the officers sit behind shared office and proxy
-# addresses, where an IP lockout would let one mistyped password lock out everyone.
-SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+# Proxies in front of the web processes (nginx): only from these is X-Forwarded-For believed,
+# and then only its last address (the one nginx appended itself).
+REGISTRY_TRUSTED_PROXIES = env_list("REGISTRY_TRUSTED_PROXIES", "127.0.0.1,::1")
 
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
@@ -346,7 +369,8 @@ EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD")
-EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+# STARTTLS by default in production: dispute notices name cases and members.
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", IS_PRODUCTION)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "registry@localhost")
 
 # --- REST framework ------------------------------------------------------------------------
@@ -379,7 +403,9 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Celery --------------------------------------------------------------------------------
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
+CELERY_BROKER_URL = redis_url_with_password(
+    env_str("CELERY_BROKER_URL", REDIS_URL or "filesystem://"), REDIS_PASSWORD
+)
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {
         "data_folder_in": str(BASE_DIR / "var" / "broker"),
@@ -431,7 +457,8 @@ LOGGING = {
 }
 
 if IS_PRODUCTION:
-    # A custodian holds one key share and nothing else: no pepper, no seed.
+    # A custodian holds one key share and nothing else: no pepper, no seed. Only the web
+    # process is given key material at all.
     _required = [("DJANGO_SECRET_KEY", SECRET_KEY)]
     if REGISTRY_ROLE == "custodian":
         _required.append(("REGISTRY_OPRF_SHARE", REGISTRY_OPRF_SHARE))
@@ -439,7 +466,11 @@ if IS_PRODUCTION:
         _required.append(("REGISTRY_PEPPER", REGISTRY_PEPPER))
         if not REGISTRY_OPRF_KEYS_FILE:
             _required.append(("REGISTRY_OPRF_SEED", REGISTRY_OPRF_SEED))
-    _missing = [name for name, value in _required if not value]
+    _missing = [
+        name
+        for name, value in _required
+        if not value and not (name.startswith("REGISTRY_OPRF") and REGISTRY_PROCESS != "web")
+    ]
     if _missing:
         raise ImproperlyConfigured(
             "Production configuration without secrets: set "

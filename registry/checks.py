@@ -2,10 +2,12 @@
 server start)."""
 
 import re
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import Error, Tags, register
 from django.core.checks import Warning as CheckWarning
+from django.db import DatabaseError
 
 HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 GENERATE_HINT = "Generate one with: python -c 'import secrets; print(secrets.token_hex(32))'"
@@ -13,11 +15,14 @@ GENERATE_HINT = "Generate one with: python -c 'import secrets; print(secrets.tok
 
 @register(Tags.security, deploy=False)
 def check_oprf_custody(app_configs, **kwargs):
-    """The key this process evaluates with, and the document it publishes, must load."""
+    """The key this process evaluates with, and the document it publishes, must load. Only a
+    web process holds key material: a worker or beat is given none."""
     from django.core.exceptions import ImproperlyConfigured
 
     from registry.services.oprf import key_set, local_key
 
+    if settings.REGISTRY_PROCESS != "web":
+        return []
     single_key = settings.REGISTRY_ROLE == "registry" and not settings.REGISTRY_OPRF_KEYS_FILE
     if single_key and not HEX64.match(settings.REGISTRY_OPRF_SEED or ""):
         return [
@@ -105,6 +110,8 @@ def check_registry_rules(app_configs, **kwargs):
                 "REGISTRY_DEFAULT_RETENTION_DAYS must be 1..1827 (five years).", id="registry.E011"
             )
         )
+    if not 1 <= settings.REGISTRY_COMPLIANCE_KEY_DAYS <= 366:
+        errors.append(Error("REGISTRY_COMPLIANCE_KEY_DAYS must be 1..366.", id="registry.E013"))
     if settings.REGISTRY_VELOCITY_RETENTION_DAYS < 90:
         errors.append(
             Error(
@@ -124,6 +131,18 @@ def check_production_parts(app_configs, **kwargs):
                 id="registry.W001",
             )
         )
+    if any(
+        url.startswith(("redis://", "rediss://")) and not urlsplit(url).password
+        for url in (settings.REDIS_URL, settings.CELERY_BROKER_URL)
+    ):
+        warnings.append(
+            CheckWarning(
+                "Redis is used without a password: whoever reaches it can read and forge "
+                "queued tasks and rate-limit counters.",
+                hint="Set requirepass in Redis and REDIS_PASSWORD_FILE here.",
+                id="registry.W003",
+            )
+        )
     if settings.CELERY_BROKER_URL.startswith("filesystem"):
         warnings.append(
             CheckWarning(
@@ -132,3 +151,34 @@ def check_production_parts(app_configs, **kwargs):
             )
         )
     return warnings
+
+
+@register(Tags.database)
+def check_stored_pepper_versions(app_configs, databases=None, **kwargs):
+    """Every stored digest must sit at a pepper version the configuration can compute: a
+    pepper removed from REGISTRY_PREVIOUS_PEPPERS (or put in the wrong order) would make its
+    rows unmatchable. Runs with the database checks (`migrate`, `check --database default`)."""
+    if not databases:
+        return []
+    from registry.services.jobs.rotation import stored_pepper_versions
+    from registry.tokens import current_pepper_version
+
+    configured = current_pepper_version()
+    errors = []
+    for database in databases:
+        try:
+            stored = stored_pepper_versions(using=database)
+        except DatabaseError:
+            continue  # not migrated yet: nothing is stored
+        beyond = sorted(v for v in stored if v > configured)
+        if beyond:
+            errors.append(
+                Error(
+                    f"Digests are stored at pepper version(s) {beyond} but only {configured} "
+                    "pepper(s) are configured: those rows match nothing.",
+                    hint="Configure every pepper, oldest first: REGISTRY_PREVIOUS_PEPPERS "
+                    "then REGISTRY_PEPPER (never remove one).",
+                    id="registry.E014",
+                )
+            )
+    return errors

@@ -16,6 +16,17 @@ from registry.logging import request_id_var
 API_PREFIX = "/api/"
 
 
+def client_address(request) -> str:
+    """The client's address for lockouts (axes): behind a trusted proxy, the last address of
+    X-Forwarded-For (nginx appends the peer it saw; anything before it is the client's own
+    claim), else the peer's address."""
+    peer = request.META.get("REMOTE_ADDR", "")
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    if forwarded and peer in settings.REGISTRY_TRUSTED_PROXIES:
+        return forwarded.rsplit(",", 1)[-1].strip()[:45] or peer
+    return peer
+
+
 class RequestIdMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response

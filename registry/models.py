@@ -22,9 +22,14 @@ class Scope(models.TextChoices):
     SUBMIT = "submit", _("Submit cases")
     DISPUTE = "dispute", _("File disputes")
     COMPLIANCE = "compliance", _("Compliance")
+    COMPLIANCE_READ = "compliance_read", _("Compliance, read only")
 
 
 MEMBER_SCOPES = (Scope.LOOKUP, Scope.SUBMIT, Scope.DISPUTE)
+# What an officer-held key may carry, by the owner's group (registry/services/members.py):
+# officers decide; auditors only read. Checked when issued and at every use.
+OFFICER_SCOPES = (Scope.COMPLIANCE, Scope.COMPLIANCE_READ)
+AUDITOR_SCOPES = (Scope.COMPLIANCE_READ,)
 
 
 class IdentifierKind(models.TextChoices):
@@ -181,6 +186,8 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
     last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True)
+    # Officers' keys expire (REGISTRY_COMPLIANCE_KEY_DAYS); members' keys do not.
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("API key")
@@ -190,6 +197,10 @@ class ApiKey(models.Model):
                 condition=(Q(member__isnull=False) & Q(officer__isnull=True))
                 | (Q(member__isnull=True) & Q(officer__isnull=False)),
                 name="api_key_has_one_owner",
+            ),
+            models.CheckConstraint(
+                condition=Q(officer__isnull=True) | Q(expires_at__isnull=False),
+                name="api_key_officer_key_expires",
             ),
         ]
 

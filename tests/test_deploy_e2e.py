@@ -16,14 +16,12 @@ import re
 import shutil
 import subprocess
 import time
-from datetime import timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
 import requests
 from celery import Celery
-from django.utils import timezone
 
 from tests.factories import case_payload, identifier
 from tests.private_services import (
@@ -108,13 +106,17 @@ def run_the_scenario(base, keys, database_url, broker_url, worker, beat) -> None
     assert result["matched"] is True
     assert [c["case_id"] for c in result["cases"]] == [case["id"]]
 
-    # The expiry job as beat sends it, through the broker, to the worker: "now" moved past
-    # the case's retention instead of waiting five years.
-    after_retention = timezone.now() + timedelta(days=5 * 366 + 2)
+    # The expiry job as beat sends it (no arguments), through the broker, to the worker,
+    # once the case's retention is over: dated back in the database instead of waiting five
+    # years (the task takes no "now" from the broker).
+    with psycopg.connect(database_url, connect_timeout=5) as conn:
+        conn.execute(
+            "UPDATE registry_case SET confirmed_at = current_date - 1827,"
+            " expires_at = current_date - 1 WHERE id = %s",
+            [case["id"]],
+        )
     sender = Celery("e2e-sender", broker=broker_url)
-    sender.send_task(
-        "registry.jobs.expiry", kwargs={"now_iso": after_retention.isoformat()}, queue="registry"
-    )
+    sender.send_task("registry.jobs.expiry", queue="registry")
 
     def expired() -> bool:
         assert worker.alive(), worker.output()[-3000:]
@@ -287,6 +289,10 @@ def check_the_site(http: str, https: str, web: Process) -> None:
     assert answer.status_code == 200
     assert answer.headers["Strict-Transport-Security"].startswith("max-age=3600")
     assert re.fullmatch(r"[0-9a-f]{32}", answer.headers["X-Request-Id"])
+    # /readyz is not for the internet: nginx answers 404 itself, on either port.
+    assert requests.get(f"{http}/readyz", timeout=TIMEOUT).status_code == 404
+    hidden = requests.get(f"{https}/readyz", timeout=TIMEOUT, verify=False)  # noqa: S501
+    assert hidden.status_code == 404 and "X-Request-Id" not in hidden.headers
     # A body over 2 MiB is refused by nginx itself: it never reaches gunicorn.
     huge = requests.post(
         f"{https}/api/v1/lookups",

@@ -22,7 +22,8 @@ from tests.test_platform import assert_problem
 
 pytestmark = pytest.mark.django_db
 MEMBER_SCOPES = frozenset({"lookup", "submit", "dispute"})
-ALL_SCOPES = MEMBER_SCOPES | {"compliance"}
+ALL_SCOPES = MEMBER_SCOPES | {"compliance", "compliance_read"}
+OFFICER_READ = frozenset({"compliance", "compliance_read"})
 
 
 @dataclass(frozen=True)
@@ -45,9 +46,9 @@ ENDPOINTS: dict[tuple[str, str], Row] = {
         frozenset({"submit"}), {"reason": "Reported in error."}, owned_object="case"
     ),
     ("lookups", "post"): Row(frozenset({"lookup"})),
-    ("disputes", "get"): Row(frozenset({"dispute", "compliance"})),
+    ("disputes", "get"): Row(frozenset({"dispute"}) | OFFICER_READ),
     ("disputes", "post"): Row(frozenset({"dispute"})),
-    ("dispute", "get"): Row(frozenset({"dispute", "compliance"}), owned_object="dispute"),
+    ("dispute", "get"): Row(frozenset({"dispute"}) | OFFICER_READ, owned_object="dispute"),
     ("dispute-response", "post"): Row(
         frozenset({"dispute"}),
         {"position": "maintain", "statement": "We maintain it."},
@@ -55,7 +56,7 @@ ENDPOINTS: dict[tuple[str, str], Row] = {
     ),
     # Officers decide every dispute: there is no "another member's" dispute for them.
     ("dispute-decision", "post"): Row(frozenset({"compliance"})),
-    ("subject-access", "get"): Row(frozenset({"compliance"})),
+    ("subject-access", "get"): Row(OFFICER_READ),
 }
 CASES = [(name, method) for name, method in sorted(ENDPOINTS)]
 OBJECT_CASES = [key for key in CASES if ENDPOINTS[key].owned_object]

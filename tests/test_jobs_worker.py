@@ -1,8 +1,10 @@
 """The jobs on a REAL Celery worker process consuming from Redis (not eager mode): tasks are
 sent through the broker, the worker writes to the test database, the test polls the database
-for the outcome (bounded waits, not timed assertions). Time is moved forward through the
-tasks' `now_iso`, never slept."""
+for the outcome (bounded waits, not timed assertions). Time is never slept: the data is
+dated back instead (the tasks take no "now": see registry/tasks/jobs.py)."""
 
+import os
+import subprocess
 from datetime import timedelta
 
 import pytest
@@ -25,7 +27,15 @@ from registry.models import (
 )
 from tests.factories import lookup
 from tests.jobs_data import make_cases, make_lookup_log
-from tests.workers import celery_worker_process, unique_queue, wait_for
+from tests.workers import (
+    CELERY,
+    ROOT,
+    broker_url,
+    celery_worker_process,
+    unique_queue,
+    wait_for,
+    worker_database_url,
+)
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -87,8 +97,9 @@ def test_the_worker_expires_exactly_the_due_digests_and_nothing_else(world):
         assert case_state(later) == ({CaseStatus.ACTIVE}, 10)
         assert case_state(others) == ({CaseStatus.ACTIVE}, 8)
 
-        # Ten days on (time moved, not slept), the later cases go too, and only they.
-        send(worker, "expiry", now_iso=(timezone.now() + timedelta(days=10)).isoformat())
+        # Ten days on (the cases dated back, not slept), the later cases go too, and only they.
+        Case.objects.filter(pk__in=[m.case.pk for m in later]).update(expires_at=today())
+        send(worker, "expiry")
         wait_for_runs("expiry", count=2)
         assert case_state(later) == ({CaseStatus.EXPIRED}, 0)
         assert case_state(others) == ({CaseStatus.ACTIVE}, 8)
@@ -174,29 +185,98 @@ def test_two_workers_expiring_at_once_give_the_same_result_as_one(world):
 
 def test_the_worker_purges_the_lookup_log_and_idempotency_keys_on_time(world):
     now = timezone.now()
-    make_lookup_log(world.bob.member, at=now - timedelta(days=1))
-    IdempotencyKey.objects.create(member=world.alice.member, key="retry-1", request_hash="0" * 64)
-
-    def as_of(delta):
-        return (now + delta).isoformat()
+    # Not yet due: looked up 89 days ago, the key stored 47 hours ago.
+    young = make_lookup_log(world.bob.member, at=now - timedelta(days=89))
+    key = IdempotencyKey.objects.create(
+        member=world.alice.member, key="retry-1", request_hash="0" * 64
+    )
+    IdempotencyKey.objects.filter(pk=key.pk).update(created_at=now - timedelta(hours=47))
 
     with celery_worker_process(queue=unique_queue("retention")) as worker:
-        # Not yet due: 89 days after the lookup, 47 hours after the key.
-        send(worker, "lookup_log_retention", now_iso=as_of(timedelta(days=88)))
-        send(worker, "idempotency_retention", now_iso=as_of(timedelta(hours=47)))
+        send(worker, "lookup_log_retention")
+        send(worker, "idempotency_retention")
         wait_for_runs("lookup_log_retention")
         wait_for_runs("idempotency_retention")
         assert Lookup.objects.count() == 1 and LookupLogEntry.objects.count() == 3
         assert Sighting.objects.count() == 3 and IdempotencyKey.objects.count() == 1
 
-        # Due: 91 days after the lookup, 49 hours after the key.
-        send(worker, "lookup_log_retention", now_iso=as_of(timedelta(days=90)))
-        send(worker, "idempotency_retention", now_iso=as_of(timedelta(hours=49)))
+        # Due: the same rows two days older (dated back, not slept).
+        Lookup.objects.filter(pk=young.pk).update(created_at=now - timedelta(days=91))
+        LookupLogEntry.objects.update(created_at=now - timedelta(days=91))
+        Sighting.objects.update(last_seen_at=now - timedelta(days=91))
+        IdempotencyKey.objects.update(created_at=now - timedelta(hours=49))
+        send(worker, "lookup_log_retention")
+        send(worker, "idempotency_retention")
         wait_for_runs("lookup_log_retention", count=2)
         wait_for_runs("idempotency_retention", count=2)
 
     assert not Lookup.objects.exists() and not LookupLogEntry.objects.exists()
     assert not Sighting.objects.exists() and not IdempotencyKey.objects.exists()
+
+
+def test_it_ignores_a_broker_message_that_moves_now_into_the_future(world):
+    """Whoever can write to the broker sends the expiry job "as of 2040": nothing expires
+    early. The task takes no time; only `run_job --now` (an operator's shell) moves it."""
+    later = make_cases(world.alice.member, 3, expires_at=today() + timedelta(days=10))
+    far_future = (timezone.now() + timedelta(days=5000)).isoformat()
+
+    with celery_worker_process(queue=unique_queue("forged")) as worker:
+        send(worker, "expiry", now_iso=far_future)
+        send(worker, "expiry", now_iso=far_future, max_batches=0)
+        send(worker, "expiry")  # a plain one after them: the solo worker runs them in order
+        [run] = wait_for_runs("expiry")
+    assert run.details["cases_expired"] == 0
+    assert JobRun.objects.filter(job="expiry").count() == 1  # the forged ones never ran
+    assert case_state(later) == ({CaseStatus.ACTIVE}, 6)
+    assert not expiry_events()
+
+
+def test_it_runs_workers_and_beat_without_the_oprf_seed(world, tmp_path):
+    """The seed is for the web process only. A worker and a beat whose seed file cannot be
+    read (as on a machine given no seed at all) start, and the worker runs its jobs; today's
+    settings read the seed in every process and refused to start."""
+    no_seed = {"REGISTRY_OPRF_SEED_FILE": str(tmp_path / "no-such-seed")}
+    with celery_worker_process(queue=unique_queue("noseed"), env=no_seed) as worker:
+        send(worker, "audit_seal")
+        wait_for_runs("audit_seal")
+        assert "REGISTRY_OPRF_SEED" not in worker.log()
+
+    beat_log = tmp_path / "beat.log"
+    env = {
+        **os.environ,
+        **no_seed,
+        "DATABASE_URL": worker_database_url(),
+        "CELERY_BROKER_URL": broker_url(),
+        "CELERY_TASK_DEFAULT_QUEUE": unique_queue("noseed-beat"),
+        "DATABASE_CONN_MAX_AGE": "0",
+    }
+    env.pop("REGISTRY_TEST_DB_NAME", None)
+    with beat_log.open("wb") as log:
+        beat = subprocess.Popen(
+            [
+                str(CELERY),
+                "-A",
+                "consortium",
+                "beat",
+                "--loglevel=info",
+                "--pidfile=",
+                f"--schedule={tmp_path / 'schedule'}",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_for(
+                lambda: beat.poll() is not None or "Starting..." in beat_log.read_text(),
+                what="beat to start",
+            )
+            assert beat.poll() is None, beat_log.read_text()[-3000:]
+        finally:
+            beat.terminate()
+            beat.wait(timeout=30)
 
 
 def dead_broker_app() -> Celery:

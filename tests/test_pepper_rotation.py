@@ -259,3 +259,52 @@ def test_rotating_under_lookup_load_loses_no_data_and_no_match(world):
         assert Sighting.objects.count() == len(identifiers) * 3
         final = look_up(world.carol, identifiers)
         assert all(r["matched"] and r["velocity"] == EVERY_WINDOW_TWO for r in final)
+
+
+def test_it_refuses_to_start_a_rotation_while_another_is_unfinished(world):
+    """P1 -> P2 is half done when an operator configures P3: the job refuses, and touches
+    neither rows nor state; configured back to P1, P2 it finishes, then P3 may start."""
+    made = make_cases(world.alice.member, 4, expires_at=timezone.localdate() + timedelta(days=9))
+    with peppers(P1, P2):
+        assert not pepper_rotation_run(batch_size=3, max_batches=1)["complete"]
+    state = pepper_rotation_state()
+    rows = sorted(CaseIdentifier.objects.values_list("pk", "pepper_version", "digest"))
+
+    with peppers(P1, P2, P3), pytest.raises(rotation.RotationUnfinished, match="version 2"):
+        pepper_rotation_run()
+    assert sorted(CaseIdentifier.objects.values_list("pk", "pepper_version", "digest")) == rows
+    assert pepper_rotation_state() == state
+
+    with peppers(P1, P2):
+        assert pepper_rotation_run()["complete"]
+    with peppers(P1, P2, P3):
+        assert pepper_rotation_run()["complete"]
+        assert_all_stored_at_current_version(made)
+
+
+def test_it_finds_cases_at_every_version_a_partial_rotation_left_behind(world):
+    """Rows at versions 1 and 2 (an interrupted rotation) while three peppers are configured:
+    a lookup finds the cases on both layers, and velocity counts the sightings on both."""
+    made = make_cases(world.alice.member, 6, expires_at=timezone.localdate() + timedelta(days=9))
+    look_up(world.carol, all_identifiers(made))  # sightings at version 1
+    with peppers(P1, P2):
+        pepper_rotation_run(batch_size=4, max_batches=1)  # 4 of 12 identifiers at version 2
+    assert set(CaseIdentifier.objects.values_list("pepper_version", flat=True)) == {1, 2}
+
+    with peppers(P1, P2, P3):
+        results = look_up(world.bob, all_identifiers(made))
+    assert all(r["matched"] for r in results)
+    assert all(r["velocity"]["1h"] == 1 for r in results)  # carol's, at version 1
+
+
+def test_it_fails_a_system_check_when_a_stored_version_has_no_pepper(world):
+    from django.core.checks import run_checks
+
+    make_cases(world.alice.member, 2, expires_at=timezone.localdate() + timedelta(days=9))
+    with peppers(P1, P2):
+        pepper_rotation_run()
+        assert not [e for e in run_checks(databases=["default"]) if e.id == "registry.E014"]
+    # The operator drops the old pepper: the stored layer 2 is now beyond the configuration.
+    with peppers(P2):
+        [error] = [e for e in run_checks(databases=["default"]) if e.id == "registry.E014"]
+        assert "[2]" in error.msg and error.is_serious()

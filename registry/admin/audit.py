@@ -159,6 +159,7 @@ def sealed_q():
 
 @admin.register(AuditEvent, site=site)
 class AuditEventAdmin(RegistryModelAdmin):
+    audit_views = True  # opening one event is audited too (admin.auditevent_viewed)
     list_display = (
         "id",
         "created_at",
@@ -245,6 +246,19 @@ class AuditEventAdmin(RegistryModelAdmin):
         )
 
     def changelist_view(self, request, extra_context=None):
+        if request.method == "GET":
+            # Reading the trail is itself on the trail: who looked, with which filters.
+            with transaction.atomic():
+                audit_record(
+                    actor=actor_for(request),
+                    action=AuditAction.ADMIN_AUDIT_BROWSED,
+                    object_type="audit",
+                    # Without the search text: an officer may have typed a raw identifier.
+                    details={
+                        "filters": {k: v for k, v in request.GET.items() if k != "q"},
+                        "searched": bool(request.GET.get("q", "").strip()),
+                    },
+                )
         extra_context = {
             **(extra_context or {}),
             "registry_tools": [

@@ -29,6 +29,7 @@ from registry.admin.common import (
 from registry.admin.site import site
 from registry.audit_actions import AuditAction
 from registry.models import LIVE_CASE_STATUSES, Case, CaseIdentifier, Category, Dispute
+from registry.services.audit import audit_record
 from registry.services.cases import case_withdraw
 from registry.tokens import FINGERPRINT_LENGTH
 
@@ -149,14 +150,22 @@ class CaseAdmin(RegistryModelAdmin):
 
     def get_search_results(self, request, queryset, search_term):
         """A fingerprint or a case id finds exactly that; other terms search the member
-        code and the reference."""
+        code and the reference. Every search is audited: asking "is this person listed?" by
+        fingerprint is a lookup, as it is for members through the API."""
         term = search_term.strip().lower()
+        if not term:
+            return super().get_search_results(request, queryset, search_term)
         if FINGERPRINT_RE.match(term):
+            _audit_search(request, "fingerprint", term)
             return queryset.filter(identifiers__fingerprint=term).distinct(), False
         try:
-            return queryset.filter(pk=uuid.UUID(term)), False
+            case_id = uuid.UUID(term)
         except ValueError:
+            # The free text is not kept: an officer may have typed a raw identifier.
+            _audit_search(request, "text", "")
             return super().get_search_results(request, queryset, search_term)
+        _audit_search(request, "case", str(case_id))
+        return queryset.filter(pk=case_id), False
 
     def has_add_permission(self, request):
         return False  # cases arrive through the API only
@@ -212,6 +221,16 @@ class CaseAdmin(RegistryModelAdmin):
             submit_label=_("Withdraw case"),
             danger=True,
         )
+
+
+def _audit_search(request, by: str, value: str) -> None:
+    audit_record(
+        actor=actor_for(request),
+        action=AuditAction.ADMIN_CASES_SEARCHED,
+        object_type=by if value else "case",
+        object_id=value,
+        details={"by": by},
+    )
 
 
 class CategoryForm(forms.ModelForm):

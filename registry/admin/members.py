@@ -42,6 +42,8 @@ from registry.selectors.abuse import last_refused_at
 from registry.selectors.usage import member_signals, usage_alerts
 from registry.services.api_keys import api_key_issue, api_key_revoke
 from registry.services.members import (
+    AUDITORS_GROUP,
+    OFFICERS_GROUP,
     member_create,
     member_set_dispute_quota,
     member_set_limit,
@@ -78,9 +80,12 @@ class IssueKeyForm(forms.Form):
     )
     officer = forms.ModelChoiceField(
         label=gettext_lazy("Compliance officer"),
-        queryset=get_user_model().objects.filter(is_staff=True, is_active=True),
+        queryset=get_user_model()
+        .objects.filter(
+            is_staff=True, is_active=True, groups__name__in=(OFFICERS_GROUP, AUDITORS_GROUP)
+        )
+        .distinct(),
         required=False,
-        help_text=gettext_lazy("For a compliance system's key: leave the member empty."),
     )
     scopes = forms.MultipleChoiceField(
         label=gettext_lazy("Scopes"),
@@ -88,7 +93,8 @@ class IssueKeyForm(forms.Form):
         choices=Scope.choices,
         widget=forms.CheckboxSelectMultiple,
         help_text=gettext_lazy(
-            "A member's key: lookup, submit and/or dispute. An officer's key: compliance."
+            "A member's key: lookup, submit and/or dispute. An officer's key: compliance "
+            "(or read only); an auditor's key: read only."
         ),
     )
     name = forms.CharField(
@@ -97,6 +103,13 @@ class IssueKeyForm(forms.Form):
         required=False,
         validators=[refuse_raw_identifiers],
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["officer"].help_text = _(
+            "For a compliance system's key: leave the member empty. Another officer issues "
+            "yours; it expires after %(days)d days."
+        ) % {"days": settings.REGISTRY_COMPLIANCE_KEY_DAYS}
 
     def clean(self):
         data = super().clean()
@@ -324,6 +337,7 @@ class ApiKeyAdmin(RegistryModelAdmin):
         "name",
         "scopes_display",
         "created_at",
+        "expires_at",
         "last_used_at",
         "revoked_display",
     )
@@ -339,6 +353,7 @@ class ApiKeyAdmin(RegistryModelAdmin):
         "name",
         "scopes_display",
         "created_at",
+        "expires_at",
         "last_used_at",
         "revoked_at",
     )

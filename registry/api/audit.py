@@ -20,7 +20,13 @@ class AuditEventOutput(serializers.Serializer):
 
 
 class AuditEventListApi(RegistryView):
-    required_scopes = (Scope.LOOKUP, Scope.SUBMIT, Scope.DISPUTE, Scope.COMPLIANCE)
+    required_scopes = (
+        Scope.LOOKUP,
+        Scope.SUBMIT,
+        Scope.DISPUTE,
+        Scope.COMPLIANCE,
+        Scope.COMPLIANCE_READ,
+    )
     pagination_class = NewestIdFirstCursorPagination  # for the schema: a cursor page
 
     @extend_schema(

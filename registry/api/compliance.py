@@ -1,5 +1,5 @@
-"""/api/v1/compliance: what compliance officers (scope `compliance`) read for regulators and
-data subjects."""
+"""/api/v1/compliance: what compliance officers (scope `compliance`) and auditors (scope
+`compliance_read`) read for regulators and data subjects."""
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
@@ -57,7 +57,7 @@ class SubjectAccessApi(RegistryView):
     """What the registry holds about one identifier, for a data subject's request: every case
     still on record (any status) and every lookup of it, with member, time and purpose."""
 
-    required_scopes = (Scope.COMPLIANCE,)
+    required_scopes = (Scope.COMPLIANCE, Scope.COMPLIANCE_READ)
 
     @extend_schema(
         operation_id="compliance_subject_access",

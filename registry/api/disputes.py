@@ -133,10 +133,10 @@ class DisputeListCreateApi(RegistryView):
 
     @property
     def required_scopes(self):
-        # Officers read every dispute; only members file.
+        # Officers and auditors read every dispute; only members file.
         if self.request.method == "POST":
             return (Scope.DISPUTE,)
-        return (Scope.DISPUTE, Scope.COMPLIANCE)
+        return (Scope.DISPUTE, Scope.COMPLIANCE, Scope.COMPLIANCE_READ)
 
     @extend_schema(
         operation_id="disputes_file",
@@ -181,7 +181,7 @@ class DisputeDetailApi(RegistryView):
     """One dispute, to the member that filed it, the member whose case it is, or an officer.
     `status` is `overdue` as soon as the deadline has passed without a decision."""
 
-    required_scopes = (Scope.DISPUTE, Scope.COMPLIANCE)
+    required_scopes = (Scope.DISPUTE, Scope.COMPLIANCE, Scope.COMPLIANCE_READ)
 
     @extend_schema(
         operation_id="disputes_get",

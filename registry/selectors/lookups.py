@@ -2,8 +2,8 @@
 part of the lookup's single statement (registry/services/lookups.py).
 
 It takes `Probes`: for each distinct identifier `n` of the call, its kind and its digest at
-every pepper version a stored row may have (current, and the previous one while a rotation is
-under way). The probes travel as four parallel arrays and are `unnest`ed into a relation the
+every configured pepper version; the statement keeps those a stored row may still have (see
+PROBE_CTE). The probes travel as four parallel arrays and are `unnest`ed into a relation the
 planner joins against the (digest, kind) indexes, for 1 or 1000 identifiers alike.
 
 The SQL is hand-written because it is the hot path (the ORM cannot join against an unnest
@@ -18,7 +18,9 @@ than running the query.
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from registry.models import Case, CaseIdentifier, Dispute, Member
+from registry.models import Case, CaseIdentifier, Dispute, Member, RegistryState
+
+ROTATION_STATE_KEY = "pepper_rotation"  # RegistryState of registry/services/jobs/rotation.py
 
 VELOCITY_WINDOWS: tuple[tuple[str, timedelta], ...] = (
     ("1h", timedelta(hours=1)),
@@ -60,12 +62,22 @@ class MatchRow:
     has_subject_statement: bool
 
 
-PROBE_CTE = """
+# The probes come at EVERY pepper version (1..current); only those a stored row may still
+# have are kept: all of them until the rotation to the current version has completed (rows of
+# an unfinished earlier rotation may sit at any older layer), then the current one and the one
+# before it (a process still on the old configuration may write a row at that layer while
+# the new one rolls out). One primary-key read of the rotation state, inside the statement.
+PROBE_CTE = f"""
     WITH probe (n, kind, pepper_version, digest) AS (
         SELECT * FROM unnest(%(n)b::int[], %(kind)b::text[], %(version)b::smallint[],
-                             %(digest)b::bytea[])
+                             %(digest)b::bytea[]) AS p (n, kind, pepper_version, digest)
+        WHERE p.pepper_version >= COALESCE((
+            SELECT CASE WHEN (s.value ->> 'completed_version')::int >= %(current_version)s
+                        THEN %(current_version)s - 1 ELSE 1 END
+            FROM {RegistryState._meta.db_table} s WHERE s.key = '{ROTATION_STATE_KEY}'
+        ), 1)
     )
-"""
+"""  # noqa: S608 - the table name comes from the model, values are parameters
 
 # Each probe looks its rows up through the (digest, kind) index in a LATERAL subquery.
 # `OFFSET 0` keeps the planner from flattening it into a hash join: on mid-sized tables

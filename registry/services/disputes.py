@@ -248,8 +248,9 @@ def dispute_decide(
 ) -> Dispute:
     """The compliance officer's decision. `upheld`: the case is removed and its identifiers
     purged. `rejected`: the case is active again, with the subject's statement if given.
-    A second (or concurrent) decision is 409 invalid_transition and changes nothing."""
-    if not actor.is_officer:
+    A second (or concurrent) decision is 409 invalid_transition and changes nothing.
+    Only an officer with the `compliance` scope decides (an auditor's key only reads)."""
+    if not actor.is_officer or Scope.COMPLIANCE not in actor.scopes:
         raise NotFound(_("No such dispute."))
     if outcome not in (DisputeStatus.UPHELD, DisputeStatus.REJECTED):
         raise ValidationFailed(_("The outcome must be upheld or rejected."))

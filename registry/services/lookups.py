@@ -43,9 +43,9 @@ lookups that committed before the call began.
 The log (`LookupLogEntry`, one row per distinct identifier of the call) exists for subject
 access and the regulator: who looked up this identifier, when, why. It is insert-only.
 
-Pepper rotation: stored rows may carry the digest at the current or the previous pepper
-version, so every identifier is probed at both (`Probes`); new rows are written at the current
-version only.
+Pepper rotation: stored rows may carry the digest at any pepper version a rotation has not
+yet re-keyed, so every identifier is probed at each version that may still have rows
+(`Probes`, PROBE_CTE); new rows are written at the current version only.
 """
 
 import json
@@ -242,15 +242,12 @@ def _check_request(actor: Actor, purpose: str, identifiers: list) -> None:
 
 
 def _probes(distinct: list[tuple[str, str]]) -> Probes:
-    """Digests of each identifier at the current and (during a rotation) previous pepper
-    version."""
-    version = tokens.current_pepper_version()
+    """Digests of each identifier at every configured pepper version (computing them is one
+    HMAC each); the statement keeps the versions stored rows may still have (PROBE_CTE)."""
     probes = Probes()
     for n, (kind, token) in enumerate(distinct):
-        layers = tokens.digest_layers(token)
-        probes.add(n, kind, version, layers[-1])
-        if version > 1:
-            probes.add(n, kind, version - 1, layers[-2])
+        for version, digest in enumerate(tokens.digest_layers(token), start=1):
+            probes.add(n, kind, version, digest)
     return probes
 
 

@@ -70,7 +70,11 @@ class LocalKey:
 
 @cache
 def local_key() -> LocalKey | None:
-    """This process's evaluation key, read once; None where the registry holds no share."""
+    """This process's evaluation key, read once; None where the registry holds no share.
+    Only a web process holds key material (settings.REGISTRY_PROCESS): workers and beat never
+    evaluate and are not given the seed."""
+    if settings.REGISTRY_PROCESS != "web":
+        raise ImproperlyConfigured("Only the web process holds the OPRF key.")
     if settings.REGISTRY_ROLE == "custodian":
         return _share_key()
     if settings.REGISTRY_OPRF_KEYS_FILE:

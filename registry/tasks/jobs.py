@@ -7,11 +7,12 @@ A database error (the database restarting, a failover) makes the task retry with
 backoff: nothing is half-done, since every batch is its own transaction. The dispute deadline
 sweep is the disputes area's task: registry.disputes.sweep_deadlines (tasks/notifications.py).
 
-`now_iso` (an ISO 8601 time with offset) makes a job act as of another time than now: for
-tests and operators catching up; beat never sends it.
+The tasks take NO arguments, and always act as of the worker's clock: whoever can write to
+the broker must not be able to move "now" (a message saying it is 2040 would expire every
+case) or cut a job short. Acting as of another time is for operators only, by hand:
+`python manage.py run_job expiry --now ...`. A message with arguments fails (TypeError) and
+changes nothing.
 """
-
-from datetime import datetime
 
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
@@ -27,46 +28,41 @@ RETRY_ON_DATABASE_ERRORS = {
 }
 
 
-def _run(name: str, now_iso: str | None, max_batches: int | None) -> dict:
-    now = datetime.fromisoformat(now_iso) if now_iso else None
-    return job_execute(name, now=now, max_batches=max_batches)
-
-
 @shared_task(name="registry.jobs.expiry", **RETRY_ON_DATABASE_ERRORS)
-def expiry(now_iso: str | None = None, max_batches: int | None = None) -> dict:
-    return _run("expiry", now_iso, max_batches)
+def expiry() -> dict:
+    return job_execute("expiry")
 
 
 @shared_task(name="registry.jobs.lookup_log_retention", **RETRY_ON_DATABASE_ERRORS)
-def lookup_log_retention(now_iso: str | None = None, max_batches: int | None = None) -> dict:
-    return _run("lookup_log_retention", now_iso, max_batches)
+def lookup_log_retention() -> dict:
+    return job_execute("lookup_log_retention")
 
 
 @shared_task(name="registry.jobs.idempotency_retention", **RETRY_ON_DATABASE_ERRORS)
-def idempotency_retention(now_iso: str | None = None, max_batches: int | None = None) -> dict:
-    return _run("idempotency_retention", now_iso, max_batches)
+def idempotency_retention() -> dict:
+    return job_execute("idempotency_retention")
 
 
 @shared_task(name="registry.jobs.outbox_sweep", **RETRY_ON_DATABASE_ERRORS)
-def outbox_sweep(now_iso: str | None = None, max_batches: int | None = None) -> dict:
-    return _run("outbox_sweep", now_iso, max_batches)
+def outbox_sweep() -> dict:
+    return job_execute("outbox_sweep")
 
 
 @shared_task(name="registry.jobs.audit_seal", **RETRY_ON_DATABASE_ERRORS)
-def audit_seal(now_iso: str | None = None, max_batches: int | None = None) -> dict:
-    return _run("audit_seal", now_iso, max_batches)
+def audit_seal() -> dict:
+    return job_execute("audit_seal")
 
 
 @shared_task(name="registry.jobs.pepper_rotation", **RETRY_ON_DATABASE_ERRORS)
-def pepper_rotation(now_iso: str | None = None, max_batches: int | None = None) -> dict:
-    return _run("pepper_rotation", now_iso, max_batches)
+def pepper_rotation() -> dict:
+    return job_execute("pepper_rotation")
 
 
 @shared_task(name="registry.jobs.usage_signals", **RETRY_ON_DATABASE_ERRORS)
-def usage_signals(now_iso: str | None = None, max_batches: int | None = None) -> dict:
-    return _run("usage_signals", now_iso, max_batches)
+def usage_signals() -> dict:
+    return job_execute("usage_signals")
 
 
 @shared_task(name="registry.jobs.closed_text_scrub", **RETRY_ON_DATABASE_ERRORS)
-def closed_text_scrub(now_iso: str | None = None, max_batches: int | None = None) -> dict:
-    return _run("closed_text_scrub", now_iso, max_batches)
+def closed_text_scrub() -> dict:
+    return job_execute("closed_text_scrub")

@@ -15,7 +15,12 @@ class Command(BaseCommand):
         owner.add_argument("--member", metavar="CODE")
         owner.add_argument("--officer", metavar="USERNAME")
         parser.add_argument(
-            "--scope", action="append", default=[], choices=["lookup", "submit", "dispute"]
+            "--scope",
+            action="append",
+            default=[],
+            choices=["lookup", "submit", "dispute", "compliance", "compliance_read"],
+            help="a member's: lookup (default), submit, dispute; an officer's: compliance "
+            "(default), compliance_read (an auditor's only)",
         )
         parser.add_argument("--name", default="", help="a label for the key")
 
@@ -25,10 +30,8 @@ class Command(BaseCommand):
                 owner = {"member": Member.objects.get(code=member)}
                 scopes = scope or ["lookup"]
             else:
-                if scope:
-                    raise CommandError("An officer key has the compliance scope only.")
                 owner = {"officer": get_user_model().objects.get(username=officer, is_staff=True)}
-                scopes = ["compliance"]
+                scopes = scope or ["compliance"]
         except Member.DoesNotExist:
             raise CommandError(f"No member {member}") from None
         except get_user_model().DoesNotExist:
@@ -37,5 +40,9 @@ class Command(BaseCommand):
             issued = api_key_issue(actor=Actor.system(), scopes=scopes, name=name, **owner)
         except RegistryError as exc:
             raise CommandError(exc.detail) from None
-        self.stderr.write(f"Scopes: {', '.join(issued.api_key.scopes)}. Shown once; store it now.")
+        expires = issued.api_key.expires_at
+        until = f" Expires {expires.isoformat()}." if expires else ""
+        self.stderr.write(
+            f"Scopes: {', '.join(issued.api_key.scopes)}.{until} Shown once; store it now."
+        )
         self.stdout.write(issued.raw_key)

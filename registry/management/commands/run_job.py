@@ -13,6 +13,7 @@ from datetime import datetime
 from django.core.management.base import BaseCommand, CommandError
 
 from registry.services.jobs import JOB_NAMES, job_execute
+from registry.services.jobs.rotation import RotationUnfinished
 from registry.services.jobs.runs import job_runs_latest
 
 
@@ -45,7 +46,10 @@ class Command(BaseCommand):
             raise CommandError("Name a job (" + ", ".join(JOB_NAMES) + ") or give --status.")
         if batch_size is not None and batch_size < 1:
             raise CommandError("--batch-size must be at least 1.")
-        summary = job_execute(job, now=now, batch_size=batch_size, max_batches=max_batches)
+        try:
+            summary = job_execute(job, now=now, batch_size=batch_size, max_batches=max_batches)
+        except RotationUnfinished as exc:
+            raise CommandError(str(exc)) from None
         self.stdout.write(json.dumps({"job": job, **summary}, default=str))
 
     def _show_status(self):

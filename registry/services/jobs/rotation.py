@@ -2,8 +2,8 @@
 
 registry/tokens.py layers peppers: digest_vn = HMAC(pepper_n, digest_v(n-1)), so a row at
 version k < n becomes current by applying peppers k+1..n to its digest; no token is needed.
-Lookups match both the current and the previous version meanwhile, so nothing stops
-matching while the job runs, and nothing needs to stop.
+Lookups match every version that may still have rows meanwhile, so nothing stops matching
+while the job runs, and nothing needs to stop.
 
 The job walks CaseIdentifier, LookupLogEntry and Sighting in id order. One batch is one
 transaction: lock up to `batch_size` rows still below the current version (FOR UPDATE SKIP
@@ -24,7 +24,10 @@ and our UPDATE, the batch's IntegrityError rolls it back and the batch is retrie
 
 Operators: configure the new pepper as REGISTRY_PEPPER with the old ones in
 REGISTRY_PREVIOUS_PEPPERS (oldest first), restart, and run (or let beat run) `pepper_rotation`.
-Finish one rotation before starting another: lookups only match one version back.
+Finish one rotation before starting another: the job refuses to start a rotation to a new
+version while the state records an unfinished one (RotationUnfinished). Lookups probe every
+version stored rows may still have (registry/selectors/lookups.py, PROBE_CTE), and a system
+check (registry.E014) fails when a stored version is beyond the configured peppers.
 """
 
 import logging
@@ -36,13 +39,14 @@ from django.utils import timezone
 from registry.actors import Actor
 from registry.audit_actions import AuditAction
 from registry.models import CaseIdentifier, LookupLogEntry, RegistryState, Sighting
+from registry.selectors.lookups import ROTATION_STATE_KEY
 from registry.services.audit import audit_record
 from registry.services.jobs.batches import job_batch_size, more_batches_allowed, pause_inside_batch
 from registry.tokens import current_pepper_version, rotate_digest
 
 logger = logging.getLogger(__name__)
 
-STATE_KEY = "pepper_rotation"
+STATE_KEY = ROTATION_STATE_KEY
 ROTATED_TABLES = (
     ("case_identifier", CaseIdentifier),
     ("lookup_log_entry", LookupLogEntry),
@@ -63,9 +67,11 @@ def pepper_rotation_run(
         "merged": 0,
         "complete": False,
     }
-    if pepper_rotation_state().get("completed_version") == target:
+    state = pepper_rotation_state()
+    if state.get("completed_version") == target:
         summary["complete"] = True
         return summary
+    _refuse_if_another_rotation_is_unfinished(state, target)
     for table, model in ROTATED_TABLES:
         summary["rotated"][table] = 0
         while more_batches_allowed(summary["batches"], max_batches):
@@ -79,9 +85,41 @@ def pepper_rotation_run(
     return summary
 
 
+class RotationUnfinished(RuntimeError):
+    """A rotation to another version started and has not completed."""
+
+
+def _refuse_if_another_rotation_is_unfinished(state: dict, target: int) -> None:
+    """One rotation at a time: a new pepper configured while the last rotation is still
+    re-keying would leave rows on three layers, and a pepper removed before its rotation
+    completed would strand rows on a layer nothing can compute any more."""
+    started = state.get("target_version")
+    if started is None or started == target or state.get("completed_version") == started:
+        return
+    raise RotationUnfinished(
+        f"The rotation to pepper version {started} has not completed, and the configuration "
+        f"now names version {target}. Configure the peppers of version {started} again, let "
+        "pepper_rotation finish, then add the next pepper."
+    )
+
+
 def pepper_rotation_state() -> dict:
     row = RegistryState.objects.filter(key=STATE_KEY).first()
     return row.value if row else {}
+
+
+def stored_pepper_versions(*, using: str = "default") -> set[int]:
+    """The pepper versions stored rows are at. It reads whole tables (only case_identifier
+    has a pepper_version index): for the system check at deploy time, never for requests."""
+    versions: set[int] = set()
+    for _table, model in ROTATED_TABLES:
+        versions |= set(
+            model.objects.using(using)
+            .order_by()
+            .values_list("pepper_version", flat=True)
+            .distinct()
+        )
+    return versions
 
 
 def stale_rows_left(target: int) -> dict[str, bool]:
