@@ -29,10 +29,16 @@ def subject_access(client: KeyClient):
 
 
 def open_dispute(world) -> str:
-    case = submit_case(world.alice, **case_payload())
+    payload = case_payload()
+    case = submit_case(world.alice, **payload)
     filed = world.bob.post(
         "/api/v1/disputes",
-        {"case_id": case["id"], "reason": "not_me", "statement": "The subject denies it."},
+        {
+            "case_id": case["id"],
+            "identifier": payload["identifiers"][0],
+            "reason": "not_me",
+            "statement": "The subject denies it.",
+        },
     )
     assert filed.status_code == 201, filed.content
     return filed.json()["id"]

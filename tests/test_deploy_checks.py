@@ -34,7 +34,7 @@ def production_env(tmp_path: Path, **overrides) -> dict:
         "REGISTRY_PEPPER": "4d" * 32,
         "REGISTRY_AUDIT_SEAL_KEY": "5e" * 32,
         "REGISTRY_AUDIT_SIGNING_SEED": "6f" * 32,
-        "REDIS_PASSWORD": "7a" * 16,
+        "REDIS_PASSWORD": "5e" * 16,
     }
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("REGISTRY_", "DJANGO_", "REDIS_"))

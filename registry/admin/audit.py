@@ -159,7 +159,7 @@ def sealed_q():
 
 @admin.register(AuditEvent, site=site)
 class AuditEventAdmin(RegistryModelAdmin):
-    audit_views = True  # opening one event is audited too (admin.auditevent_viewed)
+    view_audit_action = AuditAction.ADMIN_AUDIT_EVENT_VIEWED  # opening one event is audited too
     list_display = (
         "id",
         "created_at",

@@ -92,7 +92,13 @@ class OprfEvaluateApi(RegistryView):
 class OprfKeysApi(RegistryView):
     """The published key: any authenticated key may read it, and clients cache it."""
 
-    required_scopes = (Scope.LOOKUP, Scope.SUBMIT, Scope.DISPUTE, Scope.COMPLIANCE)
+    required_scopes = (
+        Scope.LOOKUP,
+        Scope.SUBMIT,
+        Scope.DISPUTE,
+        Scope.COMPLIANCE,
+        Scope.COMPLIANCE_READ,
+    )
 
     @extend_schema(operation_id="oprf_keys", responses={200: KeysOutput, **problems(**COMMON)})
     def get(self, request):
