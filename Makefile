@@ -22,6 +22,7 @@ run: $(STAMP) messages
 	$(PY) scripts/dev_secrets.py
 	source var/dev.env; \
 	eval "$$($(PY) scripts/services.py --for run)"; \
+	echo "export DATABASE_URL=\"\$${DATABASE_URL:-$$DATABASE_URL}\"" > var/run.env; \
 	$(PY) manage.py migrate --no-input && \
 	$(PY) scripts/dev_bootstrap.py && \
 	exec $(PY) scripts/run_dev.py

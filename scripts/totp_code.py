@@ -7,9 +7,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "consortium.settings")
 
-import django
+import dev_env
+
+dev_env.load()  # `make run` printed this command: it must work from a fresh shell
+
+import django  # noqa: E402
 
 django.setup()
 
