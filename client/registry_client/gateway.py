@@ -636,7 +636,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
         # Head and body in one write: two small writes on a keep-alive connection meet the
         # caller's delayed ACK (Nagle), tens of milliseconds per answer.
-        self._headers_buffer.append(b"\r\n")
+        if not hasattr(self, "_headers_buffer"):  # an HTTP/0.9 answer: no head at all
+            self._headers_buffer = []
+        else:
+            self._headers_buffer.append(b"\r\n")
         if self.command != "HEAD":
             self._headers_buffer.append(payload)
         self.flush_headers()
