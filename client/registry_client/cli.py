@@ -2,8 +2,8 @@
 command line.
 
 Configuration comes from ``--url``/``--api-key`` or the environment (``REGISTRY_URL``,
-``REGISTRY_API_KEY``; the environment is preferable for the key, which would otherwise show in
-the process list). Where custodians hold the consortium's key, the member has one API key at
+``REGISTRY_API_KEY``, or ``REGISTRY_API_KEY_FILE`` naming a file that holds the key; the
+environment is preferable for the key, which would otherwise show in the process list). Where custodians hold the consortium's key, the member has one API key at
 each custodian: ``REGISTRY_CUSTODIAN_KEYS="custodian-1=KEY1,custodian-2=KEY2,..."``, or a
 JSON file ``{"custodian-1": "KEY1", ...}`` named by ``--custodian-keys`` or
 ``REGISTRY_CUSTODIAN_KEYS_FILE`` (keep it mode 0600). The evaluators themselves, their
@@ -409,11 +409,13 @@ def _gateway_secret(args: argparse.Namespace) -> str | None:
 
 def _client_from(args: argparse.Namespace, **options: float) -> Client:
     url = args.url or os.environ.get("REGISTRY_URL")
-    api_key = args.api_key or os.environ.get("REGISTRY_API_KEY")
+    api_key = args.api_key or os.environ.get("REGISTRY_API_KEY") or _api_key_from_file()
     if not url:
         raise UsageError("no registry URL: use --url or set REGISTRY_URL")
     if not api_key:
-        raise UsageError("no API key: set REGISTRY_API_KEY (or use --api-key)")
+        raise UsageError(
+            "no API key: set REGISTRY_API_KEY or REGISTRY_API_KEY_FILE (or use --api-key)"
+        )
     try:
         return Client(
             url,
@@ -427,6 +429,17 @@ def _client_from(args: argparse.Namespace, **options: float) -> Client:
         )
     except ValueError as error:
         raise UsageError(str(error)) from None
+
+
+def _api_key_from_file() -> str | None:
+    """$REGISTRY_API_KEY_FILE: the key in a file (a systemd credential, a container secret)."""
+    path = os.environ.get("REGISTRY_API_KEY_FILE")
+    if not path:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8").strip() or None
+    except (OSError, UnicodeDecodeError):
+        raise UsageError("cannot read the API key file ($REGISTRY_API_KEY_FILE)") from None
 
 
 def _custodian_keys(args: argparse.Namespace) -> dict[str, str]:

@@ -712,10 +712,12 @@ def test_it_never_logs_or_echoes_a_raw_value_or_a_token(registry, api_key, tmp_p
     secret_file = tmp_path / "secret"
     secret_file.write_text(SECRET + "\n")
     port = _free_port()
+    key_file = tmp_path / "api-key"
+    key_file.write_text(api_key + "\n")  # as systemd or a container hands it over
     env = {
-        **os.environ,
+        **{name: value for name, value in os.environ.items() if name != "REGISTRY_API_KEY"},
         "REGISTRY_URL": registry.url,
-        "REGISTRY_API_KEY": api_key,
+        "REGISTRY_API_KEY_FILE": str(key_file),
         "PYTHONPATH": os.pathsep.join([str(CLIENT_DIR), os.environ.get("PYTHONPATH", "")]),
     }
     command = [sys.executable, "-m", "registry_client", "serve", "--port", str(port)]
@@ -805,3 +807,107 @@ def test_it_logs_one_line_per_request_in_process(running, registry, caplog):
     assert lines[0].startswith("POST /v1/lookups 200 ") and lines[0].endswith("ms")
     assert lines[1].startswith("GET - 404 ")
     _assert_nothing_leaks("\n".join(lines), registry)
+
+
+# -------------------------------------------------------------------------------------------
+# The README's examples: Java (java.net.http.HttpClient) and curl
+# -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="needs a JDK (11 or later)")
+@pytest.mark.parametrize("running", [{"secret": SECRET}], indirect=True)
+def test_it_answers_the_readme_java_example(running, registry):
+    registry.list_identifier("phone", LISTED_PHONE, "identity_theft")
+    env = {**os.environ, "REGISTRY_GATEWAY_URL": running.url, "REGISTRY_GATEWAY_SECRET": SECRET}
+    result = subprocess.run(  # noqa: S603 - fixed arguments
+        ["java", str(CLIENT_DIR / "examples" / "GatewayLookup.java")],  # noqa: S607
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    status, _, body = result.stdout.strip().partition(" ")
+    answer = json.loads(body)
+    assert status == "200"
+    assert [(r["index"], r["matched"]) for r in answer["results"]] == [(0, True), (1, False)]
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+def test_it_answers_the_readme_curl_example(running, registry):
+    registry.list_identifier("phone", LISTED_PHONE, "identity_theft")
+    body = json.dumps(
+        {
+            "purpose": "loan_application",
+            "identifiers": [{"kind": "phone", "value": "138 1234 5678"}],
+        }
+    )
+    command = ["curl", "-sS", "--fail-with-body", "-H", "Content-Type: application/json"]
+    result = subprocess.run(  # noqa: S603 - fixed arguments
+        [*command, "--data-binary", "@-", f"{running.url}/v1/lookups"],
+        input=body,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout)["results"][0]["matched"] is True
+
+
+# -------------------------------------------------------------------------------------------
+# Packaging: the container image definition and the systemd unit
+# -------------------------------------------------------------------------------------------
+
+
+def test_it_ships_an_image_that_runs_the_gateway_as_a_user_with_its_secret_from_a_file():
+    text = (CLIENT_DIR / "Dockerfile").read_text()
+    assert "FROM python:3.11-slim" in text.splitlines()
+    user = [line.split()[1] for line in text.splitlines() if line.startswith("USER ")]
+    assert user == ["gateway"]
+    assert "EXPOSE 8088" in text and "HEALTHCHECK" in text and "/healthz" in text
+    assert "REGISTRY_API_KEY_FILE=/run/secrets/" in text
+    command = json.loads(text[text.index("CMD [") + 4 :].replace("\\\n", ""))
+    assert command[:2] == ["registry-client", "serve"]
+    args = cli.build_parser().parse_args(command[1:])
+    assert (args.host, args.port) == ("0.0.0.0", 8088)  # noqa: S104 - inside the container
+    assert args.secret_file == "/run/secrets/registry_gateway_secret"  # noqa: S105 - a path
+
+
+def test_it_ships_a_hardened_systemd_unit_with_credentials_as_files(tmp_path):
+    unit = (CLIENT_DIR / "registry-gateway.service").read_text()
+    settings = [line.partition("=") for line in unit.splitlines() if "=" in line]
+    values: dict[str, list[str]] = {}
+    for name, _, value in settings:
+        values.setdefault(name, []).append(value)
+    for name, expected in {
+        "NoNewPrivileges": "yes",
+        "ProtectSystem": "strict",
+        "ProtectHome": "yes",
+        "PrivateTmp": "yes",
+        "DynamicUser": "yes",
+        "CapabilityBoundingSet": "",
+        "UMask": "0077",
+    }.items():
+        assert values[name] == [expected], name
+    assert "Environment=REGISTRY_GATEWAY_SECRET_FILE=%d/registry_gateway_secret" in unit
+    assert "Environment=REGISTRY_API_KEY_FILE=%d/registry_api_key" in unit
+    assert not any(
+        v.startswith(("REGISTRY_API_KEY=", "REGISTRY_GATEWAY_SECRET="))
+        for v in values["Environment"]
+    )
+    (exec_start,) = values["ExecStart"]
+    command = exec_start.split()
+    assert command[0].endswith("/registry-client") and command[1] == "serve"
+    cli.build_parser().parse_args(command[1:])
+    if shutil.which("systemd-analyze") is not None:
+        venv_bin = Path(sys.executable).parent
+        (tmp_path / "registry-gateway.service").write_text(
+            unit.replace("/opt/registry-client/.venv/bin", str(venv_bin))
+        )
+        result = subprocess.run(  # noqa: S603 - fixed arguments
+            ["systemd-analyze", "verify", "--man=no", str(tmp_path / "registry-gateway.service")],  # noqa: S607
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0 and not result.stderr.strip(), result.stderr
