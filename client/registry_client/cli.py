@@ -1,11 +1,12 @@
 """``registry-client``: tokens, bulk lookups, bulk case submission and disputes from the
-command line.
+command line, and ``serve``, the member gateway (:mod:`registry_client.gateway`).
 
 Configuration comes from ``--url``/``--api-key`` or the environment (``REGISTRY_URL``,
 ``REGISTRY_API_KEY``, or ``REGISTRY_API_KEY_FILE`` naming a file that holds the key; the
-environment is preferable for the key, which would otherwise show in the process list). Where custodians hold the consortium's key, the member has one API key at
-each custodian: ``REGISTRY_CUSTODIAN_KEYS="custodian-1=KEY1,custodian-2=KEY2,..."``, or a
-JSON file ``{"custodian-1": "KEY1", ...}`` named by ``--custodian-keys`` or
+environment is preferable for the key, which would otherwise show in the process list).
+Where custodians hold the consortium's key, the member has one API key at each custodian:
+``REGISTRY_CUSTODIAN_KEYS="custodian-1=KEY1,custodian-2=KEY2,..."``, or a JSON file
+``{"custodian-1": "KEY1", ...}`` named by ``--custodian-keys`` or
 ``REGISTRY_CUSTODIAN_KEYS_FILE`` (keep it mode 0600). The evaluators themselves, their
 addresses and public keys come from the registry's published key document.
 
