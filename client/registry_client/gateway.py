@@ -538,7 +538,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self._discard_body()
                 return refused
         try:
-            body = self._read_json() if self.command == "POST" else None
+            if self.command == "POST":
+                body = self._read_json()
+            else:
+                body = None
+                self._discard_body()  # keeps a keep-alive connection in step
             return self._call(handler_name, body, split.query)
         except _Refusal as refusal:
             return refusal.answer

@@ -911,3 +911,17 @@ def test_it_ships_a_hardened_systemd_unit_with_credentials_as_files(tmp_path):
             timeout=60,
         )
         assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+
+
+def test_it_keeps_a_keep_alive_connection_in_step_after_a_get_with_a_body(running, registry):
+    connection = http.client.HTTPConnection(running.host, running.port, timeout=10)
+    try:
+        connection.request("GET", "/healthz", body=b'{"ignored": true}')
+        assert connection.getresponse().read() == b'{"status": "ok"}'
+        connection.request("GET", "/v1/alerts", body=b"x" * 100)
+        response = connection.getresponse()
+        assert response.status == 200 and json.loads(response.read())["results"] == []
+        connection.request("GET", "/healthz")
+        assert connection.getresponse().status == 200
+    finally:
+        connection.close()
