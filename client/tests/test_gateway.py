@@ -925,3 +925,18 @@ def test_it_keeps_a_keep_alive_connection_in_step_after_a_get_with_a_body(runnin
         assert connection.getresponse().status == 200
     finally:
         connection.close()
+
+
+def test_it_keeps_the_commands_retry_default_and_reads_the_key_from_a_file(
+    registry, api_key, monkeypatch, tmp_path
+):
+    key_file = tmp_path / "key"
+    key_file.write_text(api_key + "\n")
+    monkeypatch.setenv("REGISTRY_URL", registry.url)
+    monkeypatch.delenv("REGISTRY_API_KEY", raising=False)
+    monkeypatch.setenv("REGISTRY_API_KEY_FILE", str(key_file))
+    args = cli.build_parser().parse_args(["token", "--kind", "phone", LISTED_PHONE])
+    client = cli._client_from(args)
+    assert client.max_retries == 5 and client._api_key == api_key
+    monkeypatch.setenv("REGISTRY_API_KEY_FILE", str(tmp_path / "missing"))
+    assert cli.main(["token", "--kind", "phone", LISTED_PHONE]) == cli.EXIT_USAGE
