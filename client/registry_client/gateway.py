@@ -80,7 +80,7 @@ _TITLES = {
     405: "Method not allowed",
     408: "Request timeout",
     411: "Length required",
-    413: "Request body too large",
+    413: "Payload too large",
     414: "Request line too long",
     415: "Unsupported media type",
     429: "Rate limited",
@@ -603,7 +603,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise _refusal(411, "length_required") from None
         if length < 0 or length > self.server.max_body:
             self.close_connection = True  # the body is not read: the connection cannot go on
-            raise _refusal(413, "request_too_large")
+            raise _refusal(413, "payload_too_large")
         raw = self.rfile.read(length)
         if media_type != "application/json":
             raise _refusal(415, "unsupported_media_type")

@@ -603,7 +603,7 @@ def test_it_refuses_oversized_and_unframed_bodies(registry, api_key):
     address = server.server_address[:2]
     try:
         status, _, answer = call(address, "POST", "/v1/lookups", raw=b" " * 1001)
-        assert (status, answer["code"]) == (413, "request_too_large")
+        assert (status, answer["code"]) == (413, "payload_too_large")
         with socket.create_connection(address, timeout=10) as raw:
             raw.sendall(b"GARBAGE / HTTP/9.9\r\n\r\n")
             reply = raw.recv(4096)
