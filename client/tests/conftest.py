@@ -65,17 +65,19 @@ class FakeRegistry:
     lying_sk: bytes | None = None  # evaluate (and prove) with this key instead
     watches: dict[str, dict[str, Any]] = field(default_factory=dict)  # token -> watch
     alerts: list[dict[str, Any]] = field(default_factory=list)  # oldest first
+    custodians: tuple[int, list[dict[str, Any]]] | None = None  # (threshold, evaluators)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def key_document(self) -> dict[str, Any]:
         evaluator = {"id": "registry", "index": 0, "url": self.url, "public_key": self.pk.hex()}
+        threshold, evaluators = self.custodians or (1, [evaluator])
         return {
             "suite": "ristretto255-SHA512",
             "mode": "voprf",
             "key_id": self.key_id,
             "public_key": self.pk.hex(),
-            "threshold": 1,
-            "evaluators": [evaluator],
+            "threshold": threshold,
+            "evaluators": evaluators,
         }
 
     @property

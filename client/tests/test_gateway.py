@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -417,6 +418,84 @@ def test_it_passes_alerts_through_with_its_own_next_links(running, registry):
     status, _, page = call(running, "GET", "/v1/alerts?after=1&junk=x")
     assert [alert["id"] for alert in page["results"]] == ["alert-1", "alert-2"]
     assert registry.calls("/api/v1/alerts")[-1].path == "/api/v1/alerts?after=1"
+
+
+# -------------------------------------------------------------------------------------------
+# Custodians: the gateway fans out to t-of-n custodians and checks every proof
+# -------------------------------------------------------------------------------------------
+
+
+class _CustodianHandler(BaseHTTPRequestHandler):
+    """A custodian: evaluates with its share of the fake registry's key, proves under its
+    public share, and takes only this member's key at this custodian."""
+
+    name: str
+    share: bytes
+    key_id: str
+    seen: list[bytes]
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+    def do_POST(self) -> None:
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.seen.append(raw)
+        if self.headers.get("Authorization") != f"Bearer key-at-{self.name}":
+            self._send(401, {"code": "unauthenticated"})
+            return
+        elements = [oprf.parse_element_hex(e) for e in json.loads(raw)["blinded_elements"]]
+        evaluated = oprf.blind_evaluate_many(self.share, elements)
+        proof = oprf.generate_proof(self.share, oprf.public_share(self.share), elements, evaluated)
+        answer = {
+            "key_id": self.key_id,
+            "evaluator": self.name,
+            "evaluated_elements": [element.hex() for element in evaluated],
+            "proof": proof.hex(),
+        }
+        self._send(200, answer)
+
+    def _send(self, status: int, body: Any) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+def test_it_tokenises_through_two_of_three_custodians_with_one_down(registry, api_key):
+    shares = oprf.split_key(registry.sk, threshold=2, count=3)
+    servers, evaluators, seen = [], [], []
+    for index, share in shares:
+        name = f"custodian-{index}"
+        attributes = {"name": name, "share": share, "key_id": registry.key_id, "seen": seen}
+        server = ThreadingHTTPServer(("127.0.0.1", 0), type(name, (_CustodianHandler,), attributes))
+        if index == 3:  # stopped: nothing listens at its address
+            url = "http://127.0.0.1:9"
+            server.server_close()
+        else:
+            url = f"http://127.0.0.1:{server.server_address[1]}"
+            threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
+            servers.append(server)
+        public = oprf.public_share(share).hex()
+        evaluators.append({"id": name, "index": index, "url": url, "public_key": public})
+    registry.custodians = (2, evaluators)
+    registry.list_identifier("phone", LISTED_PHONE, "identity_theft")
+    keys = {f"custodian-{index}": f"key-at-custodian-{index}" for index, _ in shares}
+    client = _gateway_client(registry, api_key, custodian_keys=keys, custodian_timeout=2)
+    server, thread = _start(Gateway(client))
+    try:
+        body = {"purpose": "loan_application", "identifiers": _ids(("phone", LISTED_PHONE))}
+        status, _, answer = call(server.server_address[:2], "POST", "/v1/lookups", body)
+    finally:
+        for running_server in (server, *servers):
+            running_server.shutdown()
+            running_server.server_close()
+        thread.join(timeout=5)
+    assert status == 200 and answer["results"][0]["matched"] is True
+    assert registry.calls("/api/v1/oprf/evaluate") == []  # the registry holds no share
+    assert len(seen) == 2
+    _assert_no_raw_value(b"".join(seen).decode())
 
 
 # -------------------------------------------------------------------------------------------
