@@ -13,8 +13,11 @@ import datetime as dt
 import hashlib
 import json
 import re
+import secrets
+import threading
+import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -73,15 +76,34 @@ class ColumnSpec:
 
 
 class TokenCache:
-    """Bounded LRU map ``(kind, canonical) -> token`` so repeated values cost one evaluation.
+    """Bounded, thread-safe LRU map ``(kind, canonical) -> token`` so that repeated values cost
+    one evaluation.
 
-    Bounded so that a million-row file keeps a flat memory profile; in memory only.
+    Bounded so that a million-row file (or a gateway running for months) keeps a flat memory
+    profile; in memory only. Entries are keyed by a keyed BLAKE2b digest of the pair under a
+    random per-process key, so the cache holds no raw value. With ``ttl`` (seconds) an entry is
+    used only that long after it was made: tokens change when the consortium's key rotates.
+    Misses are evaluated outside the lock, so concurrent callers evaluate in parallel (two
+    callers missing the same value may both evaluate it; both get the same token).
     """
 
-    def __init__(self, client: Client, max_size: int = 50_000) -> None:
+    def __init__(
+        self,
+        client: Client,
+        max_size: int = 50_000,
+        *,
+        ttl: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._client = client
         self._max_size = max(0, max_size)
-        self._tokens: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._ttl = ttl if ttl is None or ttl > 0 else None
+        self._clock = clock
+        self._key = secrets.token_bytes(32)
+        self._lock = threading.Lock()
+        self._tokens: OrderedDict[bytes, tuple[str, float]] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
 
     def __len__(self) -> int:
         return len(self._tokens)
@@ -91,24 +113,51 @@ class TokenCache:
         wanted = list(dict.fromkeys(items))
         found: dict[tuple[str, str], str] = {}
         missing: list[tuple[str, str]] = []
-        for item in wanted:
-            token = self._tokens.get(item)
-            if token is None:
-                missing.append(item)
-            else:
-                self._tokens.move_to_end(item)
-                found[item] = token
+        now = self._clock()
+        with self._lock:
+            for item in wanted:
+                token = self._get(self._digest(item), now)
+                if token is None:
+                    missing.append(item)
+                else:
+                    found[item] = token
+            self.hits += len(found)
+            self.misses += len(missing)
         if missing:
-            for item, token in zip(missing, self._client.tokenize_canonical(missing), strict=True):
-                found[item] = token
-                self._remember(item, token)
+            tokens = self._client.tokenize_canonical(missing)
+            made = self._clock()
+            with self._lock:
+                for item, token in zip(missing, tokens, strict=True):
+                    found[item] = token
+                    self._remember(self._digest(item), token, made)
         return found
 
-    def _remember(self, item: tuple[str, str], token: str) -> None:
+    def clear(self) -> None:
+        with self._lock:
+            self._tokens.clear()
+
+    def _digest(self, item: tuple[str, str]) -> bytes:
+        kind, canonical = item
+        data = f"{kind}\x00{canonical}".encode()
+        return hashlib.blake2b(data, key=self._key, digest_size=16).digest()
+
+    def _get(self, key: bytes, now: float) -> str | None:
+        entry = self._tokens.get(key)
+        if entry is None:
+            return None
+        token, made = entry
+        if self._ttl is not None and now - made >= self._ttl:
+            del self._tokens[key]
+            return None
+        self._tokens.move_to_end(key)
+        return token
+
+    def _remember(self, key: bytes, token: str, made: float) -> None:
         if self._max_size == 0:
             return
-        self._tokens[item] = token
-        if len(self._tokens) > self._max_size:
+        self._tokens[key] = (token, made)
+        self._tokens.move_to_end(key)
+        while len(self._tokens) > self._max_size:
             self._tokens.popitem(last=False)
 
 

@@ -1,11 +1,12 @@
 """``registry-client``: tokens, bulk lookups, bulk case submission and disputes from the
-command line.
+command line, and ``serve``, the member gateway (:mod:`registry_client.gateway`).
 
 Configuration comes from ``--url``/``--api-key`` or the environment (``REGISTRY_URL``,
-``REGISTRY_API_KEY``; the environment is preferable for the key, which would otherwise show in
-the process list). Where custodians hold the consortium's key, the member has one API key at
-each custodian: ``REGISTRY_CUSTODIAN_KEYS="custodian-1=KEY1,custodian-2=KEY2,..."``, or a
-JSON file ``{"custodian-1": "KEY1", ...}`` named by ``--custodian-keys`` or
+``REGISTRY_API_KEY``, or ``REGISTRY_API_KEY_FILE`` naming a file that holds the key; the
+environment is preferable for the key, which would otherwise show in the process list).
+Where custodians hold the consortium's key, the member has one API key at each custodian:
+``REGISTRY_CUSTODIAN_KEYS="custodian-1=KEY1,custodian-2=KEY2,..."``, or a JSON file
+``{"custodian-1": "KEY1", ...}`` named by ``--custodian-keys`` or
 ``REGISTRY_CUSTODIAN_KEYS_FILE`` (keep it mode 0600). The evaluators themselves, their
 addresses and public keys come from the registry's published key document.
 
@@ -17,8 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
@@ -75,7 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--url", help="registry base URL (default: $REGISTRY_URL)")
     parser.add_argument("--api-key", help="API key (default: $REGISTRY_API_KEY, preferred)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
-    parser.add_argument("--max-retries", type=int, default=5, help="retries on 429/503/network")
+    parser.add_argument(
+        "--max-retries",
+        type=int,
+        help="retries on 429/503/network (default 5; `serve`: 1, and never after Retry-After)",
+    )
     parser.add_argument("--key-id", help="expected OPRF key id; refuse any other")
     parser.add_argument(
         "--quiet", action="store_true", help="no progress bar (it shows only on a terminal)"
@@ -94,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lookup_command(commands)
     _add_submit_command(commands)
     _add_dispute_command(commands)
+    _add_serve_command(commands)
     return parser
 
 
@@ -157,6 +166,40 @@ def _add_dispute_command(commands: argparse._SubParsersAction) -> None:
         "--token", action="store_true", help="stdin holds the identifier's token, not its value"
     )
     dispute.set_defaults(handler=run_dispute)
+
+
+def _add_serve_command(commands: argparse._SubParsersAction) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="run the member gateway: plain JSON with raw identifiers over HTTP, for systems "
+        "in any language (see the README's Gateway section)",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback)")
+    serve.add_argument("--port", type=int, default=8088, help="port (default 8088)")
+    serve.add_argument(
+        "--secret-file",
+        metavar="FILE",
+        help="file holding the callers' shared secret (default: $REGISTRY_GATEWAY_SECRET_FILE "
+        "or $REGISTRY_GATEWAY_SECRET); required unless --host is loopback or mTLS is on",
+    )
+    serve.add_argument("--cache-size", type=int, default=100_000, help="tokens kept (LRU)")
+    serve.add_argument(
+        "--cache-ttl", type=float, default=3600.0, help="seconds a cached token is used"
+    )
+    serve.add_argument(
+        "--max-concurrency", type=int, default=32, help="requests at the registry at once"
+    )
+    serve.add_argument(
+        "--max-body", type=int, default=4 * 1024 * 1024, help="largest request body, bytes"
+    )
+    serve.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate")
+    serve.add_argument("--tls-key", metavar="FILE", help="the certificate's private key")
+    serve.add_argument(
+        "--tls-client-ca",
+        metavar="FILE",
+        help="require client certificates signed by this CA (mTLS; then no secret is needed)",
+    )
+    serve.set_defaults(handler=run_serve)
 
 
 def _add_csv_options(command: argparse.ArgumentParser) -> None:
@@ -295,30 +338,109 @@ def run_dispute(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def run_serve(args: argparse.Namespace) -> int:
+    """Run the gateway until SIGTERM or Ctrl-C."""
+    from . import gateway  # only the server needs http.server and ssl
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.max_retries is None:
+        args.max_retries = 1
+    # Retry-After is never waited for here: the caller gets the 429/503 and its Retry-After.
+    client = _client_from(args, max_retry_after=0.0)
+    cache = TokenCache(client, args.cache_size, ttl=args.cache_ttl)
+    context = None
+    if args.tls_cert or args.tls_key or args.tls_client_ca:
+        if not (args.tls_cert and args.tls_key):
+            raise UsageError("--tls-cert and --tls-key go together; --tls-client-ca needs both")
+        try:
+            context = gateway.server_ssl_context(args.tls_cert, args.tls_key, args.tls_client_ca)
+        except (OSError, ValueError) as error:
+            raise UsageError(f"cannot load the TLS files: {type(error).__name__}") from None
+    try:
+        server = gateway.make_server(
+            gateway.Gateway(client, cache),
+            args.host,
+            args.port,
+            secret=_gateway_secret(args),
+            ssl_context=context,
+            max_body=args.max_body,
+            max_concurrency=args.max_concurrency,
+        )
+    except gateway.StartupError as error:
+        raise UsageError(str(error)) from None
+    except OSError as error:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {error.strerror}") from None
+    log = gateway.logger
+    try:
+        log.info("registry key %s", client.key_document().key_id)
+    except RegistryError as error:  # the registry may come up later; tokens wait for it
+        log.warning("registry key not read yet: %s", error.code)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    host, port = server.server_address[:2]
+    auth = "secret" if server.secret else ("mTLS" if server.require_client_cert else "none")
+    log.info("listening on %s:%s (%s, auth: %s)", host, port, "https" if context else "http", auth)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    log.info("stopped")
+    return EXIT_OK
+
+
+def _gateway_secret(args: argparse.Namespace) -> str | None:
+    path = args.secret_file or os.environ.get("REGISTRY_GATEWAY_SECRET_FILE")
+    if path:
+        try:
+            secret = Path(path).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            raise UsageError("cannot read the gateway secret file") from None
+    else:
+        secret = os.environ.get("REGISTRY_GATEWAY_SECRET", "").strip()
+    return secret or None
+
+
 # -------------------------------------------------------------------------------------------
 # Plumbing
 # -------------------------------------------------------------------------------------------
 
 
-def _client_from(args: argparse.Namespace) -> Client:
+def _client_from(args: argparse.Namespace, **options: float) -> Client:
     url = args.url or os.environ.get("REGISTRY_URL")
-    api_key = args.api_key or os.environ.get("REGISTRY_API_KEY")
+    api_key = args.api_key or os.environ.get("REGISTRY_API_KEY") or _api_key_from_file()
     if not url:
         raise UsageError("no registry URL: use --url or set REGISTRY_URL")
     if not api_key:
-        raise UsageError("no API key: set REGISTRY_API_KEY (or use --api-key)")
+        raise UsageError(
+            "no API key: set REGISTRY_API_KEY or REGISTRY_API_KEY_FILE (or use --api-key)"
+        )
     try:
         return Client(
             url,
             api_key,
             timeout=args.timeout,
-            max_retries=args.max_retries,
+            max_retries=5 if args.max_retries is None else args.max_retries,
             key_id=args.key_id,
             allow_insecure_http=args.allow_http,
             custodian_keys=_custodian_keys(args),
+            **options,
         )
     except ValueError as error:
         raise UsageError(str(error)) from None
+
+
+def _api_key_from_file() -> str | None:
+    """$REGISTRY_API_KEY_FILE: the key in a file (a systemd credential, a container secret)."""
+    path = os.environ.get("REGISTRY_API_KEY_FILE")
+    if not path:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8").strip() or None
+    except (OSError, UnicodeDecodeError):
+        raise UsageError("cannot read the API key file ($REGISTRY_API_KEY_FILE)") from None
 
 
 def _custodian_keys(args: argparse.Namespace) -> dict[str, str]:

@@ -238,6 +238,47 @@ class Client:
         return {"lookup_ids": lookup_ids, "results": results}
 
     # ---------------------------------------------------------------------------------------
+    # Monitoring
+    # ---------------------------------------------------------------------------------------
+
+    def watch(
+        self,
+        identifiers: Sequence[Mapping[str, str]],
+        purpose: str,
+        *,
+        consent_reference: str | None = None,
+        label: str | None = None,
+        expires_on: str | None = None,
+    ) -> dict[str, Any]:
+        """Watch tokens (``POST /api/v1/watches``, at most 1000 per call); returns
+        ``{"watches": [...]}`` in order. Watching an identifier again extends its watch."""
+        checked = [_checked_identifier(item, index) for index, item in enumerate(identifiers)]
+        if not checked or len(checked) > LOOKUP_BATCH:
+            raise _local_error("batch_too_large" if checked else "validation_error", "/identifiers")
+        _screen_text("/consent_reference", consent_reference)
+        _screen_text("/label", label)
+        body: dict[str, Any] = {"identifiers": checked, "purpose": purpose}
+        optional = {"consent_reference": consent_reference, "label": label}
+        body.update({name: value for name, value in optional.items() if value is not None})
+        if expires_on is not None:
+            body["expires_on"] = expires_on
+        answer = self._request("POST", "/api/v1/watches", body)
+        watches = answer.get("watches") if isinstance(answer, dict) else None
+        if not isinstance(watches, list) or len(watches) != len(checked):
+            raise RegistryError(code="invalid_response")
+        return answer
+
+    def alerts_page(self, query: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """One page of the member's alerts, oldest first (``GET /api/v1/alerts``); ``query``
+        holds ``after`` (or the ``cursor`` of a ``next`` link) and ``page_size``."""
+        params = {name: str(value) for name, value in (query or {}).items() if value is not None}
+        path = "/api/v1/alerts" + ("?" + urllib.parse.urlencode(params) if params else "")
+        page = self._request("GET", path)
+        if not isinstance(page, dict):
+            raise RegistryError(code="invalid_response")
+        return page
+
+    # ---------------------------------------------------------------------------------------
     # Cases
     # ---------------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import hashlib
 import json
 import sys
 import threading
+import urllib.parse
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -62,17 +63,21 @@ class FakeRegistry:
     on_lookup: Callable[[], None] | None = None
     batch_calls_allowed: int | None = None  # then 503 for every batch call (a crash halfway)
     lying_sk: bytes | None = None  # evaluate (and prove) with this key instead
+    watches: dict[str, dict[str, Any]] = field(default_factory=dict)  # token -> watch
+    alerts: list[dict[str, Any]] = field(default_factory=list)  # oldest first
+    custodians: tuple[int, list[dict[str, Any]]] | None = None  # (threshold, evaluators)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def key_document(self) -> dict[str, Any]:
         evaluator = {"id": "registry", "index": 0, "url": self.url, "public_key": self.pk.hex()}
+        threshold, evaluators = self.custodians or (1, [evaluator])
         return {
             "suite": "ristretto255-SHA512",
             "mode": "voprf",
             "key_id": self.key_id,
             "public_key": self.pk.hex(),
-            "threshold": 1,
-            "evaluators": [evaluator],
+            "threshold": threshold,
+            "evaluators": evaluators,
         }
 
     @property
@@ -148,7 +153,10 @@ class _Handler(BaseHTTPRequestHandler):
             ("GET", "/api/v1/oprf/keys"): lambda _body: (200, {}, registry.key_document()),
             ("POST", "/api/v1/oprf/evaluate"): self._evaluate,
             ("POST", "/api/v1/lookups"): self._lookups,
+            ("POST", "/api/v1/cases"): self._case,
             ("POST", "/api/v1/cases/batch"): self._cases_batch,
+            ("POST", "/api/v1/watches"): self._watches,
+            ("GET", "/api/v1/alerts"): self._alerts,
             ("POST", "/api/v1/disputes"): self._disputes,
         }.get((method, self.path.split("?")[0]))
         if route is None:
@@ -193,6 +201,56 @@ class _Handler(BaseHTTPRequestHandler):
                 }
             )
         return 200, {}, {"lookup_id": str(uuid.uuid4()), "results": results}
+
+    def _case(self, body: dict) -> tuple[int, dict, Any]:
+        """One case: the batch's rules, answered 201 (or the case's own problem)."""
+        key = self.headers.get("Idempotency-Key")
+        body_hash = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        registry = self.registry
+        if key and key in registry.idempotency:
+            first_hash, status, answer = registry.idempotency[key]
+            if first_hash != body_hash:
+                return 422, {}, problem(422, "idempotency_mismatch")
+            return status, {"Idempotent-Replayed": "true"}, answer
+        if body["reference"] in registry.cases:
+            return 409, {}, problem(409, "conflict")
+        created = {
+            "id": str(uuid.uuid4()),
+            "reference": body["reference"],
+            "category": body["category"],
+            "status": "active",
+            "identifiers": [
+                {"kind": i["kind"], "fingerprint": i["token"][:8]} for i in body["identifiers"]
+            ],
+        }
+        registry.cases[body["reference"]] = created
+        if key:
+            registry.idempotency[key] = (body_hash, 201, created)
+        return 201, {}, created
+
+    def _watches(self, body: dict) -> tuple[int, dict, Any]:
+        """spec/api.md monitoring: one watch per identifier; watching again extends it."""
+        if body.get("purpose") not in ("loan_monitoring", "account_monitoring"):
+            errors = [{"pointer": "/purpose", "code": "invalid_choice", "detail": "purpose"}]
+            return 400, {}, problem(400, "validation_error", errors=errors)
+        watches = []
+        for item in body["identifiers"]:
+            watch = self.registry.watches.setdefault(
+                item["token"],
+                {"id": str(uuid.uuid4()), "kind": item["kind"], "fingerprint": item["token"][:8]},
+            )
+            watch.update(label=body.get("label", ""), expires_on=body.get("expires_on") or "")
+            watches.append(dict(watch))
+        return 201, {}, {"watches": watches}
+
+    def _alerts(self, _body: Any) -> tuple[int, dict, Any]:
+        """Pages of two alerts, oldest first; the cursor is the next position."""
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
+        start = int(query.get("cursor") or query.get("after") or 0)
+        page = self.registry.alerts[start : start + 2]
+        more = start + 2 < len(self.registry.alerts)
+        next_link = f"{self.registry.url}/api/v1/alerts?cursor={start + 2}" if more else None
+        return 200, {}, {"next": next_link, "previous": None, "results": page}
 
     def _cases_batch(self, body: dict) -> tuple[int, dict, Any]:
         registry = self.registry
