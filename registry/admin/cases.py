@@ -20,6 +20,8 @@ from registry.admin.common import (
     actor_for,
     admin_url,
     category_label,
+    id_filter,
+    id_tail,
     posted,
     refuse_raw_identifiers,
     related_filter,
@@ -81,7 +83,9 @@ class CaseDisputeInline(ReadOnlyTabularInline):
 
     @admin.display(description=gettext_lazy("dispute"))
     def open_link(self, obj):
-        return format_html('<a href="{}">{}</a>', admin_url(obj, "change", obj.pk), str(obj.pk)[:8])
+        return format_html(
+            '<a href="{}"><code>{}</code></a>', admin_url(obj, "change", obj.pk), id_tail(obj.pk)
+        )
 
     @admin.display(description=gettext_lazy("filed by"))
     def filed_by_code(self, obj):
@@ -109,7 +113,8 @@ class CaseAdmin(RegistryModelAdmin):
     list_select_related = ("member", "category")
     search_fields = ("reference", "member__code")
     search_help_text = gettext_lazy(
-        "Search by member code, case reference, case id or identifier fingerprint."
+        "Search by member code, case reference, case id (or its last digits, as shown) or "
+        "identifier fingerprint."
     )
     fields = (
         "id",
@@ -138,7 +143,8 @@ class CaseAdmin(RegistryModelAdmin):
 
     @admin.display(description=gettext_lazy("case"), ordering="id")
     def short_id(self, obj):
-        return str(obj.pk)[:8]
+        # The tail: ids made the same day share their first (time) digits.
+        return format_html("<code>{}</code>", id_tail(obj.pk))
 
     @admin.display(description=gettext_lazy("status"), ordering="status")
     def status_display(self, obj):
@@ -161,11 +167,17 @@ class CaseAdmin(RegistryModelAdmin):
         try:
             case_id = uuid.UUID(term)
         except ValueError:
-            # The free text is not kept: an officer may have typed a raw identifier.
-            _audit_search(request, "text", "")
-            return super().get_search_results(request, queryset, search_term)
-        _audit_search(request, "case", str(case_id))
-        return queryset.filter(pk=case_id), False
+            case_id = None
+        if case_id is not None:
+            _audit_search(request, "case", str(case_id))
+            return queryset.filter(pk=case_id), False
+        # The free text is not kept: an officer may have typed a raw identifier.
+        _audit_search(request, "text", "")
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        by_id = id_filter(queryset, term)  # a part of an id, as lists show it
+        if by_id is not None:
+            found = found | queryset.filter(pk__in=by_id.values("pk"))
+        return found, may_have_duplicates
 
     def has_add_permission(self, request):
         return False  # cases arrive through the API only
