@@ -14,15 +14,20 @@ from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from registry.admin.common import (
     CHOICE_ERRORS,
     RegistryModelAdmin,
+    action_label,
     actor_for,
     admin_url,
     category_label,
+    id_filter,
+    id_tail,
+    object_type_label,
     refuse_raw_identifiers,
     related_filter,
     report_error,
@@ -81,6 +86,7 @@ class QueueFilter(admin.SimpleListFilter):
     def lookups(self, request, model_admin):
         return (
             ("undecided", _("Undecided")),
+            ("responded", _("Responded, ready to decide")),
             ("overdue", _("Overdue")),
             ("decided", _("Decided")),
             ("all", _("All")),
@@ -101,6 +107,8 @@ class QueueFilter(admin.SimpleListFilter):
         value = self.value()
         if value == "undecided":
             return queryset.filter(status__in=UNDECIDED_DISPUTE_STATUSES)
+        if value == "responded":
+            return queryset.filter(effective_status=DisputeStatus.RESPONDED)
         if value == "overdue":
             return queryset.filter(effective_status=DisputeStatus.OVERDUE)
         if value == "decided":
@@ -140,6 +148,7 @@ def is_overdue(dispute: Dispute, now=None) -> bool:
 @admin.register(Dispute, site=site)
 class DisputeAdmin(RegistryModelAdmin):
     list_display = (
+        "dispute_id",
         "due_at",
         "time_left_display",
         "status_display",
@@ -147,13 +156,34 @@ class DisputeAdmin(RegistryModelAdmin):
         "category",
         "reason",
         "filed_by_code",
-        "filed_at",
+        "decided_at",
     )
-    list_display_links = ("due_at", "case_display")
+    list_display_links = ("dispute_id", "case_display")
     list_filter = (QueueFilter, "reason", ("filed_by", related_filter(gettext_lazy("filed by"))))
-    search_fields = ("case__reference", "case__member__code", "filed_by__code")
+    search_fields = (
+        "case__reference",
+        "case__member__code",
+        "case__member__name",
+        "filed_by__code",
+        "filed_by__name",
+    )
+    search_help_text = gettext_lazy(
+        "Search by dispute id (or its last digits, as shown), case reference, or either "
+        "member's code or name."
+    )
     ordering = ("due_at",)
     list_per_page = 50
+
+    def get_search_results(self, request, queryset, search_term):
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        by_id = id_filter(queryset, search_term) if search_term.strip() else None
+        if by_id is not None:
+            found = found | queryset.filter(pk__in=by_id.values("pk"))
+        return found, may_have_duplicates
+
+    @admin.display(description=gettext_lazy("dispute"), ordering="id")
+    def dispute_id(self, obj):
+        return format_html("<code>{}</code>", id_tail(obj.pk))
 
     def get_queryset(self, request):
         return disputes_visible_to(actor=actor_for(request)).select_related("case__category")
@@ -171,6 +201,13 @@ class DisputeAdmin(RegistryModelAdmin):
     @admin.display(description=gettext_lazy("case"), ordering="case__reference")
     def case_display(self, obj):
         return f"{obj.case.member.code} · {obj.case.reference}"
+
+    def get_list_display(self, request):
+        """The decision's time matters in the decided queue; the time left elsewhere."""
+        shown = list(self.list_display)
+        if request.GET.get(QueueFilter.parameter_name) in ("decided", "all"):
+            return shown
+        return [name for name in shown if name != "decided_at"]
 
     @admin.display(description=gettext_lazy("filed by"), ordering="filed_by__code")
     def filed_by_code(self, obj):
@@ -232,13 +269,17 @@ class DisputeAdmin(RegistryModelAdmin):
             "decide_url": admin_url(dispute, "decide", dispute.pk),
             "case_url": admin_url(case, "change", case.pk),
             "history": self._history(dispute),
+            "dispute_id": str(dispute.pk),
+            "hidden_from_lookups": is_overdue(dispute),
+            "related_cases": related_cases(case),
+            "audit_url": audit_url_for(dispute.pk),
         }
         return TemplateResponse(
             request, "registry/admin/dispute_case_file.html", context, status=status
         )
 
     def _history(self, dispute):
-        return list(
+        events = list(
             AuditEvent.objects.filter(
                 Q(object_type="dispute", object_id=str(dispute.pk))
                 | Q(object_type="case", object_id=str(dispute.case_id))
@@ -248,6 +289,10 @@ class DisputeAdmin(RegistryModelAdmin):
             .select_related("member")
             .order_by("id")[:200]
         )
+        for event in events:
+            event.action_label = action_label(event.action)
+            event.object_label = object_type_label(event.object_type)
+        return events
 
     def decide_view(self, request, pk):
         if request.method != "POST":
@@ -255,6 +300,12 @@ class DisputeAdmin(RegistryModelAdmin):
         require(self.has_decide_permission(request))
         actor = actor_for(request)
         form = DecisionForm(request.POST)
+        if form.is_valid() and needs_confirmation(request, form):
+            try:
+                dispute = dispute_get(actor=actor, dispute_id=pk)
+            except NotFound:
+                return self._missing(request)
+            return self._confirm_page(request, dispute, form)
         if form.is_valid():
             try:
                 dispute = dispute_decide(actor=actor, dispute_id=pk, **form.cleaned_data)
@@ -272,3 +323,47 @@ class DisputeAdmin(RegistryModelAdmin):
         except NotFound:
             return self._missing(request)
         return self._case_file(request, dispute, form, status=400)
+
+    def _confirm_page(self, request, dispute, form):
+        """Upholding removes the case and purges its identifiers: a summary to confirm."""
+        case = dispute.case
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Uphold the dispute?"),
+            "opts": self.opts,
+            "original": dispute,
+            "dispute": dispute,
+            "case": case,
+            "identifier_count": case.identifiers.count(),
+            "cleaned": form.cleaned_data,
+            "decide_url": admin_url(dispute, "decide", dispute.pk),
+            "cancel_url": admin_url(dispute, "change", dispute.pk),
+        }
+        return TemplateResponse(request, "registry/admin/dispute_confirm.html", context)
+
+
+def needs_confirmation(request, form) -> bool:
+    """The case file's form asks for a review first (`review`); upholding is then shown as
+    a summary, and only the summary's own form (without `review`) decides."""
+    return (
+        request.POST.get("review") == "1" and form.cleaned_data["outcome"] == DisputeStatus.UPHELD
+    )
+
+
+def related_cases(case):
+    """Other cases holding one of this case's identifiers (by fingerprint)."""
+    from registry.models import Case
+
+    fingerprints = case.identifiers.values("fingerprint")
+    return list(
+        Case.objects.filter(identifiers__fingerprint__in=fingerprints)
+        .exclude(pk=case.pk)
+        .select_related("member")
+        .distinct()
+        .order_by("-created_at")[:50]
+    )
+
+
+def audit_url_for(object_id) -> str:
+    """The audit trail's events about one object (searched by its exact id)."""
+    return admin_url(AuditEvent, "changelist") + "?" + urlencode({"q": str(object_id)})
