@@ -8,6 +8,7 @@ from datetime import timedelta
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q
 from django.http import HttpResponseRedirect
@@ -120,6 +121,30 @@ class IssueKeyForm(forms.Form):
         return data
 
 
+def key_state_pill(key: ApiKey) -> str:
+    """What the API does with the key now: a suspended member's keys are refused too."""
+    if key.revoked_at is not None:
+        return status_pill("suspended", _("revoked"))
+    if key.member_id and key.member.status == Member.Status.SUSPENDED:
+        return status_pill("suspended", _("suspended with the member"))
+    if key.expires_at is not None and key.expires_at <= timezone.now():
+        return status_pill("expired", _("expired"))
+    return status_pill("active", _("in use"))
+
+
+def last_status_change(member: Member):
+    """The audit event that set the member's current status (who and when), if any."""
+    from registry.models import AuditEvent
+
+    return (
+        AuditEvent.objects.filter(
+            object_type="member", object_id=member.code, action=f"member.{member.status}"
+        )
+        .order_by("-id")
+        .first()
+    )
+
+
 # --- Members ------------------------------------------------------------------------------
 
 
@@ -216,7 +241,13 @@ class MemberAdmin(RegistryModelAdmin):
                 member_code=obj.code,
             ),
             "member_limits": list(obj.limits.order_by("scope")),
-            "member_keys": list(obj.api_keys.order_by("-created_at")),
+            "member_keys": [
+                (key, key_state_pill(key), scope_labels(key.scopes))
+                for key in obj.api_keys.select_related("member").order_by("-created_at")
+            ],
+            "suspension": (
+                last_status_change(obj) if obj.status == Member.Status.SUSPENDED else None
+            ),
             "default_limits": (
                 settings.REGISTRY_DEFAULT_RATE_PER_MINUTE,
                 settings.REGISTRY_DEFAULT_QUOTA_PER_DAY,
@@ -375,11 +406,9 @@ class ApiKeyAdmin(RegistryModelAdmin):
             return obj.member.code
         return _("officer %(username)s") % {"username": obj.officer.get_username()}
 
-    @admin.display(description=gettext_lazy("revoked"), ordering="revoked_at")
+    @admin.display(description=gettext_lazy("state"), ordering="revoked_at")
     def revoked_display(self, obj):
-        if obj.revoked_at is None:
-            return status_pill("active", _("in use"))
-        return status_pill("suspended", _("revoked"))
+        return key_state_pill(obj)
 
     def has_change_permission(self, request, obj=None):
         return False  # keys are issued and revoked, never edited
@@ -400,12 +429,25 @@ class ApiKeyAdmin(RegistryModelAdmin):
 
     @admin.action(description=gettext_lazy("Revoke the selected keys"), permissions=("revoke",))
     def revoke_selected(self, request, queryset):
+        """First a summary of the keys to revoke; the summary's own form revokes them."""
+        keys = list(queryset.filter(revoked_at__isnull=True).select_related("member", "officer"))
+        if request.POST.get("confirmed") != "1":
+            context = {
+                **self.admin_site.each_context(request),
+                "title": _("Revoke the selected keys?"),
+                "opts": self.opts,
+                "keys": keys,
+                "already_revoked": queryset.count() - len(keys),
+                "selected": [str(pk) for pk in queryset.values_list("pk", flat=True)],
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                "cancel_url": admin_url(ApiKey, "changelist"),
+            }
+            return TemplateResponse(request, "registry/admin/api_key_revoke_confirm.html", context)
         actor = actor_for(request)
-        revoked = 0
-        for key in queryset.filter(revoked_at__isnull=True):
+        for key in keys:
             api_key_revoke(actor=actor, api_key=key)
-            revoked += 1
-        messages.success(request, _("%(count)d key(s) revoked.") % {"count": revoked})
+        messages.success(request, _("%(count)d key(s) revoked.") % {"count": len(keys)})
+        return None
 
     def revoke_view(self, request, pk):
         key = get_object_or_404(ApiKey, pk=pk)
