@@ -19,17 +19,20 @@ from django.http import Http404, HttpResponse, HttpResponseRedirect, StreamingHt
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_date
+from django.utils.html import format_html
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext
 from registry_client.pii import looks_like_raw_identifier
 
 from registry.admin.common import (
     RegistryModelAdmin,
     Tool,
+    action_label,
     actor_for,
     admin_url,
     json_pretty,
     json_summary,
+    object_type_label,
     related_filter,
     require,
     status_pill,
@@ -54,11 +57,20 @@ CSV_COLUMNS = (
     "api_key_prefix",
     "officer",
     "action",
+    "action_label",
     "object_type",
     "object_id",
     "details",
     "sealed",
 )
+
+
+def csv_header(column: str) -> str:
+    """A column's name in the officer's language (in English: the column's code, which
+    scripts reading the file rely on)."""
+    return pgettext("audit CSV column", column)
+
+
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -118,7 +130,10 @@ class CachedValuesFilter(admin.SimpleListFilter):
                 .distinct()
             )
             cache.set(key, values, 300)
-        return [(v, v) for v in values]
+        return [(v, self.label(v)) for v in values]
+
+    def label(self, value):
+        return value
 
     def queryset(self, request, queryset):
         return queryset.filter(**{self.field: self.value()}) if self.value() else queryset
@@ -140,6 +155,9 @@ class ActionFilter(admin.SimpleListFilter):
 class ObjectTypeFilter(CachedValuesFilter):
     title = gettext_lazy("object type")
     parameter_name = field = "object_type"
+
+    def label(self, value):
+        return object_type_label(value)
 
 
 class ActorFilter(admin.SimpleListFilter):
@@ -164,9 +182,9 @@ class AuditEventAdmin(RegistryModelAdmin):
         "id",
         "created_at",
         "actor",
-        "action",
-        "object_type",
-        "object_id",
+        "action_display",
+        "object_type_display",
+        "object_link",
         "details_summary",
         "sealed_display",
     )
@@ -190,9 +208,9 @@ class AuditEventAdmin(RegistryModelAdmin):
         "member_display",
         "api_key_prefix",
         "officer",
-        "action",
-        "object_type",
-        "object_id",
+        "action_display",
+        "object_type_display",
+        "object_link",
         "details_pretty",
         "sealed_display",
     )
@@ -221,6 +239,19 @@ class AuditEventAdmin(RegistryModelAdmin):
     @admin.display(description=gettext_lazy("actor"))
     def actor(self, obj):
         return actor_label(obj)
+
+    @admin.display(description=gettext_lazy("action"), ordering="action")
+    def action_display(self, obj):
+        return action_label(obj.action)
+
+    @admin.display(description=gettext_lazy("object type"), ordering="object_type")
+    def object_type_display(self, obj):
+        return object_type_label(obj.object_type)
+
+    @admin.display(description=gettext_lazy("object"))
+    def object_link(self, obj):
+        url = object_url(obj)
+        return format_html('<a href="{}">{}</a>', url, obj.object_id) if url else obj.object_id
 
     @admin.display(description=gettext_lazy("member"))
     def member_display(self, obj):
@@ -352,6 +383,10 @@ class AuditEventAdmin(RegistryModelAdmin):
 
     def _csv_response(self, request, events, *, filters):
         with transaction.atomic():
+            # The file holds the events up to now: not this export's own event (written
+            # below, before the file streams), so that the count matches the file.
+            newest = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first()
+            events = events.filter(id__lte=newest or 0)
             count = events.count()
             audit_record(
                 actor=actor_for(request),
@@ -363,6 +398,27 @@ class AuditEventAdmin(RegistryModelAdmin):
         response = StreamingHttpResponse(_csv_lines(events), content_type="text/csv")
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
+
+
+def object_url(event: AuditEvent) -> str:
+    """The admin page of the event's object, when it has one."""
+    from registry.models import ApiKey, Case, Dispute, Member
+
+    models_by_type = {"case": Case, "dispute": Dispute, "member": Member, "api_key": ApiKey}
+    model = models_by_type.get(event.object_type)
+    if model is None or not event.object_id:
+        return ""
+    if model is Member:
+        member = Member.objects.filter(code=event.object_id).only("pk").first()
+        if member is None and event.object_id.isdigit():
+            member = Member.objects.filter(pk=int(event.object_id)).only("pk").first()
+        return admin_url(Member, "change", member.pk) if member else ""
+    if model is ApiKey:
+        key = ApiKey.objects.filter(prefix=event.object_id).only("pk").first()
+        if key is None and event.object_id.isdigit():
+            key = ApiKey.objects.filter(pk=int(event.object_id)).only("pk").first()
+        return admin_url(ApiKey, "change", key.pk) if key else ""
+    return admin_url(model, "change", event.object_id)
 
 
 def actor_label(event: AuditEvent) -> str:
@@ -406,23 +462,25 @@ def recorded_filters(params) -> dict:
 def _csv_lines(events):
     writer = csv.writer(_Echo())
     yield "\ufeff"  # BOM: spreadsheet programs then read the file as UTF-8 (Chinese text)
-    yield writer.writerow(CSV_COLUMNS)
+    yield writer.writerow([csv_header(c) for c in CSV_COLUMNS])
     for event in events.select_related("member").iterator(chunk_size=2000):
         yield writer.writerow(
             [
                 _safe_cell(v)
                 for v in (
                     event.pk,
-                    event.created_at.isoformat(),
+                    # Local time, as on the screen, with its offset (+08:00).
+                    timezone.localtime(event.created_at).isoformat(),
                     event.actor_type,
                     event.member.code if event.member_id and event.member else "",
                     event.api_key_prefix,
                     event.officer,
                     event.action,
+                    action_label(event.action),
                     event.object_type,
                     event.object_id,
                     json.dumps(event.details, ensure_ascii=False, sort_keys=True),
-                    "yes" if getattr(event, "_sealed", False) else "no",
+                    _("yes") if getattr(event, "_sealed", False) else _("no"),
                 )
             ]
         )
