@@ -1,0 +1,225 @@
+"""The officers' desk without friction (issue 19), through Django's test client in Chinese:
+ids an officer can tell apart and search, words instead of codes, a second look before the
+irreversible, records that link, and state that is shown.
+
+The browser walk-through of the same items is tests/test_officer_desk_browser.py."""
+
+import csv
+import io
+
+import pytest
+from django.utils import timezone
+
+from registry.models import ApiKey, AuditEvent, Case, CaseIdentifier, Dispute, Member
+from tests.factories import submit_case
+from tests.test_admin import (
+    ADMIN,
+    RATIONALE,
+    decide_url,
+    disputed_case,
+    listed_case,
+    verified_client,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def officer_zh(world):
+    return verified_client(world.officer.user, HTTP_ACCEPT_LANGUAGE="zh-CN,zh;q=0.9")
+
+
+def tail(pk) -> str:
+    return str(pk).rsplit("-", 1)[-1]
+
+
+# --- ids ----------------------------------------------------------------------------------------
+
+
+def test_it_shows_case_ids_that_differ_and_finds_a_case_by_the_shown_part(world, officer_zh):
+    cases = [listed_case(world)[0] for _ in range(3)]
+
+    html = officer_zh.get(f"{ADMIN}registry/case/").content.decode()
+
+    for case in cases:
+        assert f"<code>{tail(case['id'])}</code>" in html
+    # All made in the same second share their first 8 digits; the tail tells them apart.
+    found = officer_zh.get(f"{ADMIN}registry/case/", {"q": tail(cases[1]["id"])})
+    assert [str(c.pk) for c in found.context["cl"].result_list] == [cases[1]["id"]]
+
+
+def test_it_does_not_keep_a_typed_phone_number_in_the_audit_trail_of_a_case_search(
+    world, officer_zh
+):
+    officer_zh.get(f"{ADMIN}registry/case/", {"q": "13912345678"})
+
+    search = AuditEvent.objects.filter(action="admin.cases_searched").latest("id")
+    assert search.object_id == "" and "13912345678" not in str(search.details)
+
+
+def test_the_dispute_desk_finds_a_dispute_by_its_id_tail_and_by_member_name(world, officer_zh):
+    _, _, dispute = disputed_case(world)
+    disputed_case(world)
+    url = f"{ADMIN}registry/dispute/"
+
+    by_tail = officer_zh.get(url, {"q": tail(dispute["id"])})
+    by_whole_id = officer_zh.get(url, {"q": dispute["id"]})
+    bob = Member.objects.get(code="BOB_LOANS")
+    by_name = officer_zh.get(url, {"q": bob.name})
+
+    assert [str(d.pk) for d in by_tail.context["cl"].result_list] == [dispute["id"]]
+    assert [str(d.pk) for d in by_whole_id.context["cl"].result_list] == [dispute["id"]]
+    assert len(by_name.context["cl"].result_list) == 2
+    assert f"<code>{tail(dispute['id'])}</code>" in by_tail.content.decode()
+
+
+def test_a_dispute_page_shows_its_own_id_and_links_instead_of_an_empty_history(world, officer_zh):
+    case, _, dispute = disputed_case(world)
+    ident = CaseIdentifier.objects.filter(case_id=case["id"]).first()
+    other = Case.objects.exclude(pk=case["id"]).filter(identifiers__fingerprint=ident.fingerprint)
+    html = officer_zh.get(f"{ADMIN}registry/dispute/{dispute['id']}/change/").content.decode()
+
+    assert f'<code id="dispute-id">{dispute["id"]}</code>' in html
+    assert "historylink" not in html and "该争议的审计事件" in html
+    assert "含相同标识符的其他案件" in html
+    for related in other:
+        assert f"/admin/registry/case/{related.pk}/change/" in html
+    # History in words, each event linking to itself.
+    filed = AuditEvent.objects.get(action="dispute.filed", object_id=dispute["id"])
+    assert f'/admin/registry/auditevent/{filed.pk}/change/">争议已提交</a>' in html
+    assert "<code>dispute.filed</code>" not in html
+
+
+# --- codes to words -----------------------------------------------------------------------------
+
+
+def test_the_audit_trail_shows_actions_and_object_types_in_words_with_links(world, officer_zh):
+    case, _ = listed_case(world)
+
+    html = officer_zh.get(f"{ADMIN}registry/auditevent/", {"q": case["id"]}).content.decode()
+
+    submitted = AuditEvent.objects.get(action="case.submitted", object_id=case["id"])
+    assert f"/admin/registry/case/{case['id']}/change/" in html
+    assert "case.submitted</td>" not in html
+    page = officer_zh.get(f"{ADMIN}registry/auditevent/{submitted.pk}/change/").content.decode()
+    assert f"/admin/registry/case/{case['id']}/change/" in page and "案件" in page
+
+
+def test_the_audit_export_has_chinese_headers_local_times_and_counts_its_rows(world, officer_zh):
+    listed_case(world)
+
+    response = officer_zh.get(f"{ADMIN}registry/auditevent/export/")
+
+    text = b"".join(response.streaming_content).decode("utf-8-sig")
+    header, *rows = list(csv.reader(io.StringIO(text)))
+    assert "操作" in header and "对象类型" in header and "action" not in header
+    assert all(row[1].endswith("+08:00") for row in rows)
+    exported = AuditEvent.objects.filter(action="audit.exported").latest("id")
+    assert exported.details["count"] == len(rows)
+    assert ["案件已提交"] == [r[7] for r in rows if r[6] == "case.submitted"]
+
+
+# --- a second look before the irreversible ------------------------------------------------------
+
+
+def test_upholding_from_the_case_file_asks_for_confirmation_first(world, officer_zh):
+    case, _, dispute = disputed_case(world)
+    form = {"outcome": "upheld", "rationale": RATIONALE, "review": "1"}
+
+    summary = officer_zh.post(decide_url(dispute["id"]), form)
+
+    assert summary.status_code == 200
+    html = summary.content.decode()
+    assert 'id="confirm-form"' in html and "此操作不可撤销" in html
+    assert Dispute.objects.get(pk=dispute["id"]).status == "open"
+    assert Case.objects.get(pk=case["id"]).status != "removed"
+
+    officer_zh.post(decide_url(dispute["id"]), {"outcome": "upheld", "rationale": RATIONALE})
+
+    assert Dispute.objects.get(pk=dispute["id"]).status == "upheld"
+    assert Case.objects.get(pk=case["id"]).status == "removed"
+
+
+def test_rejecting_needs_no_confirmation(world, officer_zh):
+    _, _, dispute = disputed_case(world)
+
+    officer_zh.post(
+        decide_url(dispute["id"]), {"outcome": "rejected", "rationale": RATIONALE, "review": "1"}
+    )
+
+    assert Dispute.objects.get(pk=dispute["id"]).status == "rejected"
+
+
+def test_bulk_revocation_shows_the_keys_and_revokes_only_when_confirmed(world, officer_zh):
+    keys = list(ApiKey.objects.filter(member__code="ALICE_BANK", revoked_at__isnull=True))
+    selected = {"action": "revoke_selected", "_selected_action": [k.pk for k in keys]}
+
+    summary = officer_zh.post(f"{ADMIN}registry/apikey/", selected)
+
+    assert summary.status_code == 200
+    html = summary.content.decode()
+    assert 'id="keys-to-revoke"' in html and "此操作不可撤销" in html
+    assert all(str(k) in html for k in keys)
+    assert ApiKey.objects.filter(
+        pk__in=[k.pk for k in keys], revoked_at__isnull=True
+    ).count() == len(keys)
+
+    officer_zh.post(f"{ADMIN}registry/apikey/", {**selected, "confirmed": "1"})
+
+    assert not ApiKey.objects.filter(pk__in=[k.pk for k in keys], revoked_at__isnull=True).exists()
+
+
+# --- state that is shown ------------------------------------------------------------------------
+
+
+def test_a_suspended_members_keys_show_as_suspended_with_who_and_when(world, officer_zh):
+    alice = Member.objects.get(code="ALICE_BANK")
+    officer_zh.post(f"{ADMIN}registry/member/{alice.pk}/suspend/", {"rationale": "Unpaid fees."})
+
+    page = officer_zh.get(f"{ADMIN}registry/member/{alice.pk}/change/").content.decode()
+    keys = officer_zh.get(f"{ADMIN}registry/apikey/", {"member__id__exact": alice.pk})
+
+    assert 'id="member-suspension"' in page and "由 officer 于" in page
+    assert "随成员机构暂停" in page and "使用中" not in page
+    assert "随成员机构暂停" in keys.content.decode() and "使用中" not in keys.content.decode()
+
+
+def test_an_overdue_dispute_says_its_case_is_hidden_from_lookups(world, officer_zh):
+    _, _, dispute = disputed_case(world)
+    Dispute.objects.filter(pk=dispute["id"]).update(due_at=timezone.now())
+
+    html = officer_zh.get(f"{ADMIN}registry/dispute/{dispute['id']}/change/").content.decode()
+
+    assert 'id="hidden-from-lookups"' in html and "不会出现在查询结果中" in html
+
+
+def test_the_desk_has_a_responded_queue_and_the_decided_queue_shows_when(world, officer_zh):
+    _, _, waiting = disputed_case(world)
+    _, _, answered = disputed_case(world)
+    world.alice.post(
+        f"/api/v1/disputes/{answered['id']}/response",
+        {"position": "maintain", "statement": "We hold the signed contract."},
+    )
+    responded = officer_zh.get(f"{ADMIN}registry/dispute/", {"queue": "responded"})
+
+    assert [str(d.pk) for d in responded.context["cl"].result_list] == [answered["id"]]
+    assert "已答复，待裁决" in responded.content.decode()
+
+    officer_zh.post(decide_url(waiting["id"]), {"outcome": "rejected", "rationale": RATIONALE})
+    decided = officer_zh.get(f"{ADMIN}registry/dispute/", {"queue": "decided"}).content.decode()
+    assert "column-decided_at" in decided
+
+
+# --- records that link --------------------------------------------------------------------------
+
+
+def test_a_members_page_links_to_its_cases_disputes_keys_and_audit_events(world, officer_zh):
+    alice = Member.objects.get(code="ALICE_BANK")
+    submit_case(world.alice)
+
+    html = officer_zh.get(f"{ADMIN}registry/member/{alice.pk}/change/").content.decode()
+
+    assert f"/admin/registry/case/?member__id__exact={alice.pk}" in html
+    assert f"filed_by__id__exact={alice.pk}" in html
+    assert f"/admin/registry/apikey/?member__id__exact={alice.pk}" in html
+    assert f"/admin/registry/auditevent/?member__id__exact={alice.pk}" in html
