@@ -116,7 +116,7 @@ def test_the_audit_export_has_chinese_headers_local_times_and_counts_its_rows(wo
     assert all(row[1].endswith("+08:00") for row in rows)
     exported = AuditEvent.objects.filter(action="audit.exported").latest("id")
     assert exported.details["count"] == len(rows)
-    assert ["案件已提交"] == [r[7] for r in rows if r[6] == "case.submitted"]
+    assert [r[7] for r in rows if r[6] == "case.submitted"] == ["案件已提交"]
 
 
 # --- a second look before the irreversible ------------------------------------------------------
