@@ -18,7 +18,7 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from registry.actors import Actor
-from registry.admin.common import actor_for, category_label, scope_labels
+from registry.admin.common import actor_for, category_label, job_label, scope_labels
 from registry.audit_actions import AuditAction
 from registry.selectors import dashboard as numbers
 from registry.selectors.abuse import (
@@ -197,6 +197,7 @@ def job_rows(jobs: list[numbers.JobHealth]) -> list[dict]:
         rows.append(
             {
                 "job": job.job,
+                "job_label": job_label(job.job),
                 "state": state,
                 "label": label,
                 "started_at": job.last_started_at,
