@@ -58,6 +58,8 @@ class AuditAction(models.TextChoices):
     ADMIN_CASES_SEARCHED = "admin.cases_searched", _("Cases searched in the admin")
     ADMIN_AUDIT_BROWSED = "admin.audit_browsed", _("Audit trail browsed in the admin")
     ADMIN_AUDIT_EVENT_VIEWED = "admin.auditevent_viewed", _("Audit event opened in the admin")
+    OFFICER_SIGNED_IN = "officer.signed_in", _("Officer signed in")
+    OFFICER_CODE_REFUSED = "officer.code_refused", _("Officer's authenticator code refused")
     PEPPER_ROTATED = "pepper.rotated", _("Pepper rotation batch")
     PEPPER_ROTATION_COMPLETED = "pepper.rotation_completed", _("Pepper rotation completed")
     LOOKUP_LOG_PURGED = "lookup_log.purged", _("Lookup log purged")

@@ -5,8 +5,11 @@ from django import forms
 from django.contrib.auth.signals import user_login_failed
 from django.urls import path
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext_lazy
 from django_otp import devices_for_user
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
+
+from registry.audit_actions import AuditAction
 
 
 class OfficerLoginForm(OTPAdminAuthenticationForm):
@@ -27,7 +30,22 @@ class OfficerLoginForm(OTPAdminAuthenticationForm):
         **OTPAdminAuthenticationForm.otp_error_messages,
         "token_required": _("Enter the 6-digit code from your authenticator app."),
         "invalid_token": _("That code is not valid. Enter the current code from your app."),
+        # django-otp's own are not translated into Chinese.
+        "n_failed_attempts": ngettext_lazy(
+            "Code checks are paused after %(failure_count)d wrong code. Wait a little and "
+            "enter the current code again.",
+            "Code checks are paused after %(failure_count)d wrong codes. Wait a little and "
+            "enter the current code again.",
+            "failure_count",
+        ),
+        "verification_not_allowed": _("Code checks are paused for now. Try again shortly."),
     }
+
+    def clean(self):
+        cleaned = super().clean()
+        # Sign-ins are on the audit trail, as every officer's action is.
+        _audit_sign_in(self.get_user(), AuditAction.OFFICER_SIGNED_IN, {})
+        return cleaned
 
     def _chosen_device(self, user):
         device = super()._chosen_device(user)
@@ -49,12 +67,26 @@ class OfficerLoginForm(OTPAdminAuthenticationForm):
             super().clean_otp(user)
         except forms.ValidationError:
             if user is not None and self.cleaned_data.get("otp_token"):
+                _audit_sign_in(user, AuditAction.OFFICER_CODE_REFUSED, {"reason": "code"})
                 user_login_failed.send(
                     sender=type(self),
                     credentials={"username": user.get_username()},
                     request=self.request,
                 )
             raise
+
+
+def _audit_sign_in(user, action, details: dict) -> None:
+    from registry.actors import Actor
+    from registry.services.audit import audit_record
+
+    audit_record(
+        actor=Actor.for_officer(user),
+        action=action,
+        object_type="user",
+        object_id=user.get_username(),
+        details=details,
+    )
 
 
 class RegistryAdminSite(OTPAdminSite):
