@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db.models import Count, Max, Min
+from django.utils import timezone
 
 from registry.actors import Actor
 from registry.audit_actions import AuditAction
@@ -43,7 +44,7 @@ def throttled_members(*, actor: Actor, since: datetime) -> list[ThrottledMember]
             windows_refused=row["windows"],
             first_refused_at=row["first"],
             last_refused_at=row["last"],
-            usual_lookups_per_day=_usual_lookups_per_day(row["member_id"], since),
+            usual_lookups_per_day=_usual_lookups_per_day(row["member_id"], row["first"]),
         )
         for row in rows
         if row["member_id"] in members
@@ -55,10 +56,14 @@ def _scopes(events, member_id: int) -> list[str]:
     return sorted({d.get("scope", "") for d in details if isinstance(d, dict)} - {""})
 
 
-def _usual_lookups_per_day(member_id: int, since: datetime) -> float:
-    start = since - timedelta(days=USUAL_VOLUME_DAYS)
+def _usual_lookups_per_day(member_id: int, first_refused_at: datetime) -> float:
+    """The member's lookups a day over the USUAL_VOLUME_DAYS whole days before the day it was
+    first refused (not before the panel's window: a member throttled on its busiest days
+    would otherwise show a usual volume of 0)."""
+    end = timezone.localtime(first_refused_at).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = end - timedelta(days=USUAL_VOLUME_DAYS)
     count = Lookup.objects.filter(
-        member_id=member_id, created_at__gte=start, created_at__lt=since
+        member_id=member_id, created_at__gte=start, created_at__lt=end
     ).count()
     return round(count / USUAL_VOLUME_DAYS, 1)
 
