@@ -15,11 +15,27 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from registry.admin.common import CHOICE_ERRORS, actor_for, no_store, report_error
+from registry.admin.common import (
+    CHOICE_ERRORS,
+    actor_for,
+    category_label,
+    id_tail,
+    no_store,
+    report_error,
+)
 from registry.errors import RegistryError
 from registry.models import CaseStatus, DisputeStatus, IdentifierKind, Purpose
 from registry.selectors.compliance import subject_access_csv_rows, subject_access_report
 from registry.tokens import is_token
+
+
+class TokenInput(forms.TextInput):
+    """Shows a valid token back, never anything else: an officer who pasted the phone number
+    itself by mistake must not find it echoed in the page (nor in the browser's cache)."""
+
+    def format_value(self, value):
+        text = str(value or "").strip().lower()
+        return text if is_token(text) else None
 
 
 class SubjectAccessForm(forms.Form):
@@ -33,7 +49,7 @@ class SubjectAccessForm(forms.Form):
         min_length=128,
         max_length=128,
         strip=True,
-        widget=forms.TextInput(attrs={"size": 80, "autocomplete": "off", "spellcheck": "false"}),
+        widget=TokenInput(attrs={"size": 80, "autocomplete": "off", "spellcheck": "false"}),
         help_text=gettext_lazy(
             "The 128-hex-character token the member's client computed for the identifier "
             "(never the phone number, ID or card number itself)."
@@ -105,6 +121,8 @@ def _presentable(report: dict) -> dict:
         {
             **case,
             "status_label": _label(CaseStatus, case["status"]),
+            "category_label": category_label(case["category"]),
+            "id_tail": id_tail(case["case_id"]),
             "disputes": [
                 {**d, "status_label": _label(DisputeStatus, d["status"])} for d in case["disputes"]
             ],

@@ -5,6 +5,8 @@ The token is digested under every configured pepper version, because during a pe
 rows sit at different layers (registry/tokens.py).
 """
 
+from datetime import datetime
+
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -176,7 +178,12 @@ def subject_access_csv_rows(report: dict):
 
 
 def _iso(value) -> str:
-    return value.isoformat() if value is not None else ""
+    """A time in local time (as the admin shows it), with its offset; a date as it is."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        value = timezone.localtime(value)
+    return value.isoformat()
 
 
 def _column_title(column: str) -> str:
