@@ -6,20 +6,28 @@ The browser walk-through of the same items is tests/test_officer_desk_browser.py
 
 import csv
 import io
+from datetime import timedelta
 
 import pytest
+from django.test import Client
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from registry.models import ApiKey, AuditEvent, Case, CaseIdentifier, Dispute, Member
-from tests.factories import submit_case
+from registry.models import ApiKey, AuditEvent, Case, CaseIdentifier, Dispute, JobRun, Member
+from tests.base import OFFICER_PASSWORD
+from tests.factories import fresh_phone, identifier, lookup, submit_case
 from tests.test_admin import (
     ADMIN,
     RATIONALE,
+    code_for,
     decide_url,
+    device_of,
     disputed_case,
     listed_case,
+    login,
     verified_client,
 )
+from tests.test_admin_sweeps import refuse
 
 pytestmark = pytest.mark.django_db
 
@@ -223,3 +231,105 @@ def test_a_members_page_links_to_its_cases_disputes_keys_and_audit_events(world,
     assert f"filed_by__id__exact={alice.pk}" in html
     assert f"/admin/registry/apikey/?member__id__exact={alice.pk}" in html
     assert f"/admin/registry/auditevent/?member__id__exact={alice.pk}" in html
+
+
+# --- small but daily ----------------------------------------------------------------------------
+
+
+def test_the_due_soon_tile_opens_the_disputes_due_soon_only(world, officer_zh):
+    _, _, soon = disputed_case(world)
+    _, _, later = disputed_case(world)
+    Dispute.objects.filter(pk=soon["id"]).update(due_at=timezone.now() + timedelta(hours=5))
+    Dispute.objects.filter(pk=later["id"]).update(due_at=timezone.now() + timedelta(days=25))
+
+    dashboard = officer_zh.get(ADMIN).content.decode()
+    queue = officer_zh.get(f"{ADMIN}registry/dispute/", {"queue": "due_soon"})
+
+    assert 'href="/admin/registry/dispute/?queue=due_soon" id="tile-due-soon"' in dashboard
+    assert [str(d.pk) for d in queue.context["cl"].result_list] == [soon["id"]]
+
+
+def test_the_throttled_panel_counts_the_usual_volume_of_the_days_before_the_sweep(
+    world, officer_zh, frozen_now
+):
+    now = frozen_now.current
+    frozen_now.set(now - timedelta(days=2))  # inside the panel's 7 days, before the sweep
+    for _ in range(20):
+        lookup(world.bob, [identifier("phone", fresh_phone())])
+    frozen_now.set(now)
+    refuse(world.bob)
+
+    rows = {row["code"]: row for row in officer_zh.get(ADMIN).context["dashboard"]["throttled"]}
+
+    assert rows["BOB_LOANS"]["usual_per_day"] == round(20 / 28, 1)
+
+
+def test_subject_access_is_in_the_sidebar_not_beside_change_password(world, officer_zh):
+    html = officer_zh.get(f"{ADMIN}registry/case/").content.decode()
+
+    sidebar = html[html.index('id="nav-sidebar"') :]
+    header = html[: html.index('id="nav-sidebar"')]
+    assert "/admin/subject-access/" in sidebar and "/admin/subject-access/" not in header
+    assert "/admin/subject-access/" in officer_zh.get(ADMIN).content.decode()
+
+
+def test_subject_access_does_not_echo_a_pasted_phone_number(world, officer_zh):
+    response = officer_zh.post(f"{ADMIN}subject-access/", {"kind": "phone", "token": "13912345678"})
+
+    assert response.status_code == 200 and response.context["form"].errors["token"]
+    assert "13912345678" not in response.content.decode()
+
+
+def test_subject_access_shows_categories_in_words_and_ids_that_differ(world, officer_zh):
+    case, ident = listed_case(world)
+
+    html = officer_zh.post(
+        f"{ADMIN}subject-access/", {"kind": "phone", "token": ident["token"]}
+    ).content.decode()
+
+    assert "身份盗用" in html and "identity_theft" not in html
+    assert f"<code>{tail(case['id'])}</code>" in html
+
+
+def test_the_job_list_hides_idle_sealing_runs_and_names_jobs_in_words(world, officer_zh):
+    start = timezone.now()
+    for sealed in (0, 0, 5):
+        JobRun.objects.create(
+            job="audit_seal",
+            status="succeeded",
+            started_at=start,
+            finished_at=start,
+            details={"sealed": sealed, "batches": 1, "lag_seconds": 0.0},
+        )
+    JobRun.objects.create(
+        job="expiry", status="failed", started_at=start, details={"error": "boom"}
+    )
+
+    default = officer_zh.get(f"{ADMIN}registry/jobrun/")
+    everything = officer_zh.get(f"{ADMIN}registry/jobrun/", {"runs": "all"})
+
+    assert len(default.context["cl"].result_list) == 2
+    assert len(everything.context["cl"].result_list) == 4
+    html = default.content.decode()
+    assert "审计日志封存" in html and "案件到期" in html and "已封存事件: 5" in html
+    assert ">audit_seal<" not in html
+
+
+def test_officers_sign_ins_and_refused_codes_are_audited_and_throttling_speaks_chinese(world):
+    device = device_of(world.officer.user)
+    client = Client(HTTP_ACCEPT_LANGUAGE="zh-CN,zh;q=0.9")
+    wrong = f"{(int(code_for(device)) + 1) % 1_000_000:06d}"
+
+    first = login(client, "officer", OFFICER_PASSWORD, wrong)
+    second = login(client, "officer", OFFICER_PASSWORD, wrong)
+
+    assert AuditEvent.objects.filter(action="officer.code_refused", object_id="officer").exists()
+    assert "验证码" in first.content.decode()
+    assert "校验暂停" in second.content.decode()
+    assert "Verification temporarily disabled" not in second.content.decode()
+    device.refresh_from_db()
+    TOTPDevice.objects.filter(pk=device.pk).update(throttling_failure_count=0)
+
+    login(client, "officer", OFFICER_PASSWORD, code_for(device, drift=1))
+
+    assert AuditEvent.objects.filter(action="officer.signed_in", officer="officer").exists()

@@ -7,6 +7,7 @@ a second decision (InvalidTransition, shown here as an error message; nothing ch
 from datetime import timedelta
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q
@@ -86,6 +87,7 @@ class QueueFilter(admin.SimpleListFilter):
     def lookups(self, request, model_admin):
         return (
             ("undecided", _("Undecided")),
+            ("due_soon", _("Due soon")),
             ("responded", _("Responded, ready to decide")),
             ("overdue", _("Overdue")),
             ("decided", _("Decided")),
@@ -107,6 +109,11 @@ class QueueFilter(admin.SimpleListFilter):
         value = self.value()
         if value == "undecided":
             return queryset.filter(status__in=UNDECIDED_DISPUTE_STATUSES)
+        if value == "due_soon":  # as the dashboard's tile counts them
+            soon = timezone.now() + timedelta(days=settings.REGISTRY_DISPUTE_REMINDER_DAYS)
+            return queryset.filter(status__in=UNDECIDED_DISPUTE_STATUSES, due_at__lte=soon).exclude(
+                effective_status=DisputeStatus.OVERDUE
+            )
         if value == "responded":
             return queryset.filter(effective_status=DisputeStatus.RESPONDED)
         if value == "overdue":
