@@ -333,3 +333,15 @@ def test_officers_sign_ins_and_refused_codes_are_audited_and_throttling_speaks_c
     login(client, "officer", OFFICER_PASSWORD, code_for(device, drift=1))
 
     assert AuditEvent.objects.filter(action="officer.signed_in", officer="officer").exists()
+
+
+def test_a_refused_key_issue_answers_in_chinese_with_scopes_in_words(world, officer_zh):
+    alice = Member.objects.get(code="ALICE_BANK")
+
+    response = officer_zh.post(
+        f"{ADMIN}registry/apikey/add/", {"member": alice.pk, "scopes": ["compliance"]}
+    )
+
+    html = response.content.decode()
+    assert "该持有人的密钥只能具有以下权限范围" in html, html[html.find("errornote") - 200 :][:800]
+    assert "dispute, lookup, submit" not in html

@@ -37,7 +37,7 @@ from registry.admin.common import (
 )
 from registry.admin.dashboard import THROTTLED_DAYS, refusals_url
 from registry.admin.site import site
-from registry.errors import RegistryError
+from registry.errors import RegistryError, ValidationFailed
 from registry.models import MEMBER_SCOPES, ApiKey, LimitScope, Member, Scope
 from registry.selectors.abuse import last_refused_at
 from registry.selectors.usage import member_signals, usage_alerts
@@ -119,6 +119,15 @@ class IssueKeyForm(forms.Form):
                 _("Choose either a member or a compliance officer as the key's owner.")
             )
         return data
+
+
+def allowed_scopes(data) -> set[str]:
+    """The scopes the chosen owner's key may carry (as the service checks them)."""
+    from registry.services.api_keys import officer_allowed_scopes
+
+    if data.get("member"):
+        return {s.value for s in MEMBER_SCOPES}
+    return officer_allowed_scopes(set(data["officer"].groups.values_list("name", flat=True)))
 
 
 def key_state_pill(key: ApiKey) -> str:
@@ -478,7 +487,14 @@ class ApiKeyAdmin(RegistryModelAdmin):
             initial["member"] = request.GET["member"]
         form = IssueKeyForm(posted(request), initial=initial)
         if request.method == "POST" and form.is_valid():
+            allowed = allowed_scopes(form.cleaned_data)
             try:
+                if not set(form.cleaned_data["scopes"]) <= allowed:
+                    # The service refuses it too; here the refusal names the scopes in words.
+                    raise ValidationFailed(
+                        _("This owner's key may carry only: %(scopes)s.")
+                        % {"scopes": scope_labels(sorted(allowed)) or "—"}
+                    )
                 issued = api_key_issue(actor=actor_for(request), **form.cleaned_data)
             except RegistryError as exc:
                 report_error(request, exc)
