@@ -8,7 +8,7 @@ import uuid
 from django import forms
 from django.contrib import admin, messages
 from django.shortcuts import get_object_or_404
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -128,6 +128,7 @@ class CaseAdmin(RegistryModelAdmin):
         "status_changed_at",
         "subject_statement",
         "text_scrubbed_at",
+        "related_cases",
     )
     readonly_fields = fields
     inlines = (CaseIdentifierInline, CaseDisputeInline)
@@ -139,7 +140,28 @@ class CaseAdmin(RegistryModelAdmin):
 
     @admin.display(description=gettext_lazy("member"))
     def member_display(self, obj):
-        return str(obj.member)
+        return format_html(
+            '<a href="{}">{}</a>', admin_url(obj.member, "change", obj.member_id), obj.member
+        )
+
+    @admin.display(description=gettext_lazy("Other cases with these identifiers"))
+    def related_cases(self, obj):
+        from registry.admin.disputes import related_cases
+
+        others = related_cases(obj)
+        if not others:
+            return _("none")
+        return format_html_join(
+            format_html("<br>"),
+            '<a href="{}">{} · {}</a> <span class="quiet">{}</span>',
+            (
+                (admin_url(c, "change", c.pk), c.member.code, c.reference, c.get_status_display())
+                for c in others
+            ),
+        )
+
+    def audit_search_term(self, obj):
+        return str(obj.pk)
 
     @admin.display(description=gettext_lazy("case"), ordering="id")
     def short_id(self, obj):

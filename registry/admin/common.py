@@ -15,6 +15,7 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.http import urlencode
 from django.utils.translation import gettext, gettext_lazy
 from registry_client.pii import looks_like_raw_identifier
 
@@ -227,6 +228,19 @@ class RegistryModelAdmin(admin.ModelAdmin):
     def extra_change_context(self, request, obj) -> dict:
         return {}
 
+    def audit_search_term(self, obj) -> str:
+        """What finds this object's events in the audit trail's search ("" for none)."""
+        return ""
+
+    def audit_tools(self, obj) -> list["Tool"]:
+        term = self.audit_search_term(obj)
+        if not term:
+            return []
+        from registry.models import AuditEvent
+
+        url = admin_url(AuditEvent, "changelist") + "?" + urlencode({"q": term})
+        return [Tool(gettext("Audit events"), url)]
+
     def url_name(self, view: str) -> str:
         return f"{self.opts.app_label}_{self.opts.model_name}_{view}"
 
@@ -239,7 +253,9 @@ class RegistryModelAdmin(admin.ModelAdmin):
         if object_id is not None:
             obj = self.get_object(request, admin.utils.unquote(object_id))
             if obj is not None:
-                extra_context["registry_tools"] = self.object_tools(request, obj)
+                extra_context["registry_tools"] = self.object_tools(request, obj) + (
+                    self.audit_tools(obj)
+                )
                 extra_context.update(self.extra_change_context(request, obj))
                 if self.view_audit_action and request.method == "GET":
                     audit_record(

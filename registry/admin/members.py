@@ -422,6 +422,9 @@ class ApiKeyAdmin(RegistryModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False  # keys are issued and revoked, never edited
 
+    def audit_search_term(self, obj):
+        return obj.prefix  # its issue and revocation, and every call made with it
+
     def has_revoke_permission(self, request, obj=None):
         return request.user.has_perm("registry.change_apikey")
 
