@@ -264,6 +264,16 @@ def test_the_throttled_panel_counts_the_usual_volume_of_the_days_before_the_swee
     assert rows["BOB_LOANS"]["usual_per_day"] == round(20 / 28, 1)
 
 
+def test_the_case_list_filters_categories_by_their_names(world, officer_zh):
+    listed_case(world)
+
+    html = officer_zh.get(f"{ADMIN}registry/case/").content.decode()
+    panel = html[html.index('id="changelist-filter"') :]
+
+    assert "身份盗用" in panel and ">identity_theft<" not in panel
+    assert "category__code__exact=identity_theft" in panel
+
+
 def test_subject_access_is_in_the_sidebar_not_beside_change_password(world, officer_zh):
     html = officer_zh.get(f"{ADMIN}registry/case/").content.decode()
 

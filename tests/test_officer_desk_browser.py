@@ -34,7 +34,7 @@ def page(chromium):  # noqa: F811 - the module-scoped browser of test_admin_brow
 
 def shot(page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"desk-{name}.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / f"desk-{name}.png"))  # the first screen
 
 
 def fits(page, selector: str) -> bool:

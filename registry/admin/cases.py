@@ -56,6 +56,20 @@ class WithdrawCaseForm(forms.Form):
     )
 
 
+class CategoryFilter(admin.RelatedFieldListFilter):
+    """The categories by their names in the officer's language, not their codes."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.title = gettext_lazy("category")
+
+    def field_choices(self, field, request, model_admin):
+        return [
+            (category.pk, category_label(category.pk, category.name))
+            for category in Category.objects.order_by("code")
+        ]
+
+
 class CaseIdentifierInline(ReadOnlyTabularInline):
     """Kind and fingerprint only: the digest is never shown."""
 
@@ -107,7 +121,7 @@ class CaseAdmin(RegistryModelAdmin):
     )
     list_filter = (
         "status",
-        ("category", related_filter(gettext_lazy("category"))),
+        ("category", CategoryFilter),
         ("member", related_filter(gettext_lazy("member"))),
     )
     list_select_related = ("member", "category")
