@@ -65,6 +65,10 @@ class Member(models.Model):
         blank=True,
         help_text=_("Disputes this member may file in any 24 hours; empty for the default."),
     )
+    # Why the member is suspended, for the officers' page (empty while active). Kept here,
+    # not in the append-only audit trail (which gets its length only), so that it can be
+    # corrected and is cleared on reactivation; screened against raw identifiers.
+    suspension_reason = models.TextField(_("reason for the suspension"), blank=True)
 
     class Meta:
         verbose_name = _("member institution")

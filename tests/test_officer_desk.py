@@ -188,8 +188,29 @@ def test_a_suspended_members_keys_show_as_suspended_with_who_and_when(world, off
     keys = officer_zh.get(f"{ADMIN}registry/apikey/", {"member__id__exact": alice.pk})
 
     assert 'id="member-suspension"' in page and "由 officer 于" in page
+    assert "原因： Unpaid fees." in page
+    alice.refresh_from_db()
+    assert alice.suspension_reason == "Unpaid fees."
+    event = AuditEvent.objects.filter(action="member.suspended").latest("id")
+    assert event.details == {"rationale_length": len("Unpaid fees.")}
     assert "随成员机构暂停" in page and "使用中" not in page
     assert "随成员机构暂停" in keys.content.decode() and "使用中" not in keys.content.decode()
+
+
+def test_reactivation_clears_the_reason_and_a_raw_identifier_is_refused(world, officer_zh):
+    alice = Member.objects.get(code="ALICE_BANK")
+    officer_zh.post(f"{ADMIN}registry/member/{alice.pk}/suspend/", {"rationale": "Unpaid fees."})
+    officer_zh.post(f"{ADMIN}registry/member/{alice.pk}/reactivate/", {"rationale": "Paid."})
+    alice.refresh_from_db()
+    assert alice.status == "active" and alice.suspension_reason == ""
+
+    refused = officer_zh.post(
+        f"{ADMIN}registry/member/{alice.pk}/suspend/", {"rationale": "Call 13912345678."}
+    )
+
+    alice.refresh_from_db()
+    assert refused.status_code == 200 and alice.status == "active"
+    assert "13912345678" not in refused.content.decode()
 
 
 def test_an_overdue_dispute_says_its_case_is_hidden_from_lookups(world, officer_zh):

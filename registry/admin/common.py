@@ -126,6 +126,22 @@ def refuse_raw_identifiers(value: str) -> None:
         )
 
 
+def forget_raw_values(form) -> None:
+    """A field refused as a raw identifier is shown again empty: the page must not echo the
+    phone or ID number an officer typed (nor keep it in the browser's history)."""
+    if not form.is_bound or not form.errors:
+        return
+    refused = [
+        name
+        for name, errors in form.errors.as_data().items()
+        if any(error.code == "raw_pii_rejected" for error in errors)
+    ]
+    if refused:
+        form.data = form.data.copy()
+        for name in refused:
+            form.data[form.add_prefix(name)] = ""
+
+
 def titled(filter_class, title):
     """A list filter with a translated title (for fields the models left without a
     verbose_name, whose title would otherwise show in English)."""
@@ -295,6 +311,7 @@ class RegistryModelAdmin(admin.ModelAdmin):
         self, request, *, title, form, obj=None, submit_label, intro="", danger=False, status=200
     ):
         """A small page with one form, for an action that needs input (a reason, a limit)."""
+        forget_raw_values(form)
         context = {
             **self.admin_site.each_context(request),
             "title": title,

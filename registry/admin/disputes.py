@@ -26,6 +26,7 @@ from registry.admin.common import (
     actor_for,
     admin_url,
     category_label,
+    forget_raw_values,
     id_filter,
     id_tail,
     object_type_label,
@@ -253,6 +254,7 @@ class DisputeAdmin(RegistryModelAdmin):
         return HttpResponseRedirect(admin_url(Dispute, "changelist"))
 
     def _case_file(self, request, dispute, form, status=200):
+        forget_raw_values(form)
         case = dispute.case
         undecided = dispute.status in UNDECIDED_DISPUTE_STATUSES
         context = {

@@ -17,6 +17,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
+from django.utils.text import format_lazy
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -62,7 +63,11 @@ class MemberStatusForm(forms.Form):
     rationale = forms.CharField(
         label=gettext_lazy("Rationale"),
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
-        help_text=gettext_lazy("Recorded in the audit trail by its length only."),
+        help_text=format_lazy(
+            "{} {}",
+            gettext_lazy("Recorded in the audit trail by its length only."),
+            gettext_lazy("Shown on the member's page while it is suspended."),
+        ),
         validators=[refuse_raw_identifiers],
     )
 

@@ -5,10 +5,11 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
+from registry_client.pii import looks_like_raw_identifier
 
 from registry.actors import Actor
 from registry.audit_actions import AuditAction
-from registry.errors import Conflict, ValidationFailed
+from registry.errors import Conflict, RawPiiRejected, ValidationFailed
 from registry.models import LimitScope, Member, MemberLimit
 from registry.services.audit import audit_record
 from registry.services.quotas import member_limits_forget
@@ -78,9 +79,13 @@ def member_update(*, actor: Actor, member_id: int, name: str, contact_email: str
 def member_set_status(*, actor: Actor, member: Member, status: str, rationale: str = "") -> Member:
     if status not in Member.Status.values:
         raise ValidationFailed(_("Unknown member status."))
+    if looks_like_raw_identifier(rationale):
+        raise RawPiiRejected(_("The rationale looks like a raw personal identifier."))
     if member.status != status:
         member.status = status
-        member.save(update_fields=["status"])
+        # Shown on the member's page while it is suspended; cleared when it is reactivated.
+        member.suspension_reason = rationale if status == Member.Status.SUSPENDED else ""
+        member.save(update_fields=["status", "suspension_reason"])
         audit_record(
             actor=actor,
             action=STATUS_ACTIONS[status],
