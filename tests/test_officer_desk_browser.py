@@ -137,6 +137,7 @@ def test_state_is_shown_suspension_overdue_and_the_responded_queue(world, live_s
     page.click("input[type=submit][name=_confirm]")
     page.wait_for_selector("#member-suspension")
     assert "officer" in page.inner_text("#member-suspension")
+    assert "Unpaid membership fees." in page.inner_text("#suspension-reason")
     assert "随成员机构暂停" in page.inner_text("#member-keys")
     assert "使用中" not in page.inner_text("#member-keys")
     shot(page, "member-suspended")
