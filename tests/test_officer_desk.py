@@ -245,11 +245,16 @@ def test_the_desk_has_a_responded_queue_and_the_decided_queue_shows_when(world, 
 def test_a_members_page_links_to_its_cases_disputes_keys_and_audit_events(world, officer_zh):
     alice = Member.objects.get(code="ALICE_BANK")
     submit_case(world.alice)
+    disputed_case(world)  # Bob disputes a case of Alice's
 
     html = officer_zh.get(f"{ADMIN}registry/member/{alice.pk}/change/").content.decode()
 
     assert f"/admin/registry/case/?member__id__exact={alice.pk}" in html
     assert f"filed_by__id__exact={alice.pk}" in html
+    about = officer_zh.get(
+        f"{ADMIN}registry/dispute/", {"queue": "all", "case__member__id__exact": alice.pk}
+    )
+    assert about.status_code == 200 and len(about.context["cl"].result_list) == 1
     assert f"/admin/registry/apikey/?member__id__exact={alice.pk}" in html
     assert f"/admin/registry/auditevent/?member__id__exact={alice.pk}" in html
 

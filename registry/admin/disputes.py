@@ -182,6 +182,10 @@ class DisputeAdmin(RegistryModelAdmin):
     ordering = ("due_at",)
     list_per_page = 50
 
+    def lookup_allowed(self, lookup, value, request=None):
+        # The member page links to the disputes about that member's cases.
+        return lookup == "case__member__id__exact" or super().lookup_allowed(lookup, value, request)
+
     def get_search_results(self, request, queryset, search_term):
         found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         by_id = id_filter(queryset, search_term) if search_term.strip() else None
