@@ -125,6 +125,8 @@ def test_the_audit_export_has_chinese_headers_local_times_and_counts_its_rows(wo
     exported = AuditEvent.objects.filter(action="audit.exported").latest("id")
     assert exported.details["count"] == len(rows)
     assert [r[7] for r in rows if r[6] == "case.submitted"] == ["案件已提交"]
+    assert {r[2] for r in rows} <= {"成员", "合规专员", "系统"}
+    assert {r[-1] for r in rows} <= {"是", "否"}
 
 
 # --- a second look before the irreversible ------------------------------------------------------

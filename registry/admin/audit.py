@@ -459,6 +459,13 @@ def recorded_filters(params) -> dict:
     return recorded
 
 
+def _actor_type_label(code: str) -> str:
+    try:
+        return str(AuditEvent.ActorType(code).label)
+    except ValueError:
+        return code
+
+
 def _csv_lines(events):
     writer = csv.writer(_Echo())
     yield "\ufeff"  # BOM: spreadsheet programs then read the file as UTF-8 (Chinese text)
@@ -471,7 +478,7 @@ def _csv_lines(events):
                     event.pk,
                     # Local time, as on the screen, with its offset (+08:00).
                     timezone.localtime(event.created_at).isoformat(),
-                    event.actor_type,
+                    _actor_type_label(event.actor_type),
                     event.member.code if event.member_id and event.member else "",
                     event.api_key_prefix,
                     event.officer,
