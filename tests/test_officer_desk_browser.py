@@ -9,9 +9,11 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from registry.models import ApiKey, Case, Dispute, JobRun, Member
-from tests.test_admin import disputed_case, listed_case
+from registry.models import ApiKey, AuditEvent, Case, Dispute, JobRun, Member
+from tests.base import OFFICER_PASSWORD
+from tests.test_admin import code_for, device_of, disputed_case, listed_case
 from tests.test_admin_browser import CHROMIUM, SCREENSHOTS, chromium, sign_in  # noqa: F401
 
 RATIONALE = "The subject's police report matches the dates of the application."
@@ -188,3 +190,24 @@ def test_words_not_codes_in_the_audit_trail_jobs_and_subject_access(world, live_
     page.wait_for_selector(".errorlist")
     assert page.input_value("input[name=token]") == ""
     shot(page, "subject-access")
+
+
+def test_sign_in_speaks_chinese_when_codes_are_paused_and_is_audited(world, live_server, page):
+    user = world.officer.user
+    device = device_of(user)
+    wrong = f"{(int(code_for(device)) + 1) % 1_000_000:06d}"
+    for _ in range(2):
+        page.goto(f"{live_server.url}/admin/login/?next=/admin/")
+        page.fill("#id_username", user.get_username())
+        page.fill("#id_password", OFFICER_PASSWORD)
+        page.fill("#id_otp_token", wrong)
+        page.click("#login-form input[type=submit]")
+        page.wait_for_selector(".errornote, .errorlist")
+    assert "校验暂停" in page.inner_text("#content")
+    shot(page, "login-paused")
+    assert AuditEvent.objects.filter(action="officer.code_refused").count() == 2
+
+    TOTPDevice.objects.filter(pk=device.pk).update(throttling_failure_count=0)
+    sign_in(page, live_server.url, user)
+
+    assert AuditEvent.objects.filter(action="officer.signed_in", officer=user.username).exists()
