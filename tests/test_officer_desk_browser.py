@@ -13,8 +13,10 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from registry.models import ApiKey, AuditEvent, Case, Dispute, JobRun, Member
 from tests.base import OFFICER_PASSWORD
+from tests.jobs_data import make_lookup_log
 from tests.test_admin import code_for, device_of, disputed_case, listed_case
 from tests.test_admin_browser import CHROMIUM, SCREENSHOTS, chromium, sign_in  # noqa: F401
+from tests.test_admin_sweeps import refuse
 
 RATIONALE = "The subject's police report matches the dates of the application."
 
@@ -211,3 +213,23 @@ def test_sign_in_speaks_chinese_when_codes_are_paused_and_is_audited(world, live
     sign_in(page, live_server.url, user)
 
     assert AuditEvent.objects.filter(action="officer.signed_in", officer=user.username).exists()
+
+
+def test_the_dashboard_due_soon_tile_and_the_usual_volume_of_a_throttled_member(
+    world, live_server, page
+):
+    _cases, waiting, _answered, _overdue = a_day_of_work(world)
+    Dispute.objects.filter(pk=waiting["id"]).update(due_at=timezone.now() + timedelta(hours=6))
+    yesterday = timezone.now() - timedelta(days=1)
+    for n in range(20):
+        make_lookup_log(world.bob.member, at=yesterday - timedelta(minutes=n))
+    refuse(world.bob)
+    sign_in(page, live_server.url, world.officer.user)
+
+    row = page.locator("#throttled-members tr", has_text="BOB_LOANS")
+    assert f"{20 / 28:.1f}" in row.inner_text()
+    shot(page, "dashboard")
+    page.click("#tile-due-soon")
+    page.wait_for_selector("#result_list")
+    assert page.locator("#result_list tbody tr").count() == 1
+    assert "即将到期" in page.inner_text("#changelist-filter")
