@@ -140,6 +140,11 @@ REGISTRY_DISPUTE_QUOTA_PER_DAY = env_int("REGISTRY_DISPUTE_QUOTA_PER_DAY", 10)
 # Days after which the free text of a closed case (reference, subject's statement) and of a
 # decided dispute (statements, rationale) is blanked by the closed_text_scrub job.
 REGISTRY_CLOSED_TEXT_SCRUB_DAYS = env_int("REGISTRY_CLOSED_TEXT_SCRUB_DAYS", 30)
+# Monitoring (api.md "Monitoring"): other members looking a watched identifier up within 24
+# hours that raise velocity.exceeded, unless officers set the member's own threshold.
+REGISTRY_VELOCITY_ALERT_THRESHOLD = env_int("REGISTRY_VELOCITY_ALERT_THRESHOLD", 3)
+# Days alerts are kept for the pull API (GET /api/v1/alerts) before a job deletes them.
+REGISTRY_ALERT_RETENTION_DAYS = env_int("REGISTRY_ALERT_RETENTION_DAYS", 90)
 REGISTRY_DEFAULT_RETENTION_DAYS = env_int("REGISTRY_DEFAULT_RETENTION_DAYS", 1826)
 REGISTRY_VELOCITY_RETENTION_DAYS = env_int("REGISTRY_VELOCITY_RETENTION_DAYS", 90)
 REGISTRY_IDEMPOTENCY_TTL_HOURS = env_int("REGISTRY_IDEMPOTENCY_TTL_HOURS", 48)

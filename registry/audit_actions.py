@@ -37,6 +37,15 @@ class AuditAction(models.TextChoices):
     RATE_LIMIT_EXCEEDED = "rate_limit.exceeded", _("Rate limit exceeded")
     USAGE_SIGNAL_ALERT = "member.usage_signal", _("Usage far from the member's usual")
 
+    # Monitoring: watches, alerts, webhooks
+    WATCH_CREATED = "watch.created", _("Watch created")
+    WATCH_EXTENDED = "watch.extended", _("Watch extended")
+    WATCH_DELETED = "watch.deleted", _("Watch deleted")
+    WATCH_LISTED = "watch.listed", _("Watches listed")
+    WATCHES_EXPIRED = "watches.expired", _("Expired watches deleted")
+    ALERT_LISTED = "alert.listed", _("Alerts pulled")
+    ALERTS_PURGED = "alerts.purged", _("Old alerts deleted")
+
     # Disputes
     DISPUTE_FILED = "dispute.filed", _("Dispute filed")
     DISPUTE_RESPONDED = "dispute.responded", _("Dispute responded")

@@ -10,6 +10,7 @@ from registry.api import (
     lookups,
     oprf,
     schema_extensions,  # noqa: F401  (OpenAPI for custom fields)
+    watches,
 )
 
 urlpatterns = [
@@ -33,5 +34,8 @@ urlpatterns = [
         disputes.DisputeDecisionApi.as_view(),
         name="dispute-decision",
     ),
+    path("watches", watches.WatchCollectionApi.as_view(), name="watches"),
+    path("watches/<uuid:watch_id>", watches.WatchDetailApi.as_view(), name="watch"),
+    path("alerts", watches.AlertListApi.as_view(), name="alerts"),
     path("compliance/subject-access", compliance.SubjectAccessApi.as_view(), name="subject-access"),
 ]

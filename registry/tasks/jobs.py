@@ -70,3 +70,13 @@ def usage_signals(now_iso: str | None = None, max_batches: int | None = None) ->
 @shared_task(name="registry.jobs.closed_text_scrub", **RETRY_ON_DATABASE_ERRORS)
 def closed_text_scrub(now_iso: str | None = None, max_batches: int | None = None) -> dict:
     return _run("closed_text_scrub", now_iso, max_batches)
+
+
+@shared_task(name="registry.jobs.velocity_alerts", **RETRY_ON_DATABASE_ERRORS)
+def velocity_alerts(now_iso: str | None = None, max_batches: int | None = None) -> dict:
+    return _run("velocity_alerts", now_iso, max_batches)
+
+
+@shared_task(name="registry.jobs.watch_housekeeping", **RETRY_ON_DATABASE_ERRORS)
+def watch_housekeeping(now_iso: str | None = None, max_batches: int | None = None) -> dict:
+    return _run("watch_housekeeping", now_iso, max_batches)
