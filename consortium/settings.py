@@ -145,6 +145,11 @@ REGISTRY_CLOSED_TEXT_SCRUB_DAYS = env_int("REGISTRY_CLOSED_TEXT_SCRUB_DAYS", 30)
 REGISTRY_VELOCITY_ALERT_THRESHOLD = env_int("REGISTRY_VELOCITY_ALERT_THRESHOLD", 3)
 # Days alerts are kept for the pull API (GET /api/v1/alerts) before a job deletes them.
 REGISTRY_ALERT_RETENTION_DAYS = env_int("REGISTRY_ALERT_RETENTION_DAYS", 90)
+# Webhook hosts exempt from the delivery guard (comma-separated host names or addresses):
+# deliveries never go to loopback, private, link-local or metadata addresses, checked on the
+# address actually connected to, except for these hosts, which may also use plain http
+# (tests and `make run` with a local receiver). Empty in production.
+REGISTRY_WEBHOOK_ALLOWED_HOSTS = env_list("REGISTRY_WEBHOOK_ALLOWED_HOSTS", "")
 REGISTRY_DEFAULT_RETENTION_DAYS = env_int("REGISTRY_DEFAULT_RETENTION_DAYS", 1826)
 REGISTRY_VELOCITY_RETENTION_DAYS = env_int("REGISTRY_VELOCITY_RETENTION_DAYS", 90)
 REGISTRY_IDEMPOTENCY_TTL_HOURS = env_int("REGISTRY_IDEMPOTENCY_TTL_HOURS", 48)

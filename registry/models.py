@@ -716,3 +716,72 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.pk}"
+
+
+class WebhookEndpoint(models.Model):
+    """Where a member wants its alerts pushed (Standard Webhooks). The signing secret is kept
+    to sign (HMAC is symmetric) and shown to the member once, when the endpoint is created.
+    `failing_since`: a delivery was given up after 24 hours of retries; officers see it, and
+    the next successful delivery clears it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    member = models.ForeignKey(
+        Member, on_delete=models.CASCADE, related_name="webhook_endpoints", db_index=False
+    )
+    url = models.URLField(_("URL"), max_length=2000)
+    events = ArrayField(models.CharField(max_length=32), verbose_name=_("events"))
+    secret = models.CharField(max_length=100)
+    created_at = models.DateTimeField(_("created at"))
+    last_success_at = models.DateTimeField(_("last success"), null=True, blank=True)
+    last_failure_at = models.DateTimeField(_("last failure"), null=True, blank=True)
+    consecutive_failures = models.PositiveIntegerField(_("consecutive failures"), default=0)
+    failing_since = models.DateTimeField(_("failing since"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("webhook endpoint")
+        verbose_name_plural = _("webhook endpoints")
+        indexes = [models.Index(fields=["member", "-created_at"], name="webhook_member_newest")]
+
+    def __str__(self) -> str:
+        return f"webhook {self.pk}"
+
+
+class WebhookDelivery(models.Model):
+    """One message to one endpoint, delivered at least once: `msg_id` is the webhook-id (the
+    alert id, or test_<id> for a test event), the receiver's idempotency key. A worker takes
+    a due delivery by moving `next_attempt_at` one lease ahead before it sends, so a worker
+    killed mid-delivery leaves it due again when the lease ends. Response bodies are never
+    stored: only the status code or the kind of failure."""
+
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries", db_index=False
+    )
+    msg_id = models.CharField(max_length=64)
+    event_type = models.CharField(_("event"), max_length=32)
+    data = models.JSONField()
+    event_at = models.DateTimeField()
+    created_at = models.DateTimeField(_("created at"))
+    next_attempt_at = models.DateTimeField(_("next attempt"))
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
+    gave_up_at = models.DateTimeField(_("gave up at"), null=True, blank=True)
+    last_status = models.PositiveSmallIntegerField(_("last HTTP status"), null=True, blank=True)
+    last_error = models.CharField(_("last error"), max_length=64, blank=True)
+
+    class Meta:
+        verbose_name = _("webhook delivery")
+        verbose_name_plural = _("webhook deliveries")
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                name="webhook_delivery_due",
+                condition=Q(delivered_at__isnull=True, gave_up_at__isnull=True),
+            ),
+            models.Index(fields=["created_at"], name="webhook_delivery_created"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["endpoint", "msg_id"], name="one_delivery_per_message"),
+        ]
+
+    def __str__(self) -> str:
+        return f"delivery {self.msg_id} #{self.pk}"

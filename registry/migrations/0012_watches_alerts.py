@@ -2,6 +2,7 @@
 scope), and the default schedule of the monitoring jobs (created only when missing, like
 0003's, so officers' edits survive)."""
 
+import django.contrib.postgres.fields
 import django.db.models.deletion
 from django.db import migrations, models
 
@@ -14,6 +15,13 @@ SCHEDULE = [
         ("interval", 60, "seconds"),
         120,
         "Raise velocity.exceeded for watched identifiers other members looked up often.",
+    ),
+    (
+        "registry: webhook deliveries",
+        "registry.jobs.webhook_deliveries",
+        ("interval", 30, "seconds"),
+        60,
+        "Retry due webhook deliveries (and those whose worker died mid-delivery).",
     ),
     (
         "registry: watch housekeeping",
@@ -252,6 +260,129 @@ class Migration(migrations.Migration):
                     )
                 ],
             },
+        ),
+        migrations.CreateModel(
+            name="WebhookEndpoint",
+            fields=[
+                (
+                    "id",
+                    models.UUIDField(
+                        default=registry.ids.uuid7,
+                        editable=False,
+                        primary_key=True,
+                        serialize=False,
+                    ),
+                ),
+                ("url", models.URLField(max_length=2000, verbose_name="URL")),
+                (
+                    "events",
+                    django.contrib.postgres.fields.ArrayField(
+                        base_field=models.CharField(max_length=32), size=None, verbose_name="events"
+                    ),
+                ),
+                ("secret", models.CharField(max_length=100)),
+                ("created_at", models.DateTimeField(verbose_name="created at")),
+                (
+                    "last_success_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="last success"),
+                ),
+                (
+                    "last_failure_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="last failure"),
+                ),
+                (
+                    "consecutive_failures",
+                    models.PositiveIntegerField(default=0, verbose_name="consecutive failures"),
+                ),
+                (
+                    "failing_since",
+                    models.DateTimeField(blank=True, null=True, verbose_name="failing since"),
+                ),
+                (
+                    "member",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="webhook_endpoints",
+                        to="registry.member",
+                    ),
+                ),
+            ],
+            options={
+                "verbose_name": "webhook endpoint",
+                "verbose_name_plural": "webhook endpoints",
+            },
+        ),
+        migrations.CreateModel(
+            name="WebhookDelivery",
+            fields=[
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("msg_id", models.CharField(max_length=64)),
+                ("event_type", models.CharField(max_length=32, verbose_name="event")),
+                ("data", models.JSONField()),
+                ("event_at", models.DateTimeField()),
+                ("created_at", models.DateTimeField(verbose_name="created at")),
+                ("next_attempt_at", models.DateTimeField(verbose_name="next attempt")),
+                ("attempts", models.PositiveIntegerField(default=0, verbose_name="attempts")),
+                (
+                    "delivered_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="delivered at"),
+                ),
+                (
+                    "gave_up_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="gave up at"),
+                ),
+                (
+                    "last_status",
+                    models.PositiveSmallIntegerField(
+                        blank=True, null=True, verbose_name="last HTTP status"
+                    ),
+                ),
+                (
+                    "last_error",
+                    models.CharField(blank=True, max_length=64, verbose_name="last error"),
+                ),
+                (
+                    "endpoint",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="deliveries",
+                        to="registry.webhookendpoint",
+                    ),
+                ),
+            ],
+            options={
+                "verbose_name": "webhook delivery",
+                "verbose_name_plural": "webhook deliveries",
+            },
+        ),
+        migrations.AddIndex(
+            model_name="webhookendpoint",
+            index=models.Index(fields=["member", "-created_at"], name="webhook_member_newest"),
+        ),
+        migrations.AddIndex(
+            model_name="webhookdelivery",
+            index=models.Index(
+                condition=models.Q(("delivered_at__isnull", True), ("gave_up_at__isnull", True)),
+                fields=["next_attempt_at"],
+                name="webhook_delivery_due",
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="webhookdelivery",
+            index=models.Index(fields=["created_at"], name="webhook_delivery_created"),
+        ),
+        migrations.AddConstraint(
+            model_name="webhookdelivery",
+            constraint=models.UniqueConstraint(
+                fields=("endpoint", "msg_id"), name="one_delivery_per_message"
+            ),
         ),
         migrations.RunPython(seed_schedule, migrations.RunPython.noop),
     ]

@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from registry.actors import Actor
 from registry.audit_actions import AuditAction
 from registry.errors import FieldError, ValidationFailed
-from registry.models import Alert, Watch
+from registry.models import Alert, Watch, WebhookEndpoint
 from registry.services.audit import audit_record
 
 MAX_ALERTS_PER_PAGE = 500
@@ -88,3 +88,16 @@ def alert_body(alert: Alert) -> dict:
         "case": alert.case,
         "velocity": alert.velocity,
     }
+
+
+def webhook_endpoints_of_member(*, actor: Actor) -> list[WebhookEndpoint]:
+    """Audited read: the caller's webhook endpoints, newest first."""
+    endpoints = list(
+        WebhookEndpoint.objects.filter(
+            member_id=actor.member_id if actor.is_member else None
+        ).order_by("-created_at")
+    )
+    audit_record(
+        actor=actor, action=AuditAction.WEBHOOK_ENDPOINT_LISTED, object_type="webhook_endpoint"
+    )
+    return endpoints

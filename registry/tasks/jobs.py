@@ -80,3 +80,8 @@ def velocity_alerts(now_iso: str | None = None, max_batches: int | None = None) 
 @shared_task(name="registry.jobs.watch_housekeeping", **RETRY_ON_DATABASE_ERRORS)
 def watch_housekeeping(now_iso: str | None = None, max_batches: int | None = None) -> dict:
     return _run("watch_housekeeping", now_iso, max_batches)
+
+
+@shared_task(name="registry.jobs.webhook_deliveries", **RETRY_ON_DATABASE_ERRORS)
+def webhook_deliveries(now_iso: str | None = None, max_batches: int | None = None) -> dict:
+    return _run("webhook_deliveries", now_iso, max_batches)

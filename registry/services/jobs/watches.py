@@ -1,5 +1,6 @@
-"""Monitoring jobs: velocity alerts (every minute) and watch housekeeping (daily: delete
-expired watches, then alerts older than REGISTRY_ALERT_RETENTION_DAYS)."""
+"""Monitoring jobs: velocity alerts (every minute), webhook deliveries (every 30 s: retries
+and deliveries whose worker died) and watch housekeeping (daily: delete expired watches, then
+alerts older than REGISTRY_ALERT_RETENTION_DAYS)."""
 
 from datetime import datetime, timedelta
 
@@ -12,6 +13,7 @@ from registry.services.alerts import alerts_purge_before, velocity_alerts_scan
 from registry.services.audit import audit_record
 from registry.services.jobs.batches import job_batch_size, job_now, more_batches_allowed
 from registry.services.watches import watches_expire_batch
+from registry.services.webhooks import webhook_deliveries_sweep
 
 
 def velocity_alerts_run(
@@ -44,3 +46,9 @@ def watch_housekeeping_run(
             details={"alerts": purged, "created_before": before.isoformat()},
         )
     return {"watches_expired": expired, "alerts_purged": purged}
+
+
+def webhook_deliveries_run(
+    *, now: datetime | None = None, batch_size: int | None = None, max_batches: int | None = None
+) -> dict:
+    return webhook_deliveries_sweep(now=now)
