@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from registry.models import AuditEvent, LimitScope, MemberLimit, Watch
 from registry.services.jobs import job_execute
-from tests.factories import fresh_phone, identifier
+from tests.factories import fresh_phone, identifier, submit_case
 from tests.test_platform import assert_problem
 
 pytestmark = pytest.mark.django_db
@@ -185,3 +185,26 @@ def test_it_lists_live_watches_in_subject_access(world):
     assert [(w["member"], w["purpose"]) for w in report["watches"]] == [
         ("BOB_LOANS", "loan_monitoring")
     ]
+
+
+def test_pepper_rotation_rekeys_watches_and_merges_a_rewatch(world):
+    from registry.models import Alert
+    from tests.test_alerts import run_alert_tasks
+    from tests.test_pepper_rotation import P1, P2, peppers
+
+    phone, other = identifier("phone", fresh_phone()), identifier("phone", fresh_phone())
+    (first,) = watch(world.bob, [phone])
+    watch(world.bob, [other])
+    later = (timezone.localdate() + timedelta(days=300)).isoformat()
+    with peppers(P1, P2):
+        (again,) = watch(world.bob, [phone], expires_on=later)  # a v2 twin during rotation
+        assert again["id"] != first["id"]
+        summary = job_execute("pepper_rotation")
+        assert summary["complete"] and summary["rotated"]["watch"] == 2
+        assert summary["merged"] == 1
+        rows = Watch.objects.filter(member=world.bob.member)
+        assert rows.count() == 2 and {w.pepper_version for w in rows} == {2}
+        assert rows.get(pk=again["id"]).expires_on.isoformat() == later
+        submit_case(world.alice, identifiers=[other])  # digested at v2 only
+        run_alert_tasks()
+        assert Alert.objects.filter(member=world.bob.member, type="case.reported").count() == 1
