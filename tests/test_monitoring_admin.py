@@ -74,3 +74,18 @@ def test_the_monitoring_panel_speaks_chinese(world, monitored):
     client = verified_client(world.officer.user, HTTP_ACCEPT_LANGUAGE="zh-CN,zh;q=0.9")
     html = client.get(ADMIN).content.decode()
     assert "监测：监控、预警与 webhook" in html and "失败的 webhook 端点" in html
+
+
+def test_subject_access_in_the_admin_lists_live_watches_and_their_csv_rows(world):
+    phone = identifier("phone", fresh_phone())
+    watch(world.bob, [phone], label="LOAN-SECRET-LABEL")
+    officer = verified_client(world.officer.user)
+    page = officer.post(f"{ADMIN}subject-access/", {"kind": "phone", "token": phone["token"]})
+    html = page.content.decode()
+    assert 'id="subject-watches"' in html and "BOB_LOANS" in html
+    assert "LOAN-SECRET-LABEL" not in html
+    download = officer.post(
+        f"{ADMIN}subject-access/", {"kind": "phone", "token": phone["token"], "download": "1"}
+    )
+    rows = download.content.decode("utf-8-sig").splitlines()
+    assert any(row.startswith("watch,") and "BOB_LOANS" in row for row in rows)
