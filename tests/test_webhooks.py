@@ -307,3 +307,16 @@ def test_the_fan_out_queues_one_delivery_per_endpoint_that_wants_the_type(world)
     assert "token" not in json.dumps(delivery.data)
     assert alerts_for_cases(case_ids=[alert.case_id]) == 0  # a repeat: nothing more
     assert WebhookDelivery.objects.count() == 1
+
+
+def test_the_registry_signs_like_the_standard_webhooks_reference():
+    """The specification's test vector (the same one client/tests/test_webhooks.py checks the
+    member-side verifier with)."""
+    from registry.services.webhooks import sign
+
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    body = b'{"test": 2432232314}'
+    assert (
+        sign(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body)
+        == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    )
