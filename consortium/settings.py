@@ -386,6 +386,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Choice sets shared by several fields, or named alike: one component name each.
+    "ENUM_NAME_OVERRIDES": {
+        "PurposeEnum": "registry.models.Purpose",
+        "WatchPurposeEnum": "registry.models.WatchPurpose",
+        "AlertTypeEnum": "registry.models.AlertType",
+    },
 }
 
 # --- Celery --------------------------------------------------------------------------------

@@ -192,3 +192,16 @@ def test_two_workers_fanning_out_the_same_case_at_once_create_one_alert():
     results = race(*[lambda: alerts_for_cases(case_ids=[case["id"]])] * 4)
     assert sorted(results) == [0, 0, 0, 1], results
     assert Alert.objects.filter(type="case.reported").count() == 1
+
+
+def test_housekeeping_deletes_alerts_after_their_retention(world, frozen_now):
+    phone = identifier("phone", fresh_phone())
+    watch(world.bob, [phone])
+    submit_case(world.alice, identifiers=[phone])
+    run_alert_tasks()
+    frozen_now.advance(days=89)
+    assert job_execute("watch_housekeeping")["alerts_purged"] == 0
+    frozen_now.advance(days=2)
+    assert job_execute("watch_housekeeping")["alerts_purged"] == 1
+    assert not Alert.objects.exists()
+    assert AuditEvent.objects.filter(action="alerts.purged").count() == 1
