@@ -166,6 +166,8 @@ def test_it_deletes_expired_watches_with_a_job(world, frozen_now):
     job_execute("watch_housekeeping")
     assert Watch.objects.count() == 2  # alive through its expiry day
     frozen_now.advance(days=2)
+    listed = world.bob.get(WATCHES).json()["results"]
+    assert [w["id"] for w in listed] == [later["id"]]  # not listed once expired
     summary = job_execute("watch_housekeeping")
     assert summary["watches_expired"] == 1
     assert list(Watch.objects.values_list("id", flat=True)) == [

@@ -26,8 +26,12 @@ _SETTLED = Q(tx__lt=RawSQL("pg_snapshot_xmin(pg_current_snapshot())::text::bigin
 
 
 def watches_of_member(*, actor: Actor, label: str = ""):
-    """Audited read: the caller's own watches, newest first; `label` filters exactly."""
-    watches = Watch.objects.filter(member_id=actor.member_id if actor.is_member else None)
+    """Audited read: the caller's own live watches (an expired one is gone from here at once,
+    before the daily job deletes it), newest first; `label` filters exactly."""
+    watches = Watch.objects.filter(
+        member_id=actor.member_id if actor.is_member else None,
+        expires_on__gte=timezone.localdate(),
+    )
     if label:
         watches = watches.filter(label=label)
     audit_record(
