@@ -156,6 +156,16 @@ REGISTRY_DISPUTE_QUOTA_PER_DAY = env_int("REGISTRY_DISPUTE_QUOTA_PER_DAY", 10)
 # Days after which the free text of a closed case (reference, subject's statement) and of a
 # decided dispute (statements, rationale) is blanked by the closed_text_scrub job.
 REGISTRY_CLOSED_TEXT_SCRUB_DAYS = env_int("REGISTRY_CLOSED_TEXT_SCRUB_DAYS", 30)
+# Monitoring (api.md "Monitoring"): other members looking a watched identifier up within 24
+# hours that raise velocity.exceeded, unless officers set the member's own threshold.
+REGISTRY_VELOCITY_ALERT_THRESHOLD = env_int("REGISTRY_VELOCITY_ALERT_THRESHOLD", 3)
+# Days alerts are kept for the pull API (GET /api/v1/alerts) before a job deletes them.
+REGISTRY_ALERT_RETENTION_DAYS = env_int("REGISTRY_ALERT_RETENTION_DAYS", 90)
+# Webhook hosts exempt from the delivery guard (comma-separated host names or addresses):
+# deliveries never go to loopback, private, link-local or metadata addresses, checked on the
+# address actually connected to, except for these hosts, which may also use plain http
+# (tests and `make run` with a local receiver). Empty in production.
+REGISTRY_WEBHOOK_ALLOWED_HOSTS = env_list("REGISTRY_WEBHOOK_ALLOWED_HOSTS", "")
 REGISTRY_DEFAULT_RETENTION_DAYS = env_int("REGISTRY_DEFAULT_RETENTION_DAYS", 1826)
 REGISTRY_VELOCITY_RETENTION_DAYS = env_int("REGISTRY_VELOCITY_RETENTION_DAYS", 90)
 REGISTRY_IDEMPOTENCY_TTL_HOURS = env_int("REGISTRY_IDEMPOTENCY_TTL_HOURS", 48)
@@ -400,6 +410,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Choice sets shared by several fields, or named alike: one component name each.
+    "ENUM_NAME_OVERRIDES": {
+        "PurposeEnum": "registry.models.Purpose",
+        "WatchPurposeEnum": "registry.models.WatchPurpose",
+        "AlertTypeEnum": "registry.models.AlertType",
+    },
 }
 
 # --- Celery --------------------------------------------------------------------------------

@@ -30,7 +30,8 @@ OFFICER_READ = frozenset({"compliance", "compliance_read"})
 class Row:
     scopes: frozenset[str]  # any one of them grants access
     body: dict | None = None  # a valid body, so that only ownership can refuse
-    owned_object: str | None = None  # "case" | "dispute": the path names another's object
+    # "case" | "dispute" | "watch" | "webhook_endpoint": the path names another's object
+    owned_object: str | None = None
 
 
 VALID_DISPUTE = {"reason": "not_me", "statement": "The subject denies it."}
@@ -57,6 +58,14 @@ ENDPOINTS: dict[tuple[str, str], Row] = {
     # Officers decide every dispute: there is no "another member's" dispute for them.
     ("dispute-decision", "post"): Row(frozenset({"compliance"})),
     ("subject-access", "get"): Row(OFFICER_READ),
+    ("watches", "get"): Row(frozenset({"lookup"})),
+    ("watches", "post"): Row(frozenset({"lookup"})),
+    ("watch", "delete"): Row(frozenset({"lookup"}), owned_object="watch"),
+    ("alerts", "get"): Row(frozenset({"lookup"})),
+    ("webhook-endpoints", "get"): Row(frozenset({"lookup"})),
+    ("webhook-endpoints", "post"): Row(frozenset({"lookup"})),
+    ("webhook-endpoint", "delete"): Row(frozenset({"lookup"}), owned_object="webhook_endpoint"),
+    ("webhook-endpoint-test", "post"): Row(frozenset({"lookup"}), owned_object="webhook_endpoint"),
 }
 CASES = [(name, method) for name, method in sorted(ENDPOINTS)]
 OBJECT_CASES = [key for key in CASES if ENDPOINTS[key].owned_object]
@@ -83,6 +92,8 @@ def path_of(name: str, object_id: str | None = None) -> str:
 def send(client: KeyClient, method: str, path: str, body: dict | None = None):
     if method == "get":
         return client.get(path)
+    if method == "delete":
+        return client.delete(path)
     return client.post(path, body or {})
 
 
@@ -149,7 +160,8 @@ def test_it_refuses_a_key_without_the_scope(world, name, method):
 
 @pytest.fixture
 def others_objects(world) -> dict[str, str]:
-    """A case of carol's, and a dispute bob filed about it: neither is alice's business."""
+    """A case of carol's, a dispute bob filed about it, a watch and a webhook endpoint of
+    carol's: none is alice's business."""
     payload = case_payload()
     case = submit_case(world.carol, **payload)
     filed = world.bob.post(
@@ -157,7 +169,25 @@ def others_objects(world) -> dict[str, str]:
         {"case_id": case["id"], "identifier": payload["identifiers"][0], **VALID_DISPUTE},
     )
     assert filed.status_code == 201, filed.content
-    return {"case": case["id"], "dispute": filed.json()["id"]}
+    watched = world.carol.post(
+        "/api/v1/watches",
+        {
+            "identifiers": payload["identifiers"],
+            "purpose": "loan_monitoring",
+            "consent_reference": "C-1",
+        },
+    )
+    endpoint = world.carol.post(
+        "/api/v1/webhook-endpoints",
+        {"url": "https://hooks.carol.example/registry", "events": ["case.reported"]},
+    )
+    assert watched.status_code == endpoint.status_code == 201
+    return {
+        "case": case["id"],
+        "dispute": filed.json()["id"],
+        "watch": watched.json()["watches"][0]["id"],
+        "webhook_endpoint": endpoint.json()["id"],
+    }
 
 
 @pytest.mark.parametrize(("name", "method"), OBJECT_CASES)

@@ -84,7 +84,12 @@ def test_it_rekeys_every_table_and_records_progress_and_one_audit_event_per_batc
     with peppers(P1, P2):
         summary = pepper_rotation_run(batch_size=5)
 
-        assert summary["rotated"] == {"case_identifier": 12, "lookup_log_entry": 12, "sighting": 12}
+        assert summary["rotated"] == {
+            "case_identifier": 12,
+            "lookup_log_entry": 12,
+            "sighting": 12,
+            "watch": 0,
+        }
         assert summary["complete"] and summary["target_version"] == 2
         assert_all_stored_at_current_version(made)
         assert AuditEvent.objects.filter(action="pepper.rotated").count() == 9  # 3 per table

@@ -111,7 +111,22 @@ def live_objects(world) -> dict[str, str]:
     assert filed.status_code == 201, filed.content
     undisputed_payload = case_payload()
     undisputed = submit_case(world.carol, **undisputed_payload)
+    watched = world.alice.post(
+        "/api/v1/watches",
+        {
+            "identifiers": payload["identifiers"],
+            "purpose": "loan_monitoring",
+            "consent_reference": "C-1",
+        },
+    )
+    endpoint = world.alice.post(
+        "/api/v1/webhook-endpoints",
+        {"url": "https://hooks.alice.example/registry", "events": ["case.reported"]},
+    )
+    assert watched.status_code == endpoint.status_code == 201
     return {
+        "watch_id": watched.json()["watches"][0]["id"],
+        "endpoint_id": endpoint.json()["id"],
         "case_id": case["id"],
         "dispute_id": filed.json()["id"],
         "undisputed_case_id": undisputed["id"],
@@ -134,6 +149,9 @@ def realistic(case, live_objects: dict[str, str]):
         if isinstance(item, dict) and "category" in item:
             item["category"] = "identity_theft"
             item["confirmed_at"] = (date.today() - timedelta(days=1)).isoformat()
+    if "url" in body:  # a webhook endpoint: a public https URL, known event types
+        body["url"] = "https://hooks.alice.example/registry"
+        body["events"] = ["case.reported"]
     if isinstance(body.get("blinded_elements"), list):
         body["blinded_elements"] = [
             oprf.blind(f"phone\x00+86139{n:08d}".encode())[1].hex()
