@@ -17,8 +17,8 @@ import pytest
 from registry_client.canonical import resident_id_check_digit
 
 from registry.models import Case, CaseIdentifier, Dispute
-from tests.factories import identifier, lookup, submit_case
-from tests.servers import gunicorn
+from tests.support.factories import identifier, lookup, submit_case
+from tests.support.servers import gunicorn
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 CLI = str(Path(sys.executable).parent / "registry-client")

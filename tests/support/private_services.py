@@ -34,7 +34,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
+
 VENV_BIN = Path(sys.executable).parent
 UNIT_DIR = ROOT / "deploy" / "systemd"
 SERVER_USERS = ("postgres", "embedded_postgres")
