@@ -1,7 +1,8 @@
 import pytest
 from django.core.cache import cache
 
-from tests.base import make_world
+from tests.support.admin import make_auditor, verified_client
+from tests.support.world import make_world
 
 
 @pytest.fixture(autouse=True)
@@ -14,6 +15,18 @@ def _isolated_cache():
 @pytest.fixture
 def world(db):
     return make_world()
+
+
+@pytest.fixture
+def officer(world):
+    """The admin as the world's officer, signed in with the second factor verified."""
+    return verified_client(world.officer.user)
+
+
+@pytest.fixture
+def auditor(db):
+    """The admin as a read-only auditor, signed in with the second factor verified."""
+    return verified_client(make_auditor())
 
 
 class FrozenClock:

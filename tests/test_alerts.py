@@ -12,25 +12,13 @@ from registry.models import Alert, AuditEvent, Case, Dispute, OutboxTask
 from registry.services.alerts import alerts_for_cases
 from registry.services.disputes import dispute_decide
 from registry.services.jobs import job_execute
-from tests.base import make_member, race
-from tests.factories import fresh_phone, identifier, lookup, submit_case
-from tests.test_platform import assert_problem
-from tests.test_watches import watch
+from tests.support.api import assert_problem
+from tests.support.factories import fresh_phone, identifier, lookup, submit_case
+from tests.support.monitoring import ALERT_TASK, ALERTS, run_alert_tasks, watch
+from tests.support.world import make_member, race
 
 pytestmark = pytest.mark.django_db
-ALERTS = "/api/v1/alerts"
-TASK = "registry.alerts.for_cases"
-
-
-def run_alert_tasks() -> int:
-    """What a worker does with the fan-out tasks of the outbox: run each one (no worker runs
-    in these tests; in a `db` test nothing even commits, so nothing was published). Every
-    task so far runs again, which is harmless: each reconciles its cases with their state
-    now (services/alerts.py), so only what changed since makes alerts."""
-    return sum(
-        alerts_for_cases(**row.kwargs)
-        for row in OutboxTask.objects.filter(task=TASK).order_by("pk")
-    )
+TASK = ALERT_TASK
 
 
 def alerts(party, after: str = "") -> dict:
@@ -182,7 +170,7 @@ def test_it_uses_the_members_own_velocity_threshold(world):
 
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_fanning_out_the_same_case_at_once_create_one_alert():
-    from tests.base import make_world
+    from tests.support.world import make_world
 
     world = make_world()
     phone = identifier("phone", fresh_phone())

@@ -1,6 +1,6 @@
 """Faults: the registry must not lose an acknowledged report and must not fall over.
 
-The module runs its OWN PostgreSQL and Redis (tests/private_services.py) on free loopback
+The module runs its OWN PostgreSQL and Redis (tests/support/private_services.py) on free loopback
 ports, and the real processes on top of them: gunicorn with deploy/gunicorn.conf.py, and for
 the broker test a Celery worker and beat with the systemd units' command lines. Then:
 
@@ -27,8 +27,8 @@ import psycopg
 import pytest
 import requests
 
-from tests.factories import case_payload, identifier
-from tests.private_services import (
+from tests.support.factories import case_payload, identifier
+from tests.support.private_services import (
     Process,
     manage,
     migrate_and_seed,

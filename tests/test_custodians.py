@@ -26,8 +26,8 @@ from registry_client.client import Client
 from registry_client.errors import NotEnoughEvaluatorsError
 from registry_client.evaluators import KeyDocument
 
-from tests import servers
-from tests.servers import ROOT, gunicorn, server_env
+from tests.support import servers
+from tests.support.servers import ROOT, gunicorn, server_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 VECTORS = json.loads((ROOT / "spec" / "vectors" / "voprf-ristretto255-sha512.json").read_text())

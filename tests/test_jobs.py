@@ -34,9 +34,9 @@ from registry.services.jobs.expiry import expiry_run
 from registry.services.jobs.housekeeping import audit_seal_run, outbox_sweep_run
 from registry.services.jobs.retention import idempotency_retention_run, lookup_log_retention_run
 from registry.services.jobs.runs import ABANDONED_AFTER
-from tests.base import race
-from tests.factories import lookup
-from tests.jobs_data import make_cases, make_lookup_log
+from tests.support.factories import lookup
+from tests.support.jobs_data import make_cases, make_lookup_log
+from tests.support.world import race
 
 pytestmark = pytest.mark.django_db
 

@@ -25,9 +25,9 @@ from registry.models import (
     OutboxTask,
     Sighting,
 )
-from tests.factories import lookup
-from tests.jobs_data import make_cases, make_lookup_log
-from tests.workers import (
+from tests.support.factories import lookup
+from tests.support.jobs_data import make_cases, make_lookup_log
+from tests.support.workers import (
     CELERY,
     ROOT,
     broker_url,

@@ -6,11 +6,10 @@ import pytest
 from django.utils import timezone
 
 from registry.models import AuditEvent, Member, WebhookEndpoint
-from tests.factories import fresh_phone, identifier, submit_case
-from tests.test_admin import ADMIN, verified_client
-from tests.test_alerts import run_alert_tasks
-from tests.test_translations import ensure_compiled_messages
-from tests.test_watches import watch
+from tests.support.admin import ADMIN, verified_client
+from tests.support.factories import fresh_phone, identifier, submit_case
+from tests.support.monitoring import run_alert_tasks, watch
+from tests.support.translations import ensure_compiled_messages
 
 pytestmark = pytest.mark.django_db
 

@@ -10,9 +10,9 @@ import pytest
 
 from registry.models import OutboxTask, Watch
 from registry.services.alerts import alerts_for_cases
-from tests.factories import identifier, submit_case
-from tests.servers import gunicorn
-from tests.test_client_e2e import run_cli
+from tests.support.cli import run_cli
+from tests.support.factories import identifier, submit_case
+from tests.support.servers import gunicorn
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 

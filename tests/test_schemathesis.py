@@ -14,7 +14,6 @@ missing from either side fails. schemathesis' own pytest loader is not used: its
 fixture support breaks on pytest 9's test nodes.)
 """
 
-import re
 from datetime import date, timedelta
 
 import pytest
@@ -33,8 +32,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from consortium.wsgi import application
-from registry.api import urls as api_urls
-from tests.factories import case_payload, submit_case
+from tests.support.endpoints import OPERATIONS, officer_only
+from tests.support.factories import case_payload, submit_case
 
 MAX_EXAMPLES = 25
 CHECKS = [
@@ -43,32 +42,6 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
 ]
-
-
-def served_operations() -> list[tuple[str, str]]:
-    """(METHOD, OpenAPI path) of every view in registry/api/urls.py."""
-    found = []
-    for pattern in api_urls.urlpatterns:
-        view = pattern.callback.view_class
-        path = "/api/v1/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", str(pattern.pattern))
-        for method in view.http_method_names:
-            if method not in ("options", "head") and hasattr(view, method):
-                found.append((method.upper(), path))
-    return sorted(found)
-
-
-OPERATIONS = served_operations()
-
-
-def officer_only(method: str, path: str) -> bool:
-    pattern = next(
-        p
-        for p in api_urls.urlpatterns
-        if path == "/api/v1/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", str(p.pattern))
-    )
-    view = pattern.callback.view_class()
-    view.request = type("Request", (), {"method": method})()
-    return set(view.required_scopes) <= {"compliance", "compliance_read"}
 
 
 def in_test_transaction(app):

@@ -8,27 +8,11 @@ from django.utils import timezone
 
 from registry.models import AuditEvent, LimitScope, MemberLimit, Watch
 from registry.services.jobs import job_execute
-from tests.factories import fresh_phone, identifier, submit_case
-from tests.test_platform import assert_problem
+from tests.support.api import assert_problem
+from tests.support.factories import fresh_phone, identifier, submit_case
+from tests.support.monitoring import WATCHES, watch, watch_body
 
 pytestmark = pytest.mark.django_db
-WATCHES = "/api/v1/watches"
-
-
-def watch_body(identifiers, **overrides) -> dict:
-    return {
-        "identifiers": identifiers,
-        "purpose": "loan_monitoring",
-        "consent_reference": "CONSENT-2026-001",
-        "label": "LOAN-0001",
-        **overrides,
-    }
-
-
-def watch(party, identifiers, **overrides) -> list[dict]:
-    response = party.post(WATCHES, watch_body(identifiers, **overrides))
-    assert response.status_code == 201, response.content
-    return response.json()["watches"]
 
 
 def test_it_watches_identifiers_in_order_for_180_days_by_default(world):
@@ -152,7 +136,7 @@ def test_it_deletes_a_watch_for_real_and_hides_others_watches(world):
 
 
 def test_it_needs_the_lookup_scope(world):
-    from tests.base import make_member
+    from tests.support.world import make_member
 
     submitter = make_member("SUBMIT_ONLY", scopes=["submit"])
     body = watch_body([identifier("phone", fresh_phone())])
@@ -191,8 +175,8 @@ def test_it_lists_live_watches_in_subject_access(world):
 
 def test_pepper_rotation_rekeys_watches_and_merges_a_rewatch(world):
     from registry.models import Alert
-    from tests.test_alerts import run_alert_tasks
-    from tests.test_pepper_rotation import P1, P2, peppers
+    from tests.support.monitoring import run_alert_tasks
+    from tests.support.peppers import P1, P2, peppers
 
     phone, other = identifier("phone", fresh_phone()), identifier("phone", fresh_phone())
     (first,) = watch(world.bob, [phone])

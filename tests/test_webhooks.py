@@ -24,12 +24,11 @@ from registry.services.webhooks import (
     webhook_deliveries_sweep,
     webhook_delivery_attempt,
 )
-from tests.factories import fresh_phone, identifier, submit_case
-from tests.servers import free_port
-from tests.test_alerts import ALERTS, run_alert_tasks
-from tests.test_platform import assert_problem
-from tests.test_watches import watch
-from tests.workers import celery_worker_process, unique_queue, wait_for
+from tests.support.api import assert_problem
+from tests.support.factories import fresh_phone, identifier, submit_case
+from tests.support.monitoring import ALERTS, run_alert_tasks, watch
+from tests.support.servers import free_port
+from tests.support.workers import celery_worker_process, unique_queue, wait_for
 
 ENDPOINTS = "/api/v1/webhook-endpoints"
 ROOT = Path(__file__).resolve().parent.parent

@@ -35,11 +35,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support import ROOT
+
 
 def _scripts_services():
     """scripts/services.py (not a package): where `make test` finds a redis-server."""
     spec = importlib.util.spec_from_file_location(
-        "registry_dev_services", Path(__file__).resolve().parent.parent / "scripts" / "services.py"
+        "registry_dev_services", ROOT / "scripts" / "services.py"
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -50,7 +52,6 @@ def redis_server_binary() -> str | None:
     return _scripts_services().redis_server_binary()
 
 
-ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 UNIT_DIR = ROOT / "deploy" / "systemd"
 SERVER_USERS = ("postgres", "embedded_postgres")

@@ -15,10 +15,11 @@ from django.conf import settings
 from django.utils import timezone
 
 from registry.models import ApiKey, Case, Dispute, Member
-from tests.base import OFFICER_PASSWORD
-from tests.jobs_data import make_lookup_log
-from tests.test_admin import code_for, device_of, disputed_case, listed_case
-from tests.test_translations import ensure_compiled_messages
+from tests.support.admin import RATIONALE, code_for, device_of
+from tests.support.factories import disputed_case, listed_case
+from tests.support.jobs_data import make_lookup_log
+from tests.support.translations import ensure_compiled_messages
+from tests.support.world import OFFICER_PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -32,7 +33,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
-RATIONALE = "The subject's police report matches the dates of the application."
 
 pytestmark = [
     pytest.mark.browser,
