@@ -119,20 +119,31 @@ def submit_until(stop: threading.Event, base: str, key: str, acks: list) -> None
             acks.append((sent, datetime.now(UTC), response.json()["id"]))
 
 
-def test_it_restores_a_point_in_time_with_every_acknowledged_write_and_an_intact_audit(
-    tmp_path,
-):
-    with time_limit(150), private_postgres() as primary, private_redis() as redis:
+@pytest.fixture
+def archiving_primary():
+    """A private primary archiving its WAL into a pgBackRest repository of its own."""
+    with private_postgres() as primary:
         repository = Repository(primary)
-        primary.configure(
-            {
-                "archive_mode": "on",
-                "archive_command": repository.archive_command(),
-                "archive_timeout": str(ARCHIVE_TIMEOUT),
-            }
-        )
-        primary.stop()
-        primary.start()
+        try:
+            primary.configure(
+                {
+                    "archive_mode": "on",
+                    "archive_command": repository.archive_command(),
+                    "archive_timeout": str(ARCHIVE_TIMEOUT),
+                }
+            )
+            primary.stop()
+            primary.start()
+            yield primary, repository
+        finally:
+            shutil.rmtree(repository.base, ignore_errors=True)
+
+
+def test_it_restores_a_point_in_time_with_every_acknowledged_write_and_an_intact_audit(
+    tmp_path, archiving_primary
+):
+    primary, repository = archiving_primary
+    with time_limit(150), private_redis() as redis:
         primary.create_database("registry")
         env = registry_env(
             database_url=primary.url(), redis_url=redis.url(0), broker_url=redis.url(1)
@@ -179,7 +190,6 @@ def test_it_restores_a_point_in_time_with_every_acknowledged_write_and_an_intact
         finally:
             restored.stop("immediate")
             shutil.rmtree(restored.base, ignore_errors=True)
-            shutil.rmtree(repository.base, ignore_errors=True)
         print(
             f"restore drill: {len(acks)} cases acknowledged, {len(before)} before the target; "
             f"full backup {backup_seconds:.1f} s under writes; RPO (commit to archived WAL, "
