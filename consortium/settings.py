@@ -273,12 +273,35 @@ DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 2**31 - 1)
 # the arrays' lengths is worse), which doubled its CPU time. Their plans are index probes
 # whatever the number of identifiers (see registry/selectors/lookups.py); nothing else is
 # prepared.
-DATABASES["default"]["OPTIONS"]["options"] = " ".join(
-    filter(
-        None,
-        [DATABASES["default"]["OPTIONS"].get("options"), "-c plan_cache_mode=force_generic_plan"],
+# Behind PgBouncer (DATABASE_POOL_MODE = its pool_mode), the `options` startup parameter is
+# not sent: PgBouncer before 1.20 refuses any connection that carries it. Set the plan mode on
+# the role instead (ALTER ROLE ... SET plan_cache_mode = force_generic_plan; docs/operations.md).
+DATABASE_POOL_MODE = env_str("DATABASE_POOL_MODE")
+if DATABASE_POOL_MODE not in ("", "session", "transaction"):
+    raise ImproperlyConfigured("DATABASE_POOL_MODE must be empty, session or transaction")
+if not DATABASE_POOL_MODE:
+    DATABASES["default"]["OPTIONS"]["options"] = " ".join(
+        filter(
+            None,
+            [
+                DATABASES["default"]["OPTIONS"].get("options"),
+                "-c plan_cache_mode=force_generic_plan",
+            ],
+        )
     )
-)
+
+
+def pooled_for_transactions(database: dict) -> None:
+    """Transaction pooling hands each transaction to any server connection: a statement
+    prepared, or a cursor declared, on one is missing on the next. PgBouncer 1.18 (Debian 12)
+    does not carry prepared statements across; so none are made (psycopg's threshold None
+    turns off even the `prepare=True` of registry/sql.py), and no server-side cursors."""
+    database["OPTIONS"]["prepare_threshold"] = None
+    database["DISABLE_SERVER_SIDE_CURSORS"] = True
+
+
+if DATABASE_POOL_MODE == "transaction":
+    pooled_for_transactions(DATABASES["default"])
 if env_str("REGISTRY_TEST_DB_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": env_str("REGISTRY_TEST_DB_NAME")}
 # The database password may come from a file (systemd credential, Docker secret) instead of
@@ -302,6 +325,8 @@ if DATABASE_REPLICA_URL:
     )
     if _replica_password := env_secret("DATABASE_REPLICA_PASSWORD"):
         DATABASES["replica"]["PASSWORD"] = _replica_password
+    if DATABASE_POOL_MODE == "transaction":
+        pooled_for_transactions(DATABASES["replica"])
     DATABASE_ROUTERS = ["registry.db_router.PrimaryReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
