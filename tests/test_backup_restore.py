@@ -26,8 +26,8 @@ import psycopg
 import pytest
 import requests
 
-from tests.factories import case_payload
-from tests.private_services import (
+from tests.support.factories import case_payload
+from tests.support.private_services import (
     ROOT,
     PrivatePostgres,
     deploy_ini,

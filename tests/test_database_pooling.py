@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from tests.private_services import ROOT
+from tests.support.private_services import ROOT
 
 SHOW = (
     "import json; from django.conf import settings as s; "

@@ -24,8 +24,8 @@ import psycopg
 import pytest
 import requests
 
-from tests.factories import case_payload, fresh_phone, identifier
-from tests.private_services import (
+from tests.support.factories import case_payload, fresh_phone, identifier
+from tests.support.private_services import (
     manage,
     migrate_and_seed,
     pgbouncer_binary,
