@@ -447,6 +447,31 @@ SPECTACULAR_SETTINGS = {
 CELERY_BROKER_URL = redis_url_with_password(
     env_str("CELERY_BROKER_URL", REDIS_URL or "filesystem://"), REDIS_PASSWORD
 )
+# The longest a task may run: soft limit (the task gets SoftTimeLimitExceeded; jobs roll back
+# their batch in flight and the next run resumes) 30 s before the hard one (the worker kills the
+# child process; prefork pool only, as deployed). Bounded so that the two waits below, which must
+# exceed it, are known.
+REGISTRY_TASK_TIME_LIMIT_SECONDS = env_int("REGISTRY_TASK_TIME_LIMIT_SECONDS", 600)
+CELERY_TASK_TIME_LIMIT = REGISTRY_TASK_TIME_LIMIT_SECONDS
+CELERY_TASK_SOFT_TIME_LIMIT = max(1, REGISTRY_TASK_TIME_LIMIT_SECONDS - 30)
+# Redis gives a dead worker's task to another worker after this (must exceed the time limit,
+# or a task still running would be handed out again and run twice at once).
+CELERY_VISIBILITY_TIMEOUT = env_int(
+    "CELERY_VISIBILITY_TIMEOUT", REGISTRY_TASK_TIME_LIMIT_SECONDS + 300
+)
+# The outbox sweep publishes again a task published and not done after this: the broker lost it.
+REGISTRY_OUTBOX_REPUBLISH_SECONDS = env_int(
+    "REGISTRY_OUTBOX_REPUBLISH_SECONDS", CELERY_VISIBILITY_TIMEOUT + 60
+)
+if not (
+    REGISTRY_TASK_TIME_LIMIT_SECONDS
+    < CELERY_VISIBILITY_TIMEOUT
+    <= REGISTRY_OUTBOX_REPUBLISH_SECONDS - 30
+):
+    raise ImproperlyConfigured(
+        "need REGISTRY_TASK_TIME_LIMIT_SECONDS < CELERY_VISIBILITY_TIMEOUT and "
+        "CELERY_VISIBILITY_TIMEOUT + 30 <= REGISTRY_OUTBOX_REPUBLISH_SECONDS"
+    )
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {
         "data_folder_in": str(BASE_DIR / "var" / "broker"),
@@ -461,7 +486,18 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
     # max_retries 0: a publisher whose broker connection is down fails at once (kombu would
     # otherwise retry connecting for broker_connection_timeout); the outbox keeps the task.
     # Workers reconnect on their own terms (broker_connection_retry), unaffected.
-    else {"socket_connect_timeout": 2, "socket_timeout": 5, "max_retries": 0}
+    # visibility_timeout: a task taken by a worker that died (SIGKILL, OOM, machine lost) is
+    # unacknowledged (acks_late) and Redis hands it to another worker this long after it was
+    # taken; every worker looks for such tasks every unacked_restore_interval seconds
+    # (throttle 1: each look is a real scan; kombu's default scans every 100 s).
+    else {
+        "socket_connect_timeout": 2,
+        "socket_timeout": 5,
+        "max_retries": 0,
+        "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+        "unacked_restore_interval": 10,
+        "unacked_restore_throttle": 1,
+    }
 )
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

@@ -603,21 +603,25 @@ class JobRun(models.Model):
 
 class OutboxTask(models.Model):
     """A Celery task recorded in the same transaction as the write that needs it, so that a
-    broker outage delays side effects instead of failing API calls. Published on commit;
-    the sweeper publishes whatever is still undelivered."""
+    broker outage delays side effects instead of failing API calls. Published on commit
+    (`published_at`); `done_at` is set only when the task has done its work (the worker
+    marks it, registry/tasks/outbox.py). The sweeper publishes what was never published, and
+    publishes again what was published but not done long after the longest task could have
+    ended (its worker died, or the broker lost it)."""
 
     task = models.CharField(max_length=100)
     kwargs = models.JSONField(default=dict)
     created_at = models.DateTimeField(auto_now_add=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    done_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
 
     class Meta:
         indexes = [
             models.Index(
                 fields=["created_at"],
-                name="outbox_undelivered",
-                condition=Q(delivered_at__isnull=True),
+                name="outbox_not_done",
+                condition=Q(done_at__isnull=True),
             )
         ]
 

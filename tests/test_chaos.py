@@ -332,9 +332,9 @@ def run_without_redis_then_with_it(stack: Stack, worker: Process) -> None:
     ready = requests.get(stack.base + "/readyz", timeout=REQUEST_TIMEOUT)
     assert ready.status_code == 503 and "broker" in ready.json()["failed"]
 
-    # The notice to the reporting member waits in the outbox, undelivered.
+    # The notice to the reporting member waits in the outbox, unpublished.
     waiting = stack.sql(
-        "SELECT task, delivered_at FROM registry_outboxtask WHERE kwargs->>'dispute_id' = %s",
+        "SELECT task, published_at FROM registry_outboxtask WHERE kwargs->>'dispute_id' = %s",
         [dispute_id],
     )
     assert waiting and all(delivered is None for _task, delivered in waiting)
@@ -353,7 +353,7 @@ def run_without_redis_then_with_it(stack: Stack, worker: Process) -> None:
     )
     assert worker.alive(), worker.output()[-3000:]
     delivered = stack.sql(
-        "SELECT delivered_at FROM registry_outboxtask WHERE kwargs->>'dispute_id' = %s",
+        "SELECT done_at FROM registry_outboxtask WHERE kwargs->>'dispute_id' = %s",
         [dispute_id],
     )
     assert delivered and all(row[0] is not None for row in delivered)
