@@ -330,9 +330,53 @@ def clean_up(ctx: Context, marker: dict) -> None:
         )
         cursor.execute(f"DELETE FROM registry_caseidentifier WHERE case_id IN ({bench_cases})")  # noqa: S608
         cursor.execute(f"DELETE FROM registry_case WHERE id IN ({bench_cases})")  # noqa: S608
+        cursor.execute("DELETE FROM registry_alert")  # raised by the run's fan-out, if a worker ran
+        cursor.execute("DELETE FROM registry_outboxtask")
     ApiKey.objects.filter(name__startswith="bench ", revoked_at__isnull=True).update(
         revoked_at=datetime.now(UTC)
     )
+
+
+def ensure_watches(count: int) -> None:
+    """Exactly `count` watches, spread over the seeded members: one in twenty on an identifier
+    of a seeded case (so that the fan-out has matches), the rest on identifiers never seen.
+    Made in SQL (md5-derived digests and ids): a million in well under a minute."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM registry_watch")
+        if cursor.fetchone()[0] == count:
+            return
+        log(f"making {count:,} watches")
+        cursor.execute("DELETE FROM registry_alert")
+        cursor.execute("TRUNCATE registry_watch")
+        if not count:
+            return
+        cursor.execute(
+            """
+            WITH members AS (SELECT array_agg(id ORDER BY id) AS ids FROM registry_member),
+            known AS (
+                SELECT row_number() OVER () AS n, kind, digest, pepper_version, fingerprint
+                FROM registry_caseidentifier LIMIT %(known)s
+            )
+            INSERT INTO registry_watch (id, member_id, kind, digest, pepper_version, fingerprint,
+                                        purpose, consent_reference, label, created_at, expires_on)
+            SELECT md5('watch' || i)::uuid,
+                   members.ids[1 + i %% array_length(members.ids, 1)],
+                   COALESCE(known.kind, 'phone'),
+                   COALESCE(known.digest, decode(md5('w' || i) || md5('x' || i), 'hex')),
+                   COALESCE(known.pepper_version, 1),
+                   COALESCE(known.fingerprint, substr(md5('f' || i), 1, 16)),
+                   'loan_monitoring', 'BENCH-CONSENT', 'LOAN-' || i, now(),
+                   current_date + 180
+            FROM generate_series(1, %(count)s) AS i
+            CROSS JOIN members
+            LEFT JOIN known ON known.n = i AND i %% 20 = 0
+            ON CONFLICT DO NOTHING
+            """,
+            {"count": count, "known": count},
+        )
+        cursor.execute("ANALYZE registry_watch")
 
 
 def warm_up(ctx: Context) -> None:
@@ -937,6 +981,7 @@ def describe(ctx: Context, marker: dict, server_env: dict) -> dict:
             "settings": "REGISTRY_ENV=production, Redis cache, persistent connections",
         },
         "seeded": marker["loaded"],
+        "watches": ctx.args.watches,
         "sizes": ctx.sizes.__dict__,
     }
 
@@ -983,6 +1028,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="record the server with py-spy into this file (collapsed stacks)",
     )
     parser.add_argument(
+        "--watches",
+        type=int,
+        default=0,
+        help="live watches in the registry during the run (issue 16: the hot paths must not "
+        "notice them); kept between runs with the same count, removed with 0",
+    )
+    parser.add_argument(
         "--only",
         nargs="*",
         default=[],
@@ -1024,6 +1076,7 @@ def main(argv=None) -> dict:
         queries=json.loads((work / "queries.json").read_text()),
     )
     clean_up(ctx, marker)
+    ensure_watches(args.watches)
     prepare(ctx)
     server_env = {k: v for k, v in os.environ.items() if k.startswith("GUNICORN_")}
     result = describe(ctx, marker, server_env)

@@ -156,6 +156,16 @@ REGISTRY_DISPUTE_QUOTA_PER_DAY = env_int("REGISTRY_DISPUTE_QUOTA_PER_DAY", 10)
 # Days after which the free text of a closed case (reference, subject's statement) and of a
 # decided dispute (statements, rationale) is blanked by the closed_text_scrub job.
 REGISTRY_CLOSED_TEXT_SCRUB_DAYS = env_int("REGISTRY_CLOSED_TEXT_SCRUB_DAYS", 30)
+# Monitoring (api.md "Monitoring"): other members looking a watched identifier up within 24
+# hours that raise velocity.exceeded, unless officers set the member's own threshold.
+REGISTRY_VELOCITY_ALERT_THRESHOLD = env_int("REGISTRY_VELOCITY_ALERT_THRESHOLD", 3)
+# Days alerts are kept for the pull API (GET /api/v1/alerts) before a job deletes them.
+REGISTRY_ALERT_RETENTION_DAYS = env_int("REGISTRY_ALERT_RETENTION_DAYS", 90)
+# Webhook hosts exempt from the delivery guard (comma-separated host names or addresses):
+# deliveries never go to loopback, private, link-local or metadata addresses, checked on the
+# address actually connected to, except for these hosts, which may also use plain http
+# (tests and `make run` with a local receiver). Empty in production.
+REGISTRY_WEBHOOK_ALLOWED_HOSTS = env_list("REGISTRY_WEBHOOK_ALLOWED_HOSTS", "")
 REGISTRY_DEFAULT_RETENTION_DAYS = env_int("REGISTRY_DEFAULT_RETENTION_DAYS", 1826)
 REGISTRY_VELOCITY_RETENTION_DAYS = env_int("REGISTRY_VELOCITY_RETENTION_DAYS", 90)
 REGISTRY_IDEMPOTENCY_TTL_HOURS = env_int("REGISTRY_IDEMPOTENCY_TTL_HOURS", 48)
@@ -263,12 +273,35 @@ DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 2**31 - 1)
 # the arrays' lengths is worse), which doubled its CPU time. Their plans are index probes
 # whatever the number of identifiers (see registry/selectors/lookups.py); nothing else is
 # prepared.
-DATABASES["default"]["OPTIONS"]["options"] = " ".join(
-    filter(
-        None,
-        [DATABASES["default"]["OPTIONS"].get("options"), "-c plan_cache_mode=force_generic_plan"],
+# Behind PgBouncer (DATABASE_POOL_MODE = its pool_mode), the `options` startup parameter is
+# not sent: PgBouncer before 1.20 refuses any connection that carries it. Set the plan mode on
+# the role instead (ALTER ROLE ... SET plan_cache_mode = force_generic_plan; docs/operations.md).
+DATABASE_POOL_MODE = env_str("DATABASE_POOL_MODE")
+if DATABASE_POOL_MODE not in ("", "session", "transaction"):
+    raise ImproperlyConfigured("DATABASE_POOL_MODE must be empty, session or transaction")
+if not DATABASE_POOL_MODE:
+    DATABASES["default"]["OPTIONS"]["options"] = " ".join(
+        filter(
+            None,
+            [
+                DATABASES["default"]["OPTIONS"].get("options"),
+                "-c plan_cache_mode=force_generic_plan",
+            ],
+        )
     )
-)
+
+
+def pooled_for_transactions(database: dict) -> None:
+    """Transaction pooling hands each transaction to any server connection: a statement
+    prepared, or a cursor declared, on one is missing on the next. PgBouncer 1.18 (Debian 12)
+    does not carry prepared statements across; so none are made (psycopg's threshold None
+    turns off even the `prepare=True` of registry/sql.py), and no server-side cursors."""
+    database["OPTIONS"]["prepare_threshold"] = None
+    database["DISABLE_SERVER_SIDE_CURSORS"] = True
+
+
+if DATABASE_POOL_MODE == "transaction":
+    pooled_for_transactions(DATABASES["default"])
 if env_str("REGISTRY_TEST_DB_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": env_str("REGISTRY_TEST_DB_NAME")}
 # The database password may come from a file (systemd credential, Docker secret) instead of
@@ -292,6 +325,8 @@ if DATABASE_REPLICA_URL:
     )
     if _replica_password := env_secret("DATABASE_REPLICA_PASSWORD"):
         DATABASES["replica"]["PASSWORD"] = _replica_password
+    if DATABASE_POOL_MODE == "transaction":
+        pooled_for_transactions(DATABASES["replica"])
     DATABASE_ROUTERS = ["registry.db_router.PrimaryReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -400,12 +435,43 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Choice sets shared by several fields, or named alike: one component name each.
+    "ENUM_NAME_OVERRIDES": {
+        "PurposeEnum": "registry.models.Purpose",
+        "WatchPurposeEnum": "registry.models.WatchPurpose",
+        "AlertTypeEnum": "registry.models.AlertType",
+    },
 }
 
 # --- Celery --------------------------------------------------------------------------------
 CELERY_BROKER_URL = redis_url_with_password(
     env_str("CELERY_BROKER_URL", REDIS_URL or "filesystem://"), REDIS_PASSWORD
 )
+# The longest a task may run: soft limit (the task gets SoftTimeLimitExceeded; jobs roll back
+# their batch in flight and the next run resumes) 30 s before the hard one (the worker kills the
+# child process; prefork pool only, as deployed). Bounded so that the two waits below, which must
+# exceed it, are known.
+REGISTRY_TASK_TIME_LIMIT_SECONDS = env_int("REGISTRY_TASK_TIME_LIMIT_SECONDS", 600)
+CELERY_TASK_TIME_LIMIT = REGISTRY_TASK_TIME_LIMIT_SECONDS
+CELERY_TASK_SOFT_TIME_LIMIT = max(1, REGISTRY_TASK_TIME_LIMIT_SECONDS - 30)
+# Redis gives a dead worker's task to another worker after this (must exceed the time limit,
+# or a task still running would be handed out again and run twice at once).
+CELERY_VISIBILITY_TIMEOUT = env_int(
+    "CELERY_VISIBILITY_TIMEOUT", REGISTRY_TASK_TIME_LIMIT_SECONDS + 300
+)
+# The outbox sweep publishes again a task published and not done after this: the broker lost it.
+REGISTRY_OUTBOX_REPUBLISH_SECONDS = env_int(
+    "REGISTRY_OUTBOX_REPUBLISH_SECONDS", CELERY_VISIBILITY_TIMEOUT + 60
+)
+if not (
+    REGISTRY_TASK_TIME_LIMIT_SECONDS
+    < CELERY_VISIBILITY_TIMEOUT
+    <= REGISTRY_OUTBOX_REPUBLISH_SECONDS - 30
+):
+    raise ImproperlyConfigured(
+        "need REGISTRY_TASK_TIME_LIMIT_SECONDS < CELERY_VISIBILITY_TIMEOUT and "
+        "CELERY_VISIBILITY_TIMEOUT + 30 <= REGISTRY_OUTBOX_REPUBLISH_SECONDS"
+    )
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {
         "data_folder_in": str(BASE_DIR / "var" / "broker"),
@@ -420,7 +486,18 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
     # max_retries 0: a publisher whose broker connection is down fails at once (kombu would
     # otherwise retry connecting for broker_connection_timeout); the outbox keeps the task.
     # Workers reconnect on their own terms (broker_connection_retry), unaffected.
-    else {"socket_connect_timeout": 2, "socket_timeout": 5, "max_retries": 0}
+    # visibility_timeout: a task taken by a worker that died (SIGKILL, OOM, machine lost) is
+    # unacknowledged (acks_late) and Redis hands it to another worker this long after it was
+    # taken; every worker looks for such tasks every unacked_restore_interval seconds
+    # (throttle 1: each look is a real scan; kombu's default scans every 100 s).
+    else {
+        "socket_connect_timeout": 2,
+        "socket_timeout": 5,
+        "max_retries": 0,
+        "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+        "unacked_restore_interval": 10,
+        "unacked_restore_throttle": 1,
+    }
 )
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

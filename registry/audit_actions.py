@@ -37,6 +37,20 @@ class AuditAction(models.TextChoices):
     RATE_LIMIT_EXCEEDED = "rate_limit.exceeded", _("Rate limit exceeded")
     USAGE_SIGNAL_ALERT = "member.usage_signal", _("Usage far from the member's usual")
 
+    # Monitoring: watches, alerts, webhooks
+    WATCH_CREATED = "watch.created", _("Watch created")
+    WATCH_EXTENDED = "watch.extended", _("Watch extended")
+    WATCH_DELETED = "watch.deleted", _("Watch deleted")
+    WATCH_LISTED = "watch.listed", _("Watches listed")
+    WATCHES_EXPIRED = "watches.expired", _("Expired watches deleted")
+    ALERT_LISTED = "alert.listed", _("Alerts pulled")
+    ALERTS_PURGED = "alerts.purged", _("Old alerts deleted")
+    WEBHOOK_ENDPOINT_CREATED = "webhook_endpoint.created", _("Webhook endpoint created")
+    WEBHOOK_ENDPOINT_DELETED = "webhook_endpoint.deleted", _("Webhook endpoint deleted")
+    WEBHOOK_ENDPOINT_LISTED = "webhook_endpoint.listed", _("Webhook endpoints listed")
+    WEBHOOK_ENDPOINT_TESTED = "webhook_endpoint.tested", _("Webhook test event sent")
+    WEBHOOK_ENDPOINT_FAILING = "webhook_endpoint.failing", _("Webhook endpoint failing")
+
     # Disputes
     DISPUTE_FILED = "dispute.filed", _("Dispute filed")
     DISPUTE_RESPONDED = "dispute.responded", _("Dispute responded")

@@ -43,10 +43,21 @@ class RequestIdMiddleware:
             request_id_var.reset(token)
 
 
+# An oversized body up to this size is read and thrown away before the 413 (see below).
+DRAIN_FACTOR = 8
+DRAIN_CHUNK = 64 * 1024
+
+
 class BodySizeLimitMiddleware:
     """413 for a declared Content-Length above REGISTRY_MAX_BODY_BYTES. (Bodies without a
     length, i.e. chunked, are capped by Django's DATA_UPLOAD_MAX_MEMORY_SIZE when read, and
-    by nginx's client_max_body_size in front.)"""
+    by nginx's client_max_body_size in front.)
+
+    The refused body is read and discarded first, up to DRAIN_FACTOR times the limit: a server
+    that answers and closes with the upload still arriving makes the kernel reset the
+    connection, and a client still sending then sees a broken pipe or a reset instead of the
+    413 (nginx does the same with its lingering close). A body declared larger still is not
+    read: that client may see a reset, and nginx refuses it first anyway."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -57,6 +68,8 @@ class BodySizeLimitMiddleware:
         except ValueError:
             length = 0
         if length > settings.REGISTRY_MAX_BODY_BYTES:
+            if length <= DRAIN_FACTOR * settings.REGISTRY_MAX_BODY_BYTES:
+                _discard_body(request)
             body = problem(
                 413,
                 "payload_too_large",
@@ -66,6 +79,16 @@ class BodySizeLimitMiddleware:
             )
             return problem_json_response(body)
         return self.get_response(request)
+
+
+def _discard_body(request) -> None:
+    """Read the body (bounded by its Content-Length) without keeping it. Best effort: a client
+    that stops sending or goes away still gets (or misses) its 413."""
+    try:
+        while request.read(DRAIN_CHUNK):
+            pass
+    except Exception:  # noqa: BLE001, S110 - any read error: answer without the rest
+        pass
 
 
 # Pages (the admin, the API docs) load scripts, styles, images and fonts from this origin only;

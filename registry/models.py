@@ -69,6 +69,17 @@ class Member(models.Model):
     # not in the append-only audit trail (which gets its length only), so that it can be
     # corrected and is cleared on reactivation; screened against raw identifiers.
     suspension_reason = models.TextField(_("reason for the suspension"), blank=True)
+    # Empty: REGISTRY_VELOCITY_ALERT_THRESHOLD (3). A watched identifier looked up by this
+    # many other members within 24 hours raises a velocity.exceeded alert.
+    velocity_alert_threshold = models.PositiveSmallIntegerField(
+        _("velocity alert threshold"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Other members looking a watched identifier up within 24 hours that raise an "
+            "alert; empty for the default."
+        ),
+    )
 
     class Meta:
         verbose_name = _("member institution")
@@ -96,6 +107,7 @@ class LimitScope(models.TextChoices):
     LOOKUP = "lookup", _("Lookups (one unit per identifier)")
     SUBMIT = "submit", _("Submit cases (one unit per call)")
     DISPUTE = "dispute", _("Disputes (one unit per call)")
+    WATCH = "watch", _("Watches (one unit per identifier)")
 
 
 class MemberLimit(models.Model):
@@ -595,21 +607,25 @@ class JobRun(models.Model):
 
 class OutboxTask(models.Model):
     """A Celery task recorded in the same transaction as the write that needs it, so that a
-    broker outage delays side effects instead of failing API calls. Published on commit;
-    the sweeper publishes whatever is still undelivered."""
+    broker outage delays side effects instead of failing API calls. Published on commit
+    (`published_at`); `done_at` is set only when the task has done its work (the worker
+    marks it, registry/tasks/outbox.py). The sweeper publishes what was never published, and
+    publishes again what was published but not done long after the longest task could have
+    ended (its worker died, or the broker lost it)."""
 
     task = models.CharField(max_length=100)
     kwargs = models.JSONField(default=dict)
     created_at = models.DateTimeField(auto_now_add=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    done_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
 
     class Meta:
         indexes = [
             models.Index(
                 fields=["created_at"],
-                name="outbox_undelivered",
-                condition=Q(delivered_at__isnull=True),
+                name="outbox_not_done",
+                condition=Q(done_at__isnull=True),
             )
         ]
 
@@ -626,3 +642,165 @@ class RegistryState(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class WatchPurpose(models.TextChoices):
+    LOAN_MONITORING = "loan_monitoring", _("Loan monitoring")
+    ACCOUNT_MONITORING = "account_monitoring", _("Account monitoring")
+
+
+class Watch(models.Model):
+    """A member watching one identifier (as a peppered digest, like CaseIdentifier) for the
+    life of a loan, with the subject's consent. One per (member, kind, digest): watching again
+    extends it. DELETED (not flagged) when the member deletes it or it expires."""
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    member = models.ForeignKey(
+        Member, on_delete=models.CASCADE, related_name="watches", db_index=False
+    )
+    kind = models.CharField(_("kind"), max_length=16, choices=IdentifierKind.choices)
+    digest = models.BinaryField(max_length=32)
+    pepper_version = models.PositiveSmallIntegerField(default=1)
+    fingerprint = models.CharField(_("fingerprint"), max_length=16)
+    purpose = models.CharField(_("purpose"), max_length=32, choices=WatchPurpose.choices)
+    consent_reference = models.CharField(_("consent reference"), max_length=100)
+    label = models.CharField(_("label"), max_length=100, blank=True)
+    created_at = models.DateTimeField(_("created at"))
+    expires_on = models.DateField(_("expires on"))
+
+    class Meta:
+        verbose_name = _("watch")
+        verbose_name_plural = _("watches")
+        indexes = [
+            models.Index(fields=["digest", "kind"], name="watch_digest"),
+            models.Index(fields=["member", "-created_at", "-id"], name="watch_member_newest"),
+            models.Index(fields=["expires_on"], name="watch_expiry"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["member", "kind", "digest"], name="one_watch_per_identifier"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"watch {self.pk}"
+
+
+class AlertType(models.TextChoices):
+    CASE_REPORTED = "case.reported", _("Case reported")
+    CASE_CLEARED = "case.cleared", _("Case cleared")
+    VELOCITY_EXCEEDED = "velocity.exceeded", _("Velocity exceeded")
+
+
+class Alert(models.Model):
+    """One alert to one member about one of its watches, created once per (watch, cause):
+    `cause` names the event (the case and how many alerts of that case this watch had
+    before, or the velocity window), and the unique constraint makes a retried or concurrent
+    fan-out a no-op. The watch's label, kind and fingerprint and the case's fields are copied:
+    the alert outlives a deleted watch for its 90 days. Never a token, never the reporter.
+
+    `tx` is the id of the inserting transaction: the pull API pages by (tx, id) and only
+    shows transactions older than every running one, so a cursor never skips an alert that
+    commits late."""
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    member = models.ForeignKey(
+        Member, on_delete=models.CASCADE, related_name="alerts", db_index=False
+    )
+    watch_id = models.UUIDField(_("watch"))
+    type = models.CharField(_("type"), max_length=32, choices=AlertType.choices)
+    cause = models.CharField(max_length=80)
+    created_at = models.DateTimeField(_("created at"))
+    tx = models.BigIntegerField(
+        db_default=models.Func(function="txid_current", output_field=models.BigIntegerField())
+    )
+    label = models.CharField(_("label"), max_length=100, blank=True)
+    kind = models.CharField(_("kind"), max_length=16, choices=IdentifierKind.choices)
+    fingerprint = models.CharField(_("fingerprint"), max_length=16)
+    case_id = models.UUIDField(null=True, blank=True)
+    case = models.JSONField(null=True, blank=True)  # {case_id, category, confirmed_at, status}
+    velocity = models.JSONField(null=True, blank=True)  # {"24h": n, "threshold": t}
+
+    class Meta:
+        verbose_name = _("alert")
+        verbose_name_plural = _("alerts")
+        indexes = [
+            models.Index(fields=["member", "tx", "id"], name="alert_member_order"),
+            models.Index(fields=["created_at"], name="alert_created"),
+            models.Index(fields=["case_id"], name="alert_case"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["watch_id", "cause"], name="one_alert_per_cause"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.pk}"
+
+
+class WebhookEndpoint(models.Model):
+    """Where a member wants its alerts pushed (Standard Webhooks). The signing secret is kept
+    to sign (HMAC is symmetric) and shown to the member once, when the endpoint is created.
+    `failing_since`: a delivery was given up after 24 hours of retries; officers see it, and
+    the next successful delivery clears it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    member = models.ForeignKey(
+        Member, on_delete=models.CASCADE, related_name="webhook_endpoints", db_index=False
+    )
+    url = models.URLField(_("URL"), max_length=2000)
+    events = ArrayField(models.CharField(max_length=32), verbose_name=_("events"))
+    secret = models.CharField(max_length=100)
+    created_at = models.DateTimeField(_("created at"))
+    last_success_at = models.DateTimeField(_("last success"), null=True, blank=True)
+    last_failure_at = models.DateTimeField(_("last failure"), null=True, blank=True)
+    consecutive_failures = models.PositiveIntegerField(_("consecutive failures"), default=0)
+    failing_since = models.DateTimeField(_("failing since"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("webhook endpoint")
+        verbose_name_plural = _("webhook endpoints")
+        indexes = [models.Index(fields=["member", "-created_at"], name="webhook_member_newest")]
+
+    def __str__(self) -> str:
+        return f"webhook {self.pk}"
+
+
+class WebhookDelivery(models.Model):
+    """One message to one endpoint, delivered at least once: `msg_id` is the webhook-id (the
+    alert id, or test_<id> for a test event), the receiver's idempotency key. A worker takes
+    a due delivery by moving `next_attempt_at` one lease ahead before it sends, so a worker
+    killed mid-delivery leaves it due again when the lease ends. Response bodies are never
+    stored: only the status code or the kind of failure."""
+
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries", db_index=False
+    )
+    msg_id = models.CharField(max_length=64)
+    event_type = models.CharField(_("event"), max_length=32)
+    data = models.JSONField()
+    event_at = models.DateTimeField()
+    created_at = models.DateTimeField(_("created at"))
+    next_attempt_at = models.DateTimeField(_("next attempt"))
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
+    gave_up_at = models.DateTimeField(_("gave up at"), null=True, blank=True)
+    last_status = models.PositiveSmallIntegerField(_("last HTTP status"), null=True, blank=True)
+    last_error = models.CharField(_("last error"), max_length=64, blank=True)
+
+    class Meta:
+        verbose_name = _("webhook delivery")
+        verbose_name_plural = _("webhook deliveries")
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                name="webhook_delivery_due",
+                condition=Q(delivered_at__isnull=True, gave_up_at__isnull=True),
+            ),
+            models.Index(fields=["created_at"], name="webhook_delivery_created"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["endpoint", "msg_id"], name="one_delivery_per_message"),
+        ]
+
+    def __str__(self) -> str:
+        return f"delivery {self.msg_id} #{self.pk}"

@@ -16,6 +16,8 @@ it runs once more on a fresh connection, which is what the check achieves.
 Every statement run here is prepared on its connection's first run of it (`prepare=True`;
 settings.py lets psycopg do that): PostgreSQL then parses and plans the lookup's statement
 once per connection, not on every call, where planning cost more than executing it.
+Behind a PgBouncer transaction pool (DATABASE_POOL_MODE=transaction) nothing is prepared:
+settings.py sets psycopg's prepare_threshold to None, which overrides `prepare=True`.
 
 psycopg parses a statement's placeholders on every execution unless the statement is at most
 4096 characters long (then it caches the parse): for the lookup's statement that parse cost

@@ -1,7 +1,9 @@
 import pytest
 from django.core.cache import cache
 
-from tests.base import make_world
+from tests.support.admin import make_auditor, verified_client
+from tests.support.browser import browser_page, chromium  # noqa: F401  (fixtures)
+from tests.support.world import make_world
 
 
 @pytest.fixture(autouse=True)
@@ -14,6 +16,18 @@ def _isolated_cache():
 @pytest.fixture
 def world(db):
     return make_world()
+
+
+@pytest.fixture
+def officer(world):
+    """The admin as the world's officer, signed in with the second factor verified."""
+    return verified_client(world.officer.user)
+
+
+@pytest.fixture
+def auditor(db):
+    """The admin as a read-only auditor, signed in with the second factor verified."""
+    return verified_client(make_auditor())
 
 
 class FrozenClock:
@@ -103,6 +117,7 @@ def _reference_data(request):
             "0003_beat_schedule",
             "0007_unit_quotas",
             "0009_dispute_quota_scrub",
+            "0011_watches_alerts",
         ):
             migration = importlib.import_module(f"registry.migrations.{module}")
             seed = getattr(migration, "seed", None) or migration.seed_schedule

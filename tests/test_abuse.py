@@ -4,28 +4,16 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from registry_client import oprf
 
 from registry.actors import Actor
 from registry.models import AuditEvent
 from registry.selectors.abuse import throttled_members
 from registry.services import abuse
-from registry.services.members import member_set_limit
-from tests.factories import identifier
+from tests.support.api import EVALUATE, elements, limit
+from tests.support.endpoints import ENDPOINTS, path_of
+from tests.support.factories import LOOKUPS, identifier
 
 pytestmark = pytest.mark.django_db
-EVALUATE = "/api/v1/oprf/evaluate"
-LOOKUPS = "/api/v1/lookups"
-
-
-def limit(party, scope: str, per_minute: int, per_day: int = 10_000) -> None:
-    member_set_limit(
-        actor=Actor.system(),
-        member=party.member,
-        scope=scope,
-        per_minute=per_minute,
-        per_day=per_day,
-    )
 
 
 def refusals(party) -> list[AuditEvent]:
@@ -38,9 +26,7 @@ def officer_actor(world) -> Actor:
 
 def test_it_throttles_a_member_sweeping_the_evaluate_endpoint_and_records_it_once(world):
     limit(world.bob, "evaluate", per_minute=5)
-    _blind, element = oprf.blind(b"phone\x00+8613812345678")
-    body = {"blinded_elements": [element.hex()]}
-    statuses = [world.bob.post(EVALUATE, body).status_code for _ in range(25)]
+    statuses = [world.bob.post(EVALUATE, elements(1)).status_code for _ in range(25)]
     assert statuses == [200] * 5 + [429] * 20
     events = refusals(world.bob)
     assert len(events) == 1  # twenty refusals in one minute: one event, not twenty
@@ -117,8 +103,6 @@ def test_it_keeps_tokens_out_of_the_refusal_event(world):
 
 
 def test_it_refuses_bodies_over_2_mib_on_every_endpoint_before_parsing(world, settings):
-    from tests.test_endpoint_auth_matrix import ENDPOINTS, path_of
-
     assert settings.REGISTRY_MAX_BODY_BYTES == 2 * 1024 * 1024  # the configured default
     oversized = b"{" + b"x" * settings.REGISTRY_MAX_BODY_BYTES  # not even JSON
     posts = sorted(name for name, method in ENDPOINTS if method == "post")

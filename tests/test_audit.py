@@ -30,6 +30,7 @@ from registry.services.audit import (
     signing_public_key,
 )
 from registry.services.jobs import job_execute
+from tests.support.audit import tampering
 
 pytestmark = pytest.mark.django_db
 
@@ -44,18 +45,6 @@ def record_events(n: int, *, age: timedelta = timedelta(minutes=5)) -> list[Audi
             created_at=timezone.now() - age
         )
     return events
-
-
-class tampering:
-    """Bypass the append-only triggers the way a database superuser could."""
-
-    def __enter__(self):
-        with connection.cursor() as cursor:
-            cursor.execute("SET session_replication_role = replica")
-
-    def __exit__(self, *exc):
-        with connection.cursor() as cursor:
-            cursor.execute("SET session_replication_role = DEFAULT")
 
 
 def verify_command(*args: str) -> tuple[int, str]:

@@ -15,9 +15,16 @@ from registry.services.cases import NewCase, case_submit
 from registry.services.categories import category_set_retention
 from registry.services.disputes import dispute_file
 from registry.services.idempotency import idempotency_keys_purge
-from tests.base import make_world, race
-from tests.factories import CASES, case_payload, fresh_phone, identifier, submit_case, token_for
-from tests.test_platform import assert_problem
+from tests.support.api import assert_problem
+from tests.support.factories import (
+    CASES,
+    case_payload,
+    fresh_phone,
+    identifier,
+    submit_case,
+    token_for,
+)
+from tests.support.world import make_world, race
 
 pytestmark = pytest.mark.django_db
 BATCH = "/api/v1/cases/batch"
@@ -210,7 +217,7 @@ def test_it_answers_malformed_bodies_with_problems(world, body):
 
 
 def test_it_needs_the_submit_scope(db):
-    from tests.base import make_member
+    from tests.support.world import make_member
 
     looker = make_member("LOOK_ONLY", scopes=["lookup"])
     assert_problem(looker.post(CASES, case_payload()), 403, "forbidden_scope")

@@ -1,6 +1,6 @@
 """Faults: the registry must not lose an acknowledged report and must not fall over.
 
-The module runs its OWN PostgreSQL and Redis (tests/private_services.py) on free loopback
+The module runs its OWN PostgreSQL and Redis (tests/support/private_services.py) on free loopback
 ports, and the real processes on top of them: gunicorn with deploy/gunicorn.conf.py, and for
 the broker test a Celery worker and beat with the systemd units' command lines. Then:
 
@@ -27,8 +27,8 @@ import psycopg
 import pytest
 import requests
 
-from tests.factories import case_payload, identifier
-from tests.private_services import (
+from tests.support.factories import case_payload, identifier
+from tests.support.private_services import (
     Process,
     manage,
     migrate_and_seed,
@@ -332,9 +332,9 @@ def run_without_redis_then_with_it(stack: Stack, worker: Process) -> None:
     ready = requests.get(stack.base + "/readyz", timeout=REQUEST_TIMEOUT)
     assert ready.status_code == 503 and "broker" in ready.json()["failed"]
 
-    # The notice to the reporting member waits in the outbox, undelivered.
+    # The notice to the reporting member waits in the outbox, unpublished.
     waiting = stack.sql(
-        "SELECT task, delivered_at FROM registry_outboxtask WHERE kwargs->>'dispute_id' = %s",
+        "SELECT task, published_at FROM registry_outboxtask WHERE kwargs->>'dispute_id' = %s",
         [dispute_id],
     )
     assert waiting and all(delivered is None for _task, delivered in waiting)
@@ -353,7 +353,7 @@ def run_without_redis_then_with_it(stack: Stack, worker: Process) -> None:
     )
     assert worker.alive(), worker.output()[-3000:]
     delivered = stack.sql(
-        "SELECT delivered_at FROM registry_outboxtask WHERE kwargs->>'dispute_id' = %s",
+        "SELECT done_at FROM registry_outboxtask WHERE kwargs->>'dispute_id' = %s",
         [dispute_id],
     )
     assert delivered and all(row[0] is not None for row in delivered)

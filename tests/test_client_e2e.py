@@ -8,7 +8,6 @@ import csv
 import os
 import random
 import subprocess
-import sys
 import uuid
 from datetime import date, timedelta
 from pathlib import Path
@@ -17,11 +16,11 @@ import pytest
 from registry_client.canonical import resident_id_check_digit
 
 from registry.models import Case, CaseIdentifier, Dispute
-from tests.factories import identifier, lookup, submit_case
-from tests.servers import gunicorn
+from tests.support.cli import CLI, run_cli
+from tests.support.factories import identifier, lookup, submit_case
+from tests.support.servers import gunicorn
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
-CLI = str(Path(sys.executable).parent / "registry-client")
 ROWS = 10_000
 REPORTED = 150
 
@@ -35,11 +34,6 @@ def resident_id(n: int) -> str:
     born = date(1950, 1, 1) + timedelta(days=n // 1000)
     first17 = f"110105{born:%Y%m%d}{n % 1000:03d}"
     return first17 + resident_id_check_digit(first17)
-
-
-def run_cli(base: str, key: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "REGISTRY_URL": base, "REGISTRY_API_KEY": key}
-    return subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=600)
 
 
 def write_cases(path: Path, numbers: list[int]) -> None:

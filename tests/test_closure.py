@@ -15,7 +15,7 @@ import pytest
 
 from registry.models import AuditEvent, Case, CaseIdentifier, Dispute, JobRun
 from registry.services.jobs import job_execute
-from tests.factories import fresh_phone, identifier, lookup, submit_case
+from tests.support.factories import fresh_phone, identifier, lookup, submit_case
 
 pytestmark = pytest.mark.django_db
 DISPUTES = "/api/v1/disputes"

@@ -14,10 +14,10 @@ from registry.errors import ValidationFailed
 from registry.models import ApiKey, AuditEvent, Dispute
 from registry.services.api_keys import api_key_issue
 from registry.services.members import AUDITORS_GROUP, OFFICERS_GROUP
-from tests.base import KeyClient, make_officer
-from tests.factories import case_payload, fresh_phone, identifier, submit_case
-from tests.test_admin import ADMIN, make_auditor, messages_of, verified_client
-from tests.test_platform import assert_problem
+from tests.support.admin import ADMIN, make_auditor, messages_of, verified_client
+from tests.support.api import assert_problem
+from tests.support.factories import case_payload, fresh_phone, identifier, submit_case
+from tests.support.world import KeyClient, make_officer
 
 pytestmark = pytest.mark.django_db
 SUBJECT_ACCESS = "/api/v1/compliance/subject-access"

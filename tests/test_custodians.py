@@ -20,13 +20,14 @@ from pathlib import Path
 import psycopg
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from registry_client import oprf
 from registry_client.client import Client
 from registry_client.errors import NotEnoughEvaluatorsError
 from registry_client.evaluators import KeyDocument
 
-from tests import servers
-from tests.servers import ROOT, gunicorn, server_env
+from tests.support import servers
+from tests.support.servers import ROOT, gunicorn, server_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 VECTORS = json.loads((ROOT / "spec" / "vectors" / "voprf-ristretto255-sha512.json").read_text())
@@ -81,8 +82,11 @@ def ceremony(tmp_path_factory, django_db_blocker):
 @pytest.fixture(scope="module")
 def custodian_databases():
     """Three migrated databases, one per custodian (cloned from one migrated template)."""
-    names = [f"registry_custodian_test_{i}" for i in (1, 2, 3)]
-    template = "registry_custodian_test_template"
+    # Named after this run's test database, so that parallel runs (other checkouts, CI)
+    # never share them.
+    prefix = connection.settings_dict["NAME"]
+    names = [f"{prefix}_custodian_{i}" for i in (1, 2, 3)]
+    template = f"{prefix}_custodian_template"
     with psycopg.connect(admin_url(), autocommit=True) as conn:
         for name in [*names, template]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
@@ -245,3 +249,53 @@ def test_it_serves_no_cases_or_lookups_at_a_custodian(custodians, member_keys):
 def test_it_never_writes_the_whole_key(ceremony):
     written = "".join(path.read_text() for path in Path(ceremony).iterdir())
     assert VECTORS["skSm"] not in written and VECTORS["seed"] not in written
+
+
+CUSTODIAN_ADMIN_PROBE = """
+from django.test.utils import setup_test_environment
+setup_test_environment()
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from registry.actors import Actor
+from registry.models import Member
+from registry.services.members import officer_create
+from registry.services.otp import totp_device_create
+
+user = get_user_model().objects.filter(username="custodian_officer").first()
+if user is None:
+    user = officer_create(actor=Actor.system(), username="custodian_officer",
+                          password="a long custodian password", email="o@custodian.example")
+    totp_device_create(actor=Actor.system(), user=user)
+client = Client()
+client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+session = client.session
+session[DEVICE_ID_SESSION_KEY] = TOTPDevice.objects.get(user=user).persistent_id
+session.save()
+member = Member.objects.get(code="CUSTODY_TEST")
+pages = ["/admin/", "/admin/registry/member/", f"/admin/registry/member/{member.pk}/change/",
+         f"/admin/registry/member/{member.pk}/limit/", "/admin/registry/apikey/",
+         "/admin/registry/auditevent/?action=oprf.evaluated"]
+for page in pages:
+    print(page, client.get(page).status_code)
+answer = client.post(f"/admin/registry/member/{member.pk}/limit/",
+                     {"scope": "evaluate", "per_minute": 500, "per_day": 5000})
+print("set-limit", answer.status_code, member.limits.get(scope="evaluate").per_day)
+print("/admin/registry/case/", client.get("/admin/registry/case/").status_code)
+"""
+
+
+def test_it_gives_a_custodians_officers_an_admin_for_member_keys_and_element_quotas(
+    ceremony, custodian_databases, member_keys, custodians
+):
+    """The custodian's own admin (REGISTRY_ROLE=custodian): members, their keys, their
+    evaluate (element) quotas and the evaluate calls' audit trail; no cases."""
+    evaluate_at(custodians[0], member_keys["custodian-1"], [VECTOR["BlindedElement"]])
+    output = manage(
+        custodian_databases[0], "shell", "-c", CUSTODIAN_ADMIN_PROBE, **custodian_env(ceremony, 1)
+    )
+    answers = dict(line.rsplit(" ", 1) for line in output.splitlines() if line.startswith("/"))
+    assert all(status == "200" for page, status in answers.items() if "case" not in page), output
+    assert "set-limit 302 5000" in output
+    assert answers["/admin/registry/case/"] == "404"

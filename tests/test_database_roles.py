@@ -10,9 +10,9 @@ from psycopg import sql
 from registry.actors import Actor
 from registry.models import AuditEvent
 from registry.services.audit import audit_checkpoint, audit_record, audit_seal
-from tests.base import ROOT_DIR
+from tests.support import ROOT
 
-ROLES_SQL = ROOT_DIR / "deploy" / "postgres" / "roles.sql"
+ROLES_SQL = ROOT / "deploy" / "postgres" / "roles.sql"
 # Each audit table and a column of it.
 AUDIT_TABLES = {
     "registry_auditevent": "action",

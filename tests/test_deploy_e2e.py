@@ -3,7 +3,7 @@
 gunicorn starts with deploy/gunicorn.conf.py, and the Celery worker and beat start with the
 ExecStart= command lines of deploy/systemd/registry-{web,worker,beat}.service (read from the
 unit files, so that a broken unit fails this test), against a fresh PostgreSQL database and a
-Redis of their own (tests/private_services.py). The database is provisioned by
+Redis of their own (tests/support/private_services.py). The database is provisioned by
 deploy/postgres/roles.sql: migrations run as its owner role, every process as its runtime
 role. Then a member submits a case, another looks it up, and the expiry job, sent through the
 broker like beat sends it, expires the case in the worker; beat's own schedule runs the audit
@@ -23,8 +23,8 @@ import pytest
 import requests
 from celery import Celery
 
-from tests.factories import case_payload, identifier
-from tests.private_services import (
+from tests.support.factories import case_payload, identifier
+from tests.support.private_services import (
     ROOT,
     SEED_SCRIPT,
     Process,

@@ -10,9 +10,9 @@ import pytest
 
 from registry.actors import Actor
 from registry.services.otp import totp_device_create
-from tests import servers
-from tests.base import make_officer
-from tests.servers import ROOT
+from tests.support import servers
+from tests.support.servers import ROOT
+from tests.support.world import make_officer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -18,9 +18,11 @@ from registry.services.notifications import (
     dispute_reminder_send,
     officer_emails,
 )
-from tests.base import make_officer, race
-from tests.factories import fresh_phone, identifier, lookup, submit_case
-from tests.test_platform import assert_problem
+from tests.support.admin import ADMIN, verified_client
+from tests.support.api import assert_problem
+from tests.support.factories import fresh_phone, identifier, lookup, submit_case
+from tests.support.peppers import P1, P2, peppers
+from tests.support.world import make_officer, race
 
 pytestmark = pytest.mark.django_db
 DISPUTES = "/api/v1/disputes"
@@ -775,7 +777,6 @@ def test_it_accepts_any_identifier_of_the_case_and_records_only_its_kind(world):
 def test_it_matches_the_identifier_during_a_pepper_rotation(world):
     """A case stored under the old pepper is matched through the same digest path as lookups:
     every configured pepper version, each against the rows of its own version."""
-    from tests.test_pepper_rotation import P1, P2, peppers
 
     with peppers(P1):
         case, _ident = listed_case(world)
@@ -793,7 +794,6 @@ def test_it_matches_the_identifier_during_a_pepper_rotation(world):
 def test_it_refuses_disputes_past_the_members_quota_and_alerts_the_officers(
     world, settings, frozen_now
 ):
-    from tests.test_admin import ADMIN, verified_client
 
     settings.REGISTRY_DISPUTE_QUOTA_PER_DAY = 3
     cases = [listed_case(world) for _ in range(5)]
@@ -837,7 +837,6 @@ def test_it_files_ten_disputes_a_day_by_default_unless_the_officers_set_more(wor
         file_dispute(world.bob, case["id"])
     assert_problem(world.bob.post(DISPUTES, dispute_body(cases[10]["id"])), 429, "rate_limited")
     # an officer raises bob's quota on the member's admin page (audited)
-    from tests.test_admin import ADMIN, verified_client
 
     bob = world.bob.member
     officer = verified_client(world.officer.user)

@@ -1,88 +1,41 @@
 """Every API endpoint x {no key, revoked key, wrong scope, another member's object}.
 
 The endpoints come from the URL resolver (registry/api/urls.py), so a new endpoint without a
-row in ENDPOINTS fails `test_it_has_a_row_for_every_endpoint`, and a view whose scopes drift
-from its row fails `test_it_requires_the_scopes_the_table_says`.
+row in ENDPOINTS (tests/support/endpoints.py) fails `test_it_has_a_row_for_every_endpoint`,
+and a view whose scopes drift from its row fails `test_it_requires_the_scopes_the_table_says`.
 """
 
 import uuid
-from dataclasses import dataclass
 
 import pytest
-from django.urls import URLPattern, reverse
 from rest_framework.test import APIRequestFactory
 
 from registry.actors import Actor
-from registry.api import urls as api_urls
 from registry.models import ApiKey
 from registry.services.api_keys import api_key_issue, api_key_revoke
-from tests.base import KeyClient
-from tests.factories import case_payload, submit_case
-from tests.test_platform import assert_problem
+from tests.support.api import assert_problem
+from tests.support.endpoints import (
+    ALL_SCOPES,
+    ENDPOINTS,
+    MEMBER_SCOPES,
+    path_of,
+    pattern_named,
+    resolved_endpoints,
+)
+from tests.support.factories import case_payload, submit_case
+from tests.support.world import KeyClient
 
 pytestmark = pytest.mark.django_db
-MEMBER_SCOPES = frozenset({"lookup", "submit", "dispute"})
-ALL_SCOPES = MEMBER_SCOPES | {"compliance", "compliance_read"}
-OFFICER_READ = frozenset({"compliance", "compliance_read"})
-
-
-@dataclass(frozen=True)
-class Row:
-    scopes: frozenset[str]  # any one of them grants access
-    body: dict | None = None  # a valid body, so that only ownership can refuse
-    owned_object: str | None = None  # "case" | "dispute": the path names another's object
-
-
 VALID_DISPUTE = {"reason": "not_me", "statement": "The subject denies it."}
-ENDPOINTS: dict[tuple[str, str], Row] = {
-    ("oprf-keys", "get"): Row(ALL_SCOPES),
-    ("oprf-evaluate", "post"): Row(MEMBER_SCOPES),
-    ("audit-events", "get"): Row(ALL_SCOPES),
-    ("cases", "get"): Row(frozenset({"submit"})),
-    ("cases", "post"): Row(frozenset({"submit"})),
-    ("cases-batch", "post"): Row(frozenset({"submit"})),
-    ("case", "get"): Row(frozenset({"submit"}), owned_object="case"),
-    ("case-withdraw", "post"): Row(
-        frozenset({"submit"}), {"reason": "Reported in error."}, owned_object="case"
-    ),
-    ("lookups", "post"): Row(frozenset({"lookup"})),
-    ("disputes", "get"): Row(frozenset({"dispute"}) | OFFICER_READ),
-    ("disputes", "post"): Row(frozenset({"dispute"})),
-    ("dispute", "get"): Row(frozenset({"dispute"}) | OFFICER_READ, owned_object="dispute"),
-    ("dispute-response", "post"): Row(
-        frozenset({"dispute"}),
-        {"position": "maintain", "statement": "We maintain it."},
-        owned_object="dispute",
-    ),
-    # Officers decide every dispute: there is no "another member's" dispute for them.
-    ("dispute-decision", "post"): Row(frozenset({"compliance"})),
-    ("subject-access", "get"): Row(OFFICER_READ),
-}
 CASES = [(name, method) for name, method in sorted(ENDPOINTS)]
 OBJECT_CASES = [key for key in CASES if ENDPOINTS[key].owned_object]
-
-
-def resolved_endpoints() -> set[tuple[str, str]]:
-    """(route name, HTTP method) of every API view the resolver knows."""
-    found = set()
-    for pattern in api_urls.urlpatterns:
-        assert isinstance(pattern, URLPattern), pattern
-        view = pattern.callback.view_class
-        for method in view.http_method_names:
-            if method not in ("options", "head") and hasattr(view, method):
-                found.add((pattern.name, method))
-    return found
-
-
-def path_of(name: str, object_id: str | None = None) -> str:
-    pattern = next(p for p in api_urls.urlpatterns if p.name == name)
-    kwargs = {key: object_id or str(uuid.uuid4()) for key in pattern.pattern.converters}
-    return reverse(name, kwargs=kwargs)
 
 
 def send(client: KeyClient, method: str, path: str, body: dict | None = None):
     if method == "get":
         return client.get(path)
+    if method == "delete":
+        return client.delete(path)
     return client.post(path, body or {})
 
 
@@ -113,7 +66,7 @@ def test_it_has_a_row_for_every_endpoint():
 
 @pytest.mark.parametrize(("name", "method"), CASES)
 def test_it_requires_the_scopes_the_table_says(name, method):
-    pattern = next(p for p in api_urls.urlpatterns if p.name == name)
+    pattern = pattern_named(name)
     view = pattern.callback.view_class()
     view.request = APIRequestFactory().generic(method.upper(), path_of(name))
     assert frozenset(view.required_scopes) == ENDPOINTS[(name, method)].scopes
@@ -149,7 +102,8 @@ def test_it_refuses_a_key_without_the_scope(world, name, method):
 
 @pytest.fixture
 def others_objects(world) -> dict[str, str]:
-    """A case of carol's, and a dispute bob filed about it: neither is alice's business."""
+    """A case of carol's, a dispute bob filed about it, a watch and a webhook endpoint of
+    carol's: none is alice's business."""
     payload = case_payload()
     case = submit_case(world.carol, **payload)
     filed = world.bob.post(
@@ -157,7 +111,25 @@ def others_objects(world) -> dict[str, str]:
         {"case_id": case["id"], "identifier": payload["identifiers"][0], **VALID_DISPUTE},
     )
     assert filed.status_code == 201, filed.content
-    return {"case": case["id"], "dispute": filed.json()["id"]}
+    watched = world.carol.post(
+        "/api/v1/watches",
+        {
+            "identifiers": payload["identifiers"],
+            "purpose": "loan_monitoring",
+            "consent_reference": "C-1",
+        },
+    )
+    endpoint = world.carol.post(
+        "/api/v1/webhook-endpoints",
+        {"url": "https://hooks.carol.example/registry", "events": ["case.reported"]},
+    )
+    assert watched.status_code == endpoint.status_code == 201
+    return {
+        "case": case["id"],
+        "dispute": filed.json()["id"],
+        "watch": watched.json()["watches"][0]["id"],
+        "webhook_endpoint": endpoint.json()["id"],
+    }
 
 
 @pytest.mark.parametrize(("name", "method"), OBJECT_CASES)

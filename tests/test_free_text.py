@@ -7,8 +7,9 @@ import json
 import pytest
 
 from registry.models import ApiKey, AuditEvent, Case, Dispute, Member
-from tests.factories import case_payload, submit_case
-from tests.test_admin import ADMIN, decide_url, disputed_case, events, verified_client
+from tests.support.admin import ADMIN, decide_url
+from tests.support.audit import events
+from tests.support.factories import case_payload, disputed_case, submit_case
 
 pytestmark = pytest.mark.django_db
 
@@ -18,11 +19,6 @@ RAW = {
     "resident id": "身份证11010519491231002X号",
     "email full-width dot": "zhang.san@example。com",
 }
-
-
-@pytest.fixture
-def officer(world):
-    return verified_client(world.officer.user)
 
 
 def audit_text() -> str:

@@ -26,9 +26,9 @@ from registry_client.errors import RegistryError
 from registry.actors import Actor
 from registry.models import Case
 from registry.services.members import member_set_limit
-from tests.base import make_member
-from tests.factories import token_for
-from tests.servers import free_port, gunicorn, server_env
+from tests.support.factories import token_for
+from tests.support.servers import free_port, gunicorn, server_env
+from tests.support.world import make_member
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 

@@ -6,7 +6,7 @@ import uuid
 import pytest
 
 from registry.ids import uuid7
-from tests.factories import fresh_phone, identifier, lookup, submit_case
+from tests.support.factories import fresh_phone, identifier, lookup, submit_case
 
 
 def millis(value: uuid.UUID) -> int:

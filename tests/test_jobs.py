@@ -34,9 +34,9 @@ from registry.services.jobs.expiry import expiry_run
 from registry.services.jobs.housekeeping import audit_seal_run, outbox_sweep_run
 from registry.services.jobs.retention import idempotency_retention_run, lookup_log_retention_run
 from registry.services.jobs.runs import ABANDONED_AFTER
-from tests.base import race
-from tests.factories import lookup
-from tests.jobs_data import make_cases, make_lookup_log
+from tests.support.factories import lookup
+from tests.support.jobs_data import make_cases, make_lookup_log
+from tests.support.world import race
 
 pytestmark = pytest.mark.django_db
 
@@ -256,26 +256,56 @@ def test_housekeeping_deletes_finished_job_runs_past_their_retention():
 # --- housekeeping ---------------------------------------------------------------------------
 
 
-def test_the_outbox_sweep_publishes_what_is_left_and_deletes_old_delivered_rows(monkeypatch):
+def test_the_outbox_sweep_publishes_what_is_left_and_deletes_old_done_rows(monkeypatch):
     published = []
     monkeypatch.setattr(
         "consortium.celery.app.send_task",
-        lambda name, kwargs, retry: published.append((name, kwargs)),
+        lambda name, kwargs, headers, retry: published.append((name, kwargs, headers)),
     )
     now = timezone.now()
-    undelivered = OutboxTask.objects.create(task="registry.jobs.audit_seal", kwargs={})
-    OutboxTask.objects.filter(pk=undelivered.pk).update(created_at=now - timedelta(minutes=5))
-    old = OutboxTask.objects.create(task="t", delivered_at=now - timedelta(days=2))
-    fresh = OutboxTask.objects.create(task="t", delivered_at=now - timedelta(hours=2))
+    unpublished = OutboxTask.objects.create(task="registry.jobs.audit_seal", kwargs={})
+    OutboxTask.objects.filter(pk=unpublished.pk).update(created_at=now - timedelta(minutes=5))
+    # Published, never done: again once REGISTRY_OUTBOX_REPUBLISH_SECONDS have passed.
+    stranded = OutboxTask.objects.create(
+        task="s", kwargs={"n": 1}, published_at=now - timedelta(hours=2)
+    )
+    running = OutboxTask.objects.create(task="r", published_at=now - timedelta(seconds=30))
+    old = OutboxTask.objects.create(task="t", published_at=now, done_at=now - timedelta(days=2))
+    fresh = OutboxTask.objects.create(task="t", published_at=now, done_at=now - timedelta(hours=2))
 
     summary = outbox_sweep_run()
 
-    assert summary == {"published": 1, "delivered_rows_deleted": 1}
-    assert published == [("registry.jobs.audit_seal", {})]
+    assert summary == {"published": 1, "republished": 1, "done_rows_deleted": 1}
+    assert published == [
+        ("registry.jobs.audit_seal", {}, {"registry_outbox_id": unpublished.pk}),
+        ("s", {"n": 1}, {"registry_outbox_id": stranded.pk}),
+    ]
     assert not OutboxTask.objects.filter(pk=old.pk).exists()
-    assert OutboxTask.objects.filter(pk=fresh.pk).exists()
-    undelivered.refresh_from_db()
-    assert undelivered.delivered_at is not None
+    assert OutboxTask.objects.filter(pk__in=[fresh.pk, running.pk]).count() == 2
+    unpublished.refresh_from_db()
+    stranded.refresh_from_db()
+    assert unpublished.published_at is not None and unpublished.done_at is None
+    assert stranded.published_at > now - timedelta(minutes=1) and stranded.done_at is None
+
+
+def test_it_marks_an_outbox_row_done_only_when_its_task_returns(world):
+    """The worker's task_success handler: a task published by the outbox (its row's id in the
+    message header) marks that row done; a task from elsewhere (no header) touches nothing.
+    (A task that raises sends no task_success; tests/test_outbox_worker.py kills one.)"""
+    from registry.tasks.notifications import send_filed_notice as task
+    from registry.tasks.outbox import outbox_task_done
+
+    row = OutboxTask.objects.create(task="t", published_at=timezone.now())
+    other = OutboxTask.objects.create(task="t", published_at=timezone.now())
+    task.push_request(registry_outbox_id=row.pk)
+    outbox_task_done(sender=task, result=0)
+    task.pop_request()
+    task.push_request()  # beat's or an operator's call: no header
+    outbox_task_done(sender=task, result=0)
+    task.pop_request()
+    row.refresh_from_db()
+    other.refresh_from_db()
+    assert row.done_at is not None and other.done_at is None
 
 
 def test_the_seal_job_seals_everything_pending(monkeypatch):
@@ -364,6 +394,9 @@ def test_the_default_schedule_runs_every_job_with_a_registered_task():
         "registry.jobs.usage_signals",
         "registry.jobs.closed_text_scrub",
         "registry.disputes.sweep_deadlines",
+        "registry.jobs.velocity_alerts",
+        "registry.jobs.watch_housekeeping",
+        "registry.jobs.webhook_deliveries",
     }
     assert all(t.task in app.tasks and t.enabled for t in tasks.values())
     seal = tasks["registry: audit seal"].interval

@@ -25,9 +25,9 @@ from registry.models import (
     OutboxTask,
     Sighting,
 )
-from tests.factories import lookup
-from tests.jobs_data import make_cases, make_lookup_log
-from tests.workers import (
+from tests.support.factories import lookup
+from tests.support.jobs_data import make_cases, make_lookup_log
+from tests.support.workers import (
     CELERY,
     ROOT,
     broker_url,
@@ -307,7 +307,7 @@ def test_an_api_write_succeeds_with_the_broker_down_and_is_delivered_later(world
 
     assert response.status_code == 201, response.content
     [row] = OutboxTask.objects.filter(task="registry.disputes.send_filed_notice")
-    assert row.delivered_at is None and row.attempts == 1
+    assert row.published_at is None and row.attempts == 1
     assert row.kwargs == {"dispute_id": response.json()["id"]}
 
     monkeypatch.undo()  # the broker is back
@@ -316,8 +316,8 @@ def test_an_api_write_succeeds_with_the_broker_down_and_is_delivered_later(world
     with celery_worker_process(queue=unique_queue("outbox")) as worker:
         send(worker, "outbox_sweep")
         wait_for(
-            lambda: OutboxTask.objects.get(pk=row.pk).delivered_at,
-            what="the outbox row to be delivered",
+            lambda: OutboxTask.objects.get(pk=row.pk).done_at,
+            what="the outbox row's task to be done",
         )
         # The worker published it to its own queue and ran it.
         wait_for(

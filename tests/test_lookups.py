@@ -20,8 +20,8 @@ from registry.models import (
 )
 from registry.selectors.cases import matchable_cases_q
 from registry.services.disputes import dispute_file
-from tests.factories import LOOKUPS, fresh_phone, identifier, lookup, submit_case, token_for
-from tests.test_platform import assert_problem
+from tests.support.api import assert_problem
+from tests.support.factories import LOOKUPS, fresh_phone, identifier, lookup, submit_case, token_for
 
 pytestmark = pytest.mark.django_db
 ZERO = {"1h": 0, "24h": 0, "7d": 0, "30d": 0, "90d": 0}
@@ -165,7 +165,7 @@ def test_it_answers_every_identifier_in_order(world):
 
 
 def test_it_counts_velocity_per_window_for_matched_and_unmatched_identifiers(world, frozen_now):
-    from tests.base import make_member
+    from tests.support.world import make_member
 
     dave = make_member("DAVE_FINANCE")
     ident = identifier("phone", fresh_phone())  # reported by nobody
@@ -245,7 +245,7 @@ def test_it_logs_each_lookup_with_member_time_purpose_and_digests(world):
 
 
 def test_it_needs_the_lookup_scope(db):
-    from tests.base import make_member
+    from tests.support.world import make_member
 
     submitter = make_member("SUBMIT_ONLY", scopes=["submit"])
     response = submitter.post(
@@ -433,7 +433,7 @@ def test_it_writes_nothing_when_any_part_of_a_lookup_fails():
     from django.db import DatabaseError, connection
 
     from registry.services.lookups import lookup_perform
-    from tests.base import make_world
+    from tests.support.world import make_world
 
     world = make_world()
     submit_case(world.alice, identifiers=[phone := identifier("phone", fresh_phone())])

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from registry.models import AuditEvent, Case, Dispute, Lookup
-from tests.factories import CASES, LOOKUPS, case_payload, submit_case
-from tests.test_platform import assert_problem
+from tests.support.api import assert_problem
+from tests.support.factories import CASES, LOOKUPS, case_payload, submit_case
 
 pytestmark = pytest.mark.django_db
 

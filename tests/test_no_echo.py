@@ -11,8 +11,8 @@ import json
 
 import pytest
 
-from tests.factories import case_payload, submit_case
-from tests.test_schemathesis import OPERATIONS, officer_only
+from tests.support.endpoints import OPERATIONS, officer_only
+from tests.support.factories import case_payload, submit_case
 
 pytestmark = pytest.mark.django_db
 

@@ -14,20 +14,25 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from registry.models import ApiKey, AuditEvent, Case, CaseIdentifier, Dispute, JobRun, Member
-from tests.base import OFFICER_PASSWORD
-from tests.factories import fresh_phone, identifier, lookup, submit_case
-from tests.test_admin import (
+from tests.support.abuse import refuse
+from tests.support.admin import (
     ADMIN,
     RATIONALE,
     code_for,
     decide_url,
     device_of,
-    disputed_case,
-    listed_case,
     login,
     verified_client,
 )
-from tests.test_admin_sweeps import refuse
+from tests.support.factories import (
+    disputed_case,
+    fresh_phone,
+    identifier,
+    listed_case,
+    lookup,
+    submit_case,
+)
+from tests.support.world import OFFICER_PASSWORD
 
 pytestmark = pytest.mark.django_db
 

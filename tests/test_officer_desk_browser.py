@@ -12,11 +12,12 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from registry.models import ApiKey, AuditEvent, Case, Dispute, JobRun, Member
-from tests.base import OFFICER_PASSWORD
-from tests.jobs_data import make_lookup_log
-from tests.test_admin import code_for, device_of, disputed_case, listed_case
-from tests.test_admin_browser import CHROMIUM, SCREENSHOTS, chromium, sign_in  # noqa: F401
-from tests.test_admin_sweeps import refuse
+from tests.support.abuse import refuse
+from tests.support.admin import code_for, device_of
+from tests.support.browser import CHROMIUM, SCREENSHOTS, sign_in
+from tests.support.factories import disputed_case, listed_case
+from tests.support.jobs_data import make_lookup_log
+from tests.support.world import OFFICER_PASSWORD
 
 RATIONALE = "The subject's police report matches the dates of the application."
 
@@ -28,7 +29,7 @@ pytestmark = [
 
 
 @pytest.fixture
-def page(chromium):  # noqa: F811 - the module-scoped browser of test_admin_browser
+def page(chromium):
     context = chromium.new_context(locale="zh-CN", viewport={"width": 1400, "height": 1000})
     context.set_default_timeout(15_000)
     page = context.new_page()

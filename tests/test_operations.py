@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 
 from registry.models import ApiKey, Member
 from registry.services.api_keys import api_key_authenticate
-from tests.base import ROOT_DIR
+from tests.support import ROOT
 
 pytestmark = pytest.mark.django_db
 
@@ -89,7 +89,7 @@ def test_it_is_not_ready_naming_the_broker_when_it_is_down(client, settings):
 def settings_subprocess(env: dict) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "manage.py", "check"],
-        cwd=ROOT_DIR,
+        cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,

@@ -3,7 +3,6 @@ resumable batches while lookups keep matching, with no data and no match lost.""
 
 import threading
 import time
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -24,26 +23,13 @@ from registry.models import (
 from registry.services.jobs import rotation
 from registry.services.jobs.rotation import pepper_rotation_run, pepper_rotation_state
 from registry.services.lookups import lookup_perform
-from tests.base import race
-from tests.jobs_data import make_cases
+from tests.support.jobs_data import make_cases
+from tests.support.peppers import P1, P2, P3, peppers
+from tests.support.world import race
 
 pytestmark = pytest.mark.django_db
 
-P1, P2, P3 = "22" * 32, "33" * 32, "44" * 32  # P1 is the test settings' pepper
 EVERY_WINDOW_TWO = {"1h": 2, "24h": 2, "7d": 2, "30d": 2, "90d": 2}
-
-
-@contextmanager
-def peppers(*configured: str):
-    """Configure peppers oldest first, as an operator rotating them would."""
-    with override_settings(
-        REGISTRY_PREVIOUS_PEPPERS=list(configured[:-1]), REGISTRY_PEPPER=configured[-1]
-    ):
-        tokens.configured_peppers.cache_clear()
-        try:
-            yield
-        finally:
-            tokens.configured_peppers.cache_clear()
 
 
 def actor_of(party) -> Actor:
@@ -84,7 +70,12 @@ def test_it_rekeys_every_table_and_records_progress_and_one_audit_event_per_batc
     with peppers(P1, P2):
         summary = pepper_rotation_run(batch_size=5)
 
-        assert summary["rotated"] == {"case_identifier": 12, "lookup_log_entry": 12, "sighting": 12}
+        assert summary["rotated"] == {
+            "case_identifier": 12,
+            "lookup_log_entry": 12,
+            "sighting": 12,
+            "watch": 0,
+        }
         assert summary["complete"] and summary["target_version"] == 2
         assert_all_stored_at_current_version(made)
         assert AuditEvent.objects.filter(action="pepper.rotated").count() == 9  # 3 per table

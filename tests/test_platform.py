@@ -9,20 +9,11 @@ from registry.actors import Actor
 from registry.models import ApiKey, Member
 from registry.services.api_keys import api_key_revoke
 from registry.services.members import member_set_limit, member_set_status
+from tests.support.api import assert_problem
 
 pytestmark = pytest.mark.django_db
 AUDIT = "/api/v1/audit-events"
 EVALUATE = "/api/v1/oprf/evaluate"
-
-
-def assert_problem(response, status: int, code: str):
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/problem+json")
-    body = response.json()
-    assert body["status"] == status and body["code"] == code
-    for key in ("type", "title", "detail"):
-        assert body[key]
-    return body
 
 
 def test_it_refuses_a_call_without_key(world):
@@ -69,7 +60,7 @@ def test_it_stores_only_a_hash_of_the_key(world):
 
 
 def test_it_answers_403_for_a_missing_scope(db):
-    from tests.base import make_member
+    from tests.support.world import make_member
 
     lookup_only = make_member("LOOKUP_ONLY", scopes=["lookup"])
     # the compliance endpoint needs the compliance scope

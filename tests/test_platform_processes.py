@@ -9,7 +9,7 @@ from django.conf import settings
 
 from registry.actors import Actor
 from registry.services.members import member_set_limit
-from tests.servers import gunicorn
+from tests.support.servers import gunicorn
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 

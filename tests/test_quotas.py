@@ -9,49 +9,24 @@ import time
 
 import pytest
 from django.core.cache import cache
-from registry_client import oprf
 
 from registry.actors import Actor
 from registry.models import AuditEvent, QuotaCounter
 from registry.services import quotas
 from registry.services.api_keys import api_key_issue
 from registry.services.members import member_set_limit
-from tests.base import KeyClient
-from tests.factories import LOOKUPS, fresh_phone, identifier
-from tests.test_admin import ADMIN, verified_client
-from tests.test_platform import assert_problem
+from tests.support.admin import ADMIN, verified_client
+from tests.support.api import EVALUATE, assert_problem, elements, identifiers, limit
+from tests.support.factories import LOOKUPS
+from tests.support.world import KeyClient
 
 pytestmark = pytest.mark.django_db
-EVALUATE = "/api/v1/oprf/evaluate"
 DEAD_REDIS = "redis://127.0.0.1:1/2"  # nothing listens on port 1
-
-
-def limit(party, scope: str, per_minute: int, per_day: int = 1_000_000) -> None:
-    member_set_limit(
-        actor=Actor.system(),
-        member=party.member,
-        scope=scope,
-        per_minute=per_minute,
-        per_day=per_day,
-    )
-    quotas.member_limits_forget(party.member.pk)  # the test's transaction never commits
 
 
 def second_key(party, scopes: list[str]) -> KeyClient:
     issued = api_key_issue(actor=Actor.system(), member=party.member, scopes=scopes)
     return KeyClient(issued.raw_key)
-
-
-def elements(n: int) -> dict:
-    _blind, element = oprf.blind(b"phone\x00+8613812345678")
-    return {"blinded_elements": [element.hex()] * n}
-
-
-def identifiers(n: int) -> dict:
-    return {
-        "purpose": "loan_application",
-        "identifiers": [identifier("phone", fresh_phone()) for _ in range(n)],
-    }
 
 
 def remaining(response) -> int:
@@ -235,7 +210,7 @@ def test_an_unknown_limit_scope_is_refused(world):
 def test_it_counts_in_postgresql_while_a_real_redis_is_stopped_and_returns_to_it(
     world, settings, monkeypatch
 ):
-    from tests.private_services import private_redis
+    from tests.support.private_services import private_redis
 
     with private_redis() as redis:
         settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": redis.url(2)}}

@@ -10,7 +10,14 @@ import pytest
 
 from registry.logging import JsonFormatter
 from registry.models import AuditEvent, Case, CaseIdentifier, IdempotencyKey, Lookup, Sighting
-from tests.factories import CASES, LOOKUPS, case_payload, fresh_phone, identifier, submit_case
+from tests.support.factories import (
+    CASES,
+    LOOKUPS,
+    case_payload,
+    fresh_phone,
+    identifier,
+    submit_case,
+)
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,6 @@ missing from either side fails. schemathesis' own pytest loader is not used: its
 fixture support breaks on pytest 9's test nodes.)
 """
 
-import re
 from datetime import date, timedelta
 
 import pytest
@@ -33,8 +32,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from consortium.wsgi import application
-from registry.api import urls as api_urls
-from tests.factories import case_payload, submit_case
+from tests.support.endpoints import OPERATIONS, officer_only
+from tests.support.factories import case_payload, submit_case
 
 MAX_EXAMPLES = 25
 CHECKS = [
@@ -43,32 +42,6 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
 ]
-
-
-def served_operations() -> list[tuple[str, str]]:
-    """(METHOD, OpenAPI path) of every view in registry/api/urls.py."""
-    found = []
-    for pattern in api_urls.urlpatterns:
-        view = pattern.callback.view_class
-        path = "/api/v1/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", str(pattern.pattern))
-        for method in view.http_method_names:
-            if method not in ("options", "head") and hasattr(view, method):
-                found.append((method.upper(), path))
-    return sorted(found)
-
-
-OPERATIONS = served_operations()
-
-
-def officer_only(method: str, path: str) -> bool:
-    pattern = next(
-        p
-        for p in api_urls.urlpatterns
-        if path == "/api/v1/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", str(p.pattern))
-    )
-    view = pattern.callback.view_class()
-    view.request = type("Request", (), {"method": method})()
-    return set(view.required_scopes) <= {"compliance", "compliance_read"}
 
 
 def in_test_transaction(app):
@@ -111,7 +84,22 @@ def live_objects(world) -> dict[str, str]:
     assert filed.status_code == 201, filed.content
     undisputed_payload = case_payload()
     undisputed = submit_case(world.carol, **undisputed_payload)
+    watched = world.alice.post(
+        "/api/v1/watches",
+        {
+            "identifiers": payload["identifiers"],
+            "purpose": "loan_monitoring",
+            "consent_reference": "C-1",
+        },
+    )
+    endpoint = world.alice.post(
+        "/api/v1/webhook-endpoints",
+        {"url": "https://hooks.alice.example/registry", "events": ["case.reported"]},
+    )
+    assert watched.status_code == endpoint.status_code == 201
     return {
+        "watch_id": watched.json()["watches"][0]["id"],
+        "endpoint_id": endpoint.json()["id"],
         "case_id": case["id"],
         "dispute_id": filed.json()["id"],
         "undisputed_case_id": undisputed["id"],
@@ -134,6 +122,9 @@ def realistic(case, live_objects: dict[str, str]):
         if isinstance(item, dict) and "category" in item:
             item["category"] = "identity_theft"
             item["confirmed_at"] = (date.today() - timedelta(days=1)).isoformat()
+    if "url" in body:  # a webhook endpoint: a public https URL, known event types
+        body["url"] = "https://hooks.alice.example/registry"
+        body["events"] = ["case.reported"]
     if isinstance(body.get("blinded_elements"), list):
         body["blinded_elements"] = [
             oprf.blind(f"phone\x00+86139{n:08d}".encode())[1].hex()

@@ -31,7 +31,7 @@ def test_it_runs_the_lookup_as_a_prepared_statement_with_its_generic_plan(world)
     connection and never re-planned (settings.py: prepare_threshold, plan_cache_mode)."""
     from django.db import connection
 
-    from tests.factories import fresh_phone, identifier, lookup
+    from tests.support.factories import fresh_phone, identifier, lookup
 
     for _ in range(7):  # past PostgreSQL's five custom plans of its "auto" mode
         lookup(world.bob, [identifier("phone", fresh_phone())])

@@ -14,8 +14,8 @@ from registry.actors import Actor
 from registry.errors import NotFound
 from registry.models import AuditEvent, CaseIdentifier, Lookup, LookupLogEntry
 from registry.selectors.compliance import subject_access_csv_rows, subject_access_report
-from tests.factories import fresh_phone, identifier, lookup, submit_case, token_for
-from tests.test_platform import assert_problem
+from tests.support.api import assert_problem
+from tests.support.factories import fresh_phone, identifier, lookup, submit_case, token_for
 
 pytestmark = pytest.mark.django_db
 SUBJECT_ACCESS = "/api/v1/compliance/subject-access"

@@ -6,31 +6,17 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import polib
 import pytest
-from django.conf import settings
 
-ROOT = Path(settings.BASE_DIR)
-PO = ROOT / "registry" / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po"
+from tests.support import ROOT
+from tests.support.translations import PO
+
 PLACEHOLDER = re.compile(r"%\((\w+)\)[-+ #0]*\d*(?:\.\d+)?[sdif]|%[sd]|\{\w+\}")
 HAN = re.compile(r"[\u4e00-\u9fff]")
 # msgids that stay as they are in Chinese (codes, identifiers).
 UNTRANSLATED_ON_PURPOSE = {"ID"}
-
-
-def ensure_compiled_messages() -> None:
-    """Compile the catalog if its .mo is missing or stale (what `make messages` does), and
-    make Django reload its translations, for tests run without `make`."""
-    mo = PO.with_suffix(".mo")
-    if mo.exists() and mo.stat().st_mtime >= PO.stat().st_mtime:
-        return
-    polib.pofile(str(PO)).save_as_mofile(str(mo))
-    from django.utils.translation import trans_real
-
-    trans_real._translations = {}
-    trans_real._default = None
 
 
 def catalog() -> list[polib.POEntry]:

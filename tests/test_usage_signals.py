@@ -12,8 +12,9 @@ from registry.models import AuditEvent, MemberDailyUsage
 from registry.selectors.usage import member_signals, usage_alerts
 from registry.services.jobs import job_execute
 from registry.services.usage import usage_signals_check
-from tests.test_admin import ADMIN, verified_client
-from tests.test_quotas import EVALUATE, LOOKUPS, elements, identifiers
+from tests.support.admin import ADMIN, verified_client
+from tests.support.api import EVALUATE, elements, identifiers
+from tests.support.factories import LOOKUPS
 
 pytestmark = pytest.mark.django_db
 USUAL = {

@@ -28,6 +28,7 @@ from .errors import (
     ValidationError,
 )
 from .pii import looks_like_raw_identifier
+from .webhooks import WebhookVerificationError, verify_webhook
 
 __all__ = [
     "KINDS",
@@ -47,7 +48,9 @@ __all__ = [
     "ServiceUnavailableError",
     "TransportError",
     "ValidationError",
+    "WebhookVerificationError",
     "__version__",
     "canonicalize",
     "looks_like_raw_identifier",
+    "verify_webhook",
 ]

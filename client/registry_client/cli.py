@@ -1,5 +1,5 @@
-"""``registry-client``: tokens, bulk lookups, bulk case submission and disputes from the
-command line, and ``serve``, the member gateway (:mod:`registry_client.gateway`).
+"""``registry-client``: tokens, bulk lookups, bulk case submission, disputes, watches and
+alerts from the command line, and ``serve``, the member gateway (:mod:`registry_client.gateway`).
 
 Configuration comes from ``--url``/``--api-key`` or the environment (``REGISTRY_URL``,
 ``REGISTRY_API_KEY``, or ``REGISTRY_API_KEY_FILE`` naming a file that holds the key; the
@@ -41,6 +41,7 @@ from .bulk import (
 from .canonical import KINDS, CanonicalizationError, canonicalize
 from .client import Client, is_token
 from .errors import AuthenticationError, PermissionDeniedError, RegistryError
+from .monitor import AlertFollower, WatchJob
 from .progress import Progress, count_data_rows
 
 __all__ = ["main"]
@@ -48,6 +49,7 @@ __all__ = ["main"]
 EXIT_OK, EXIT_ROWS_FAILED, EXIT_USAGE = 0, 1, 2
 PURPOSES = ("loan_application", "account_opening", "credit_review", "fraud_investigation")
 REASONS = ("not_me", "identity_stolen", "inaccurate", "resolved", "other")
+WATCH_PURPOSES = ("loan_monitoring", "account_monitoring")
 
 
 class UsageError(Exception):
@@ -103,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_submit_command(commands)
     _add_dispute_command(commands)
     _add_serve_command(commands)
+
+    _add_watch_command(commands)
+    _add_alerts_command(commands)
     return parser
 
 
@@ -200,6 +205,40 @@ def _add_serve_command(commands: argparse._SubParsersAction) -> None:
         help="require client certificates signed by this CA (mTLS; then no secret is needed)",
     )
     serve.set_defaults(handler=run_serve)
+
+
+def _add_watch_command(commands: argparse._SubParsersAction) -> None:
+    watch = commands.add_parser(
+        "watch", help="watch the identifiers of every row (one loan per row) of a CSV file"
+    )
+    watch.add_argument("file", type=Path, help="CSV file with a header row")
+    watch.add_argument("--purpose", required=True, choices=WATCH_PURPOSES)
+    _add_csv_options(watch)
+    watch.add_argument("--label-column", metavar="HEADER", help="your own label (loan number)")
+    consent = watch.add_mutually_exclusive_group(required=True)
+    consent.add_argument("--consent-column", metavar="HEADER", help="per-row consent reference")
+    consent.add_argument("--consent-reference", metavar="REF", help="one consent reference")
+    watch.add_argument(
+        "--expires-on", metavar="YYYY-MM-DD", help="end of the watch (default 180 days, max 366)"
+    )
+    watch.set_defaults(handler=run_watch)
+
+
+def _add_alerts_command(commands: argparse._SubParsersAction) -> None:
+    alerts = commands.add_parser(
+        "alerts", help="print new alerts, one line each, resuming from the last cursor seen"
+    )
+    alerts.add_argument(
+        "--follow", action="store_true", help="keep polling for new alerts until interrupted"
+    )
+    alerts.add_argument("--interval", type=float, default=10.0, help="seconds between polls")
+    alerts.add_argument(
+        "--state-file",
+        type=Path,
+        default=Path(".registry-alerts-cursor"),
+        help="where the last cursor seen is kept (default ./.registry-alerts-cursor)",
+    )
+    alerts.set_defaults(handler=run_alerts)
 
 
 def _add_csv_options(command: argparse.ArgumentParser) -> None:
@@ -401,6 +440,41 @@ def _gateway_secret(args: argparse.Namespace) -> str | None:
     else:
         secret = os.environ.get("REGISTRY_GATEWAY_SECRET", "").strip()
     return secret or None
+
+
+def run_watch(args: argparse.Namespace) -> int:
+    client = _client_from(args)
+    with _open_input(args) as stream:
+        header, rows = read_rows(stream, args.delimiter)
+        job = WatchJob(
+            client=client,
+            cache=TokenCache(client, args.cache_size),
+            purpose=args.purpose,
+            columns=_columns(header, args.column),
+            report=sys.stderr,
+            label_index=_header_index(header, args.label_column),
+            consent_index=_header_index(header, args.consent_column),
+            consent_reference=args.consent_reference,
+            expires_on=args.expires_on,
+        )
+        fatal = _run_job(job.run, rows)
+    summary = job.summary
+    print(
+        f"rows: {summary.rows}, invalid rows: {summary.invalid_rows}, "
+        f"failed rows: {summary.failed_rows}, watched identifiers: {summary.watched_identifiers}"
+    )
+    return _job_exit(fatal, summary.invalid_rows + summary.failed_rows)
+
+
+def run_alerts(args: argparse.Namespace) -> int:
+    follower = AlertFollower(
+        client=_client_from(args),
+        state_file=args.state_file,
+        output=sys.stdout,
+        interval=max(args.interval, 1.0),
+    )
+    fatal = _run_job(lambda _rows: follower.follow(None if args.follow else 1), None)
+    return _job_exit(fatal, 0)
 
 
 # -------------------------------------------------------------------------------------------

@@ -42,10 +42,11 @@ from .errors import (
 from .evaluators import Evaluator, KeyDocument, evaluate_verified
 from .pii import looks_like_raw_identifier
 
-__all__ = ["CASE_BATCH", "EVALUATE_BATCH", "LOOKUP_BATCH", "Client", "is_token"]
+__all__ = ["CASE_BATCH", "EVALUATE_BATCH", "LOOKUP_BATCH", "WATCH_BATCH", "Client", "is_token"]
 
 EVALUATE_BATCH = 1000  # blinded elements per /oprf/evaluate call
 LOOKUP_BATCH = 1000  # identifiers per /lookups call
+WATCH_BATCH = 1000  # identifiers per /watches call
 CASE_BATCH = 500  # cases per /cases/batch call
 
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -241,33 +242,6 @@ class Client:
     # Monitoring
     # ---------------------------------------------------------------------------------------
 
-    def watch(
-        self,
-        identifiers: Sequence[Mapping[str, str]],
-        purpose: str,
-        *,
-        consent_reference: str | None = None,
-        label: str | None = None,
-        expires_on: str | None = None,
-    ) -> dict[str, Any]:
-        """Watch tokens (``POST /api/v1/watches``, at most 1000 per call); returns
-        ``{"watches": [...]}`` in order. Watching an identifier again extends its watch."""
-        checked = [_checked_identifier(item, index) for index, item in enumerate(identifiers)]
-        if not checked or len(checked) > LOOKUP_BATCH:
-            raise _local_error("batch_too_large" if checked else "validation_error", "/identifiers")
-        _screen_text("/consent_reference", consent_reference)
-        _screen_text("/label", label)
-        body: dict[str, Any] = {"identifiers": checked, "purpose": purpose}
-        optional = {"consent_reference": consent_reference, "label": label}
-        body.update({name: value for name, value in optional.items() if value is not None})
-        if expires_on is not None:
-            body["expires_on"] = expires_on
-        answer = self._request("POST", "/api/v1/watches", body)
-        watches = answer.get("watches") if isinstance(answer, dict) else None
-        if not isinstance(watches, list) or len(watches) != len(checked):
-            raise RegistryError(code="invalid_response")
-        return answer
-
     def alerts_page(self, query: Mapping[str, str] | None = None) -> dict[str, Any]:
         """One page of the member's alerts, oldest first (``GET /api/v1/alerts``); ``query``
         holds ``after`` (or the ``cursor`` of a ``next`` link) and ``page_size``."""
@@ -373,6 +347,68 @@ class Client:
 
     def get_dispute(self, dispute_id: str) -> dict[str, Any]:
         return self._request("GET", f"/api/v1/disputes/{_path_id(dispute_id)}")
+
+    # ---------------------------------------------------------------------------------------
+    # Monitoring: watches and alerts
+    # ---------------------------------------------------------------------------------------
+
+    def watch(
+        self,
+        identifiers: Sequence[Mapping[str, str]],
+        purpose: str,
+        consent_reference: str,
+        *,
+        label: str | None = None,
+        expires_on: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Watch tokens (``{"kind", "token"}`` dicts) for the life of a loan (``purpose``:
+        loan_monitoring or account_monitoring) with the subject's consent; returns one watch
+        ``{"id", "kind", "fingerprint", "label", "expires_on"}`` per identifier, in order.
+        Watching again extends a watch; more than 1000 identifiers go in several calls.
+        ``expires_on`` (``YYYY-MM-DD``): default 180 days, at most 366."""
+        checked = [_checked_identifier(item, index) for index, item in enumerate(identifiers)]
+        if not checked:
+            raise _local_error("validation_error", "/identifiers")
+        _screen_text("/consent_reference", consent_reference)
+        _screen_text("/label", label)
+        watches: list[dict[str, Any]] = []
+        for start in range(0, len(checked), WATCH_BATCH):
+            body: dict[str, Any] = {
+                "identifiers": checked[start : start + WATCH_BATCH],
+                "purpose": purpose,
+                "consent_reference": consent_reference,
+            }
+            if label is not None:
+                body["label"] = label
+            if expires_on is not None:
+                body["expires_on"] = expires_on
+            answer = self._request("POST", "/api/v1/watches", body)
+            batch = answer.get("watches") if isinstance(answer, dict) else None
+            if not isinstance(batch, list) or len(batch) != len(body["identifiers"]):
+                raise RegistryError(code="invalid_response")
+            watches.extend(batch)
+        return watches
+
+    def watches(self, *, label: str | None = None) -> Iterator[dict[str, Any]]:
+        """The member's own live watches, newest first, following the cursor pages lazily."""
+        _screen_text("/label", label)
+        return self._paginate("/api/v1/watches", {"label": label})
+
+    def delete_watch(self, watch_id: str) -> None:
+        """Stop watching (the registry deletes the watch)."""
+        self._request("DELETE", f"/api/v1/watches/{_path_id(watch_id)}")
+
+    def alerts(self, after: str | None = None, *, limit: int | None = None) -> dict[str, Any]:
+        """One page of the member's alerts after the cursor ``after``, oldest first:
+        ``{"results": [...], "next_cursor": "...", "has_more": bool}``. Keep ``next_cursor``
+        (or the ``cursor`` of the last alert handled) and pass it next time."""
+        query = {"after": after or None, "limit": str(limit) if limit else None}
+        params = {name: value for name, value in query.items() if value is not None}
+        path = "/api/v1/alerts" + ("?" + urllib.parse.urlencode(params) if params else "")
+        page = self._request("GET", path)
+        if not isinstance(page, dict) or not isinstance(page.get("results"), list):
+            raise RegistryError(code="invalid_response")
+        return page
 
     # ---------------------------------------------------------------------------------------
     # HTTP

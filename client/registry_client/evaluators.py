@@ -20,7 +20,7 @@ from typing import Any
 from . import oprf
 from .errors import KeyMismatchError, NotEnoughEvaluatorsError, ProofError, RegistryError
 
-__all__ = ["Evaluator", "KeyDocument", "evaluate_verified"]
+__all__ = ["MODE", "SUITE", "Evaluator", "KeyDocument", "evaluate_verified"]
 
 logger = logging.getLogger("registry_client")
 
@@ -33,12 +33,32 @@ class Evaluator:
     public_key: bytes
 
 
+SUITE = "ristretto255-SHA512"
+MODE = "voprf"
+
+
 @dataclass(frozen=True)
 class KeyDocument:
+    """What ``GET /api/v1/oprf/keys`` publishes (the registry builds it with this class too):
+    the key and who can evaluate under it."""
+
     key_id: str
     public_key: bytes
     threshold: int
     evaluators: tuple[Evaluator, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "suite": SUITE,
+            "mode": MODE,
+            "key_id": self.key_id,
+            "public_key": self.public_key.hex(),
+            "threshold": self.threshold,
+            "evaluators": [
+                {"id": e.id, "index": e.index, "url": e.url, "public_key": e.public_key.hex()}
+                for e in self.evaluators
+            ],
+        }
 
     @property
     def single(self) -> bool:
@@ -62,7 +82,7 @@ class KeyDocument:
 
 
 def _parse(data: Any) -> KeyDocument:
-    if data["suite"] != "ristretto255-SHA512" or data["mode"] != "voprf":
+    if data["suite"] != SUITE or data["mode"] != MODE:
         raise ValueError("suite")
     public_key = oprf.decode_element(bytes.fromhex(data["public_key"]))
     if oprf.key_id(public_key) != data["key_id"]:

@@ -397,12 +397,12 @@ class Gateway:
                 {"kind": kind, "token": token}
                 for (_, kind, _), token in zip(checked.items, tokens, strict=True)
             ]
-            answer = self.client.watch(identifiers, request.get("purpose"), **options)  # type: ignore[arg-type]
+            consent = options.pop("consent_reference")
+            answered = self.client.watch(identifiers, request.get("purpose"), consent, **options)  # type: ignore[arg-type]
         except RegistryError as error:
             return answer_for_registry_error(error, indices)
         watches = [
-            {"index": index, **scrub(watch)}
-            for index, watch in zip(indices, answer["watches"], strict=True)
+            {"index": index, **scrub(watch)} for index, watch in zip(indices, answered, strict=True)
         ]
         return Answer(201, {"watches": watches, "errors": checked.errors})
 

@@ -31,7 +31,7 @@ from registry.selectors.usage import usage_alerts
 from registry.services.audit import audit_checkpoint_latest, audit_seal_lag_seconds
 
 logger = logging.getLogger(__name__)
-CACHE_KEY = "admin:dashboard:v4"  # v4: audit checkpoint, limiter fallback, usage signals
+CACHE_KEY = "admin:dashboard:v5"  # v5: monitoring (watches, alerts, webhook endpoints)
 CACHE_SECONDS = 60
 DAYS = 30
 THROTTLED_DAYS = 7
@@ -173,6 +173,7 @@ def _numbers(actor: Actor) -> dict:
         "throttled_windows": refused_windows(actor=actor, since=throttled_since),
         "limiter_fallback_at": limiter_fallback_last_used(),
         "usage_alerts": usage_alerts(actor=actor, since=throttled_since),
+        "monitoring": numbers.monitoring_per_member(now=now),
         "computed_at": now,
     }
     try:
@@ -271,6 +272,16 @@ def usage_alert_rows(alerts, *, now: datetime) -> list[dict]:
     ]
 
 
+def monitoring_rows(rows: list[numbers.MonitoringRow]) -> list[dict]:
+    return [
+        {
+            "row": row,
+            "member_url": reverse("admin:registry_member_change", args=[row.member_id]),
+        }
+        for row in rows
+    ]
+
+
 def dashboard_context(request) -> dict:
     if not request.user.has_perm("registry.view_case"):
         return {}
@@ -297,6 +308,10 @@ def dashboard_context(request) -> dict:
             "throttled_recent": sum(1 for row in throttled if row["recent"]),
             "throttled_url": refusals_url(),
             "usage_alerts": usage_alert_rows(data["usage_alerts"], now=data["computed_at"]),
+            "monitoring": monitoring_rows(data["monitoring"]),
+            "failing_endpoints": sum(r.failing_endpoints for r in data["monitoring"]),
+            "watches_total": sum(r.watches for r in data["monitoring"]),
+            "alerts_total": sum(r.alerts_30d for r in data["monitoring"]),
             "limiter_fallback_at": data["limiter_fallback_at"],
             "limiter_fallback_alarm": bool(
                 data["limiter_fallback_at"]

@@ -41,6 +41,7 @@ from registry.admin.site import site
 from registry.errors import RegistryError, ValidationFailed
 from registry.models import MEMBER_SCOPES, ApiKey, LimitScope, Member, Scope
 from registry.selectors.abuse import last_refused_at
+from registry.selectors.dashboard import member_monitoring
 from registry.selectors.usage import member_signals, usage_alerts
 from registry.services.api_keys import api_key_issue, api_key_revoke
 from registry.services.members import (
@@ -50,6 +51,7 @@ from registry.services.members import (
     member_set_dispute_quota,
     member_set_limit,
     member_set_status,
+    member_set_velocity_alert_threshold,
     member_update,
 )
 
@@ -177,6 +179,7 @@ class MemberAdmin(RegistryModelAdmin):
             "name",
             "contact_email",
             "dispute_quota_per_day",
+            "velocity_alert_threshold",
             "status",
             "throttled_recently",
             "created_at",
@@ -234,6 +237,10 @@ class MemberAdmin(RegistryModelAdmin):
                 member_set_dispute_quota(
                     actor=actor, member_id=obj.pk, per_day=obj.dispute_quota_per_day
                 )
+            if "velocity_alert_threshold" in form.changed_data:
+                member_set_velocity_alert_threshold(
+                    actor=actor, member_id=obj.pk, threshold=obj.velocity_alert_threshold
+                )
             return
         created = member_create(
             actor=actor, code=obj.code, name=obj.name, contact_email=obj.contact_email
@@ -254,6 +261,7 @@ class MemberAdmin(RegistryModelAdmin):
                 since=timezone.now() - timedelta(days=30),
                 member_code=obj.code,
             ),
+            "member_monitoring": member_monitoring(member_id=obj.pk),
             "member_limits": list(obj.limits.order_by("scope")),
             "member_keys": [
                 (key, key_state_pill(key), scope_labels(key.scopes))

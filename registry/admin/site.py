@@ -2,6 +2,7 @@
 django-axes, the dashboard on the index page and the site-wide views (subject access)."""
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth.signals import user_login_failed
 from django.urls import path
 from django.utils.translation import gettext_lazy as _
@@ -118,6 +119,10 @@ class RegistryAdminSite(OTPAdminSite):
         return subject_access_view(request, self)
 
     def index(self, request, extra_context=None):
+        if settings.REGISTRY_ROLE == "custodian":
+            # A custodian holds members, keys and quotas only: Django's plain index of them.
+            self.index_template = None
+            return super().index(request, extra_context=extra_context)
         from registry.admin.dashboard import dashboard_context
 
         context = {**dashboard_context(request), **(extra_context or {})}
@@ -127,7 +132,9 @@ class RegistryAdminSite(OTPAdminSite):
         from registry.admin.subject_access import may_use_subject_access
 
         context = super().each_context(request)
-        context["may_use_subject_access"] = may_use_subject_access(request.user)
+        context["may_use_subject_access"] = (
+            settings.REGISTRY_ROLE == "registry" and may_use_subject_access(request.user)
+        )
         return context
 
 

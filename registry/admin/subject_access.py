@@ -24,7 +24,7 @@ from registry.admin.common import (
     report_error,
 )
 from registry.errors import RegistryError
-from registry.models import CaseStatus, DisputeStatus, IdentifierKind, Purpose
+from registry.models import CaseStatus, DisputeStatus, IdentifierKind, Purpose, WatchPurpose
 from registry.selectors.compliance import subject_access_csv_rows, subject_access_report
 from registry.tokens import is_token
 
@@ -133,9 +133,14 @@ def _presentable(report: dict) -> dict:
         {**lookup, "purpose_label": _label(Purpose, lookup["purpose"])}
         for lookup in report["lookups"]
     ]
+    watches = [
+        {**watch, "purpose_label": _label(WatchPurpose, watch["purpose"])}
+        for watch in report.get("watches", [])
+    ]
     return {
         **report,
         "kind_label": _label(IdentifierKind, report["kind"]),
         "cases": cases,
         "lookups": lookups,
+        "watches": watches,
     }

@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from registry.api.base import RegistryView
 from registry.api.fields import ChoiceField, TokenField
 from registry.api.problems import COMMON, problems
-from registry.models import IdentifierKind, Purpose, Scope
+from registry.models import IdentifierKind, Purpose, Scope, WatchPurpose
 from registry.selectors.compliance import subject_access_report
 
 
@@ -45,17 +45,27 @@ class SubjectLookupOutput(serializers.Serializer):
     purpose = serializers.ChoiceField(choices=Purpose.choices)
 
 
+class SubjectWatchOutput(serializers.Serializer):
+    watch_id = serializers.UUIDField()
+    member = serializers.CharField(help_text="Code of the member watching it.")
+    watched_since = serializers.DateTimeField()
+    purpose = serializers.ChoiceField(choices=WatchPurpose.choices)
+    expires_on = serializers.DateField()
+
+
 class SubjectAccessOutput(serializers.Serializer):
     kind = serializers.CharField()
     fingerprint = serializers.CharField()
     generated_at = serializers.DateTimeField()
     cases = SubjectCaseOutput(many=True)
     lookups = SubjectLookupOutput(many=True)
+    watches = SubjectWatchOutput(many=True)
 
 
 class SubjectAccessApi(RegistryView):
     """What the registry holds about one identifier, for a data subject's request: every case
-    still on record (any status) and every lookup of it, with member, time and purpose."""
+    still on record (any status), every lookup and every live watch of it, with member, time
+    and purpose."""
 
     required_scopes = (Scope.COMPLIANCE, Scope.COMPLIANCE_READ)
 

@@ -10,6 +10,8 @@ from registry.api import (
     lookups,
     oprf,
     schema_extensions,  # noqa: F401  (OpenAPI for custom fields)
+    watches,
+    webhooks,
 )
 
 urlpatterns = [
@@ -32,6 +34,20 @@ urlpatterns = [
         "disputes/<uuid:dispute_id>/decision",
         disputes.DisputeDecisionApi.as_view(),
         name="dispute-decision",
+    ),
+    path("watches", watches.WatchCollectionApi.as_view(), name="watches"),
+    path("watches/<uuid:watch_id>", watches.WatchDetailApi.as_view(), name="watch"),
+    path("alerts", watches.AlertListApi.as_view(), name="alerts"),
+    path("webhook-endpoints", webhooks.EndpointCollectionApi.as_view(), name="webhook-endpoints"),
+    path(
+        "webhook-endpoints/<uuid:endpoint_id>",
+        webhooks.EndpointDetailApi.as_view(),
+        name="webhook-endpoint",
+    ),
+    path(
+        "webhook-endpoints/<uuid:endpoint_id>/test",
+        webhooks.EndpointTestApi.as_view(),
+        name="webhook-endpoint-test",
     ),
     path("compliance/subject-access", compliance.SubjectAccessApi.as_view(), name="subject-access"),
 ]

@@ -3,8 +3,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("registry", "0006_time_ordered_ids"),
-        ("registry", "0010_compliance_key_expiry"),
+        ("registry", "0012_outbox_done"),
     ]
 
     operations = [

@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 from registry.actors import Actor
 from registry.audit_actions import AuditAction
 from registry.errors import NotFound, ValidationFailed
-from registry.models import CaseIdentifier, Dispute, IdentifierKind, LookupLogEntry
+from registry.models import CaseIdentifier, Dispute, IdentifierKind, LookupLogEntry, Watch
 from registry.selectors.disputes import dispute_effective_status
 from registry.services.audit import audit_record
 from registry.tokens import digest_layers, fingerprint_of_v1, is_token
@@ -29,7 +29,8 @@ def _digest_q(layers: list[bytes]) -> Q:
 
 def subject_access_report(*, actor: Actor, kind: str, token: str) -> dict:
     """Audited read: every case still on record with this identifier (closed cases have had
-    their identifiers purged, so they no longer are) and every logged lookup of it."""
+    their identifiers purged, so they no longer are), every logged lookup of it and every
+    live watch of it (expired ones are deleted by a job; not yet deleted ones are left out)."""
     if not actor.is_officer:
         raise NotFound(_("No such resource."))
     if kind not in IdentifierKind.values or not is_token(token):
@@ -42,6 +43,7 @@ def subject_access_report(*, actor: Actor, kind: str, token: str) -> dict:
         "generated_at": timezone.now(),
         "cases": _cases(kind, layers),
         "lookups": _lookups(kind, layers),
+        "watches": _watches(kind, layers),
     }
     audit_record(
         actor=actor,
@@ -53,6 +55,7 @@ def subject_access_report(*, actor: Actor, kind: str, token: str) -> dict:
             "fingerprint": fingerprint,
             "cases": len(report["cases"]),
             "lookups": len(report["lookups"]),
+            "watches": len(report["watches"]),
         },
     )
     return report
@@ -125,6 +128,24 @@ def _lookups(kind: str, layers: list[bytes]) -> list[dict]:
     return lookups
 
 
+def _watches(kind: str, layers: list[bytes]) -> list[dict]:
+    rows = (
+        Watch.objects.filter(_digest_q(layers), kind=kind, expires_on__gte=timezone.localdate())
+        .select_related("member")
+        .order_by("-created_at", "-pk")
+    )
+    return [
+        {
+            "watch_id": watch.pk,
+            "member": watch.member.code,
+            "watched_since": watch.created_at,
+            "purpose": watch.purpose,
+            "expires_on": watch.expires_on,
+        }
+        for watch in rows
+    ]
+
+
 CSV_COLUMNS = (
     "record",
     "id",
@@ -172,6 +193,20 @@ def subject_access_csv_rows(report: dict):
             "",
             "",
             "",
+            "",
+            *ident,
+        ]
+    for watch in report.get("watches", []):
+        yield [
+            "watch",
+            str(watch["watch_id"]),
+            watch["member"],
+            _iso(watch["watched_since"]),
+            watch["purpose"],
+            "",
+            "",
+            "",
+            _iso(watch["expires_on"]),
             "",
             *ident,
         ]

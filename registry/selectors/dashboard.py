@@ -169,3 +169,100 @@ def job_health(*, job_names: tuple[str, ...], now: datetime | None = None) -> li
             )
         )
     return out
+
+
+@dataclass(frozen=True)
+class MonitoringRow:
+    """One member's monitoring, in counts (never a token, a fingerprint or a label)."""
+
+    member_id: int
+    code: str
+    name: str
+    watches: int
+    alerts_30d: int
+    endpoints: int
+    failing_endpoints: int
+    pending_deliveries: int
+    given_up_30d: int
+
+
+def monitoring_per_member(*, now: datetime | None = None) -> list[MonitoringRow]:
+    """Members with watches, alerts (30 days) or webhook endpoints, busiest first: a handful
+    of grouped counts (live watches use the expiry index; alerts their creation index)."""
+    from registry.models import Alert, Watch, WebhookDelivery, WebhookEndpoint
+
+    now = now or timezone.now()
+    since = now - timedelta(days=30)
+    watches = _counts(Watch.objects.filter(expires_on__gte=timezone.localdate(now)))
+    alerts = _counts(Alert.objects.filter(created_at__gte=since))
+    endpoints = _counts(WebhookEndpoint.objects.all())
+    failing = _counts(WebhookEndpoint.objects.filter(failing_since__isnull=False))
+    pending = _counts(
+        WebhookDelivery.objects.filter(delivered_at__isnull=True, gave_up_at__isnull=True),
+        "endpoint__member_id",
+    )
+    given_up = _counts(WebhookDelivery.objects.filter(gave_up_at__gte=since), "endpoint__member_id")
+    ids = set(watches) | set(alerts) | set(endpoints)
+    members = Member.objects.in_bulk(list(ids))
+    rows = [
+        MonitoringRow(
+            member_id=pk,
+            code=members[pk].code,
+            name=members[pk].name,
+            watches=watches.get(pk, 0),
+            alerts_30d=alerts.get(pk, 0),
+            endpoints=endpoints.get(pk, 0),
+            failing_endpoints=failing.get(pk, 0),
+            pending_deliveries=pending.get(pk, 0),
+            given_up_30d=given_up.get(pk, 0),
+        )
+        for pk in ids
+        if pk in members
+    ]
+    return sorted(rows, key=lambda r: (-r.failing_endpoints, -r.watches, r.code))
+
+
+def _counts(queryset, field: str = "member_id") -> dict[int, int]:
+    return dict(queryset.order_by().values(field).annotate(n=Count("pk")).values_list(field, "n"))
+
+
+def member_monitoring(*, member_id: int, now: datetime | None = None) -> dict:
+    """One member's page: live watches, alerts per type in 30 days, its webhook endpoints
+    with their delivery health."""
+    from registry.models import Alert, Watch, WebhookDelivery, WebhookEndpoint
+
+    now = now or timezone.now()
+    since = now - timedelta(days=30)
+    alerts = dict(
+        Alert.objects.filter(member_id=member_id, created_at__gte=since)
+        .order_by()
+        .values("type")
+        .annotate(n=Count("pk"))
+        .values_list("type", "n")
+    )
+    endpoints = list(
+        WebhookEndpoint.objects.filter(member_id=member_id)
+        .annotate(
+            pending=Count(
+                "deliveries",
+                filter=Q(
+                    deliveries__delivered_at__isnull=True, deliveries__gave_up_at__isnull=True
+                ),
+            ),
+            delivered_24h=Count(
+                "deliveries", filter=Q(deliveries__delivered_at__gte=now - timedelta(hours=24))
+            ),
+        )
+        .order_by("-created_at")
+    )
+    return {
+        "watches": Watch.objects.filter(
+            member_id=member_id, expires_on__gte=timezone.localdate(now)
+        ).count(),
+        "alerts": alerts,
+        "alerts_total": sum(alerts.values()),
+        "endpoints": endpoints,
+        "given_up_30d": WebhookDelivery.objects.filter(
+            endpoint__member_id=member_id, gave_up_at__gte=since
+        ).count(),
+    }

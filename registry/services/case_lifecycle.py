@@ -7,11 +7,13 @@
                                       its answer to a dispute); an undecided dispute is upheld
     active, disputed -> expired       its retention period ends (jobs/expiry.py, set-based)
 
-Any other move is refused. Leaving the registry (withdrawn, removed, expired) deletes the
-case's identifier digests in the same transaction: they are gone, not flagged. Changes run in
-the caller's transaction and record their audit event there; callers lock the case row first
-(select_for_update), then its dispute row, always in that order, so two writers never
-deadlock.
+Any other move is refused. A move that can change whether lookups see the case (and a
+submission, and a dispute becoming overdue) queues the watch alerts' fan-out
+(`case_alerts_enqueue`: services/alerts.py, through the outbox, after commit). Leaving the
+registry (withdrawn, removed, expired) deletes the case's identifier digests in the same
+transaction: they are gone, not flagged. Changes run in the caller's transaction and record
+their audit event there; callers lock the case row first (select_for_update), then its
+dispute row, always in that order, so two writers never deadlock.
 
 A dispute's decision is recorded here as well (`dispute_decision_record`): a withdrawal
 decides the case's dispute, so the officer's decision and that one share one path.
@@ -38,6 +40,7 @@ from registry.services.audit import audit_record
 from registry.services.outbox import outbox_enqueue
 
 TASK_DECISION_NOTICE = "registry.disputes.send_decision_notice"
+TASK_CASE_ALERTS = "registry.alerts.for_cases"
 
 CASE_MOVES: dict[str, frozenset[str]] = {
     CaseStatus.ACTIVE: frozenset({CaseStatus.DISPUTED, CaseStatus.WITHDRAWN, CaseStatus.EXPIRED}),
@@ -46,6 +49,18 @@ CASE_MOVES: dict[str, frozenset[str]] = {
     ),
 }
 CLOSED_STATUSES = (CaseStatus.WITHDRAWN, CaseStatus.REMOVED, CaseStatus.EXPIRED)
+# Moves after which lookups may see the case when they did not, or the reverse (filing a
+# dispute does not hide a case; its deadline passing does: disputes.py queues that one).
+VISIBILITY_MOVES = frozenset({CaseStatus.ACTIVE, *CLOSED_STATUSES})
+
+
+def case_alerts_enqueue(case_ids) -> None:
+    """Queue the alert fan-out of these cases, in the caller's transaction (published on
+    commit). The task reconciles each case with its state when it runs, so queueing once per
+    change, twice, or late is all the same to the watching members."""
+    ids = [str(pk) for pk in case_ids]
+    if ids:
+        outbox_enqueue(TASK_CASE_ALERTS, case_ids=ids)
 
 
 def case_may_move(case: Case, to: str) -> bool:
@@ -73,6 +88,8 @@ def case_move(
     case.status = to
     case.status_changed_at = now or timezone.now()
     case.save(update_fields=["status", "status_changed_at", *update_fields])
+    if to in VISIBILITY_MOVES:
+        case_alerts_enqueue([case.pk])
     if action is not None:
         audit_record(
             actor=actor, action=action, object_type="case", object_id=case.pk, details=details
@@ -87,6 +104,7 @@ def cases_expire(*, case_ids: list) -> int:
     Case.objects.filter(id__in=case_ids).update(
         status=CaseStatus.EXPIRED, status_changed_at=timezone.now()
     )
+    case_alerts_enqueue(case_ids)
     return purged
 
 

@@ -58,6 +58,7 @@ from registry.selectors.disputes import RUNNING_STATUSES, dispute_effective_stat
 from registry.services.abuse import rate_limit_exceeded_record
 from registry.services.audit import audit_record
 from registry.services.case_lifecycle import (
+    case_alerts_enqueue,
     case_move,
     case_withdraw_locked,
     dispute_decision_record,
@@ -323,6 +324,7 @@ def _mark_overdue(now: datetime) -> int:
         .order_by("due_at")[: settings.REGISTRY_JOB_BATCH_SIZE]
     )
     count = 0
+    cases = []
     for dispute in due:
         dispute.status = DisputeStatus.OVERDUE
         dispute.save(update_fields=["status"])
@@ -333,7 +335,10 @@ def _mark_overdue(now: datetime) -> int:
             object_id=dispute.pk,
             details={"case_id": str(dispute.case_id), "due_at": dispute.due_at.isoformat()},
         )
+        cases.append(dispute.case_id)
         count += 1
+    # Overdue: the case has left lookups (watching members get case.cleared).
+    case_alerts_enqueue(cases)
     return count
 
 

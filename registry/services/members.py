@@ -143,6 +143,29 @@ def member_set_dispute_quota(*, actor: Actor, member_id: int, per_day: int | Non
 
 
 @transaction.atomic
+def member_set_velocity_alert_threshold(
+    *, actor: Actor, member_id: int, threshold: int | None
+) -> Member:
+    """Other members looking a watched identifier up within 24 hours that raise the
+    member's velocity.exceeded alert; None: REGISTRY_VELOCITY_ALERT_THRESHOLD."""
+    if threshold is not None and threshold < 1:
+        raise ValidationFailed(_("A velocity alert threshold is at least 1."))
+    member = Member.objects.select_for_update().get(pk=member_id)
+    if member.velocity_alert_threshold == threshold:
+        return member
+    member.velocity_alert_threshold = threshold
+    member.save(update_fields=["velocity_alert_threshold"])
+    audit_record(
+        actor=actor,
+        action=AuditAction.MEMBER_UPDATED,
+        object_type="member",
+        object_id=member.code,
+        details={"velocity_alert_threshold": threshold},
+    )
+    return member
+
+
+@transaction.atomic
 def officer_create(*, actor: Actor, username: str, password: str, email: str = ""):
     User = get_user_model()
     if User.objects.filter(username=username).exists():

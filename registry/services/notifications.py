@@ -5,8 +5,9 @@ that the outbox publishes after commit.
 Each mail goes out at most once: the sender locks the dispute row, checks the mark (the
 reminder_sent_at / overdue_alert_sent_at stamps, or the audit event of an earlier notice),
 sends, and marks in the same transaction. A task published twice, or run concurrently, finds
-the mark and does nothing. If sending fails the transaction rolls back and the next sweep (or
-a retry) tries again.
+the mark and does nothing. If sending fails the transaction rolls back and the task raises:
+its outbox row stays not done, and the outbox sweep publishes it again later (as it does for a
+task whose worker died; registry/services/outbox.py).
 
 One message per recipient, so that no member learns another member's address, and no mail
 names a member, a statement or an identifier: ids, status and dates only.

@@ -15,6 +15,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from registry_client import oprf
+from registry_client.errors import RegistryError
+from registry_client.evaluators import Evaluator, KeyDocument
 
 from registry.actors import Actor
 from registry.audit_actions import AuditAction
@@ -22,40 +24,7 @@ from registry.errors import BatchTooLarge, FieldError, NotFound, ValidationFaile
 from registry.services.audit import audit_record
 
 MAX_ELEMENTS = 1000
-SUITE = "ristretto255-SHA512"
-MODE = "voprf"
 REGISTRY_EVALUATOR_ID = "registry"
-
-
-@dataclass(frozen=True)
-class Evaluator:
-    id: str
-    index: int  # the share's x coordinate; 0 for the whole key
-    url: str
-    public_key: bytes
-
-
-@dataclass(frozen=True)
-class KeySet:
-    """What GET /oprf/keys publishes: the key and who can evaluate under it."""
-
-    key_id: str
-    public_key: bytes
-    threshold: int
-    evaluators: tuple[Evaluator, ...]
-
-    def as_json(self) -> dict:
-        return {
-            "suite": SUITE,
-            "mode": MODE,
-            "key_id": self.key_id,
-            "public_key": self.public_key.hex(),
-            "threshold": self.threshold,
-            "evaluators": [
-                {"id": e.id, "index": e.index, "url": e.url, "public_key": e.public_key.hex()}
-                for e in self.evaluators
-            ],
-        }
 
 
 @dataclass(frozen=True)
@@ -85,12 +54,13 @@ def local_key() -> LocalKey | None:
 
 
 @cache
-def key_set() -> KeySet:
+def key_set() -> KeyDocument:
     """The published document: the custodians from the ceremony's file, or this registry."""
     if settings.REGISTRY_OPRF_KEYS_FILE:
         return read_key_set(Path(settings.REGISTRY_OPRF_KEYS_FILE))
     key = local_key()
-    return KeySet(key.key_id, key.public_key, 1, (Evaluator(key.evaluator, 0, "", key.public_key),))
+    evaluator = Evaluator(key.evaluator, 0, "", key.public_key)
+    return KeyDocument(key.key_id, key.public_key, 1, (evaluator,))
 
 
 def server_key() -> tuple[bytes, bytes, str]:
@@ -101,18 +71,13 @@ def server_key() -> tuple[bytes, bytes, str]:
     return key.scalar, key.public_key, key.key_id
 
 
-def read_key_set(path: Path) -> KeySet:
-    data = json.loads(path.read_text(encoding="utf-8"))
-    public_key = bytes.fromhex(data["public_key"])
-    if data.get("suite") != SUITE or data.get("mode") != MODE:
-        raise ImproperlyConfigured(f"{path}: not a {SUITE} {MODE} key document")
-    if oprf.key_id(public_key) != data["key_id"]:
-        raise ImproperlyConfigured(f"{path}: key_id does not match the public key")
-    evaluators = tuple(
-        Evaluator(e["id"], int(e["index"]), e.get("url", ""), bytes.fromhex(e["public_key"]))
-        for e in data["evaluators"]
-    )
-    return KeySet(data["key_id"], public_key, int(data["threshold"]), evaluators)
+def read_key_set(path: Path) -> KeyDocument:
+    """The ceremony's public document, checked as members check it (key_id of the key, and
+    public shares that are shares of exactly that key)."""
+    try:
+        return KeyDocument.parse(json.loads(path.read_text(encoding="utf-8")), None)
+    except RegistryError:
+        raise ImproperlyConfigured(f"{path}: not a valid VOPRF key document") from None
 
 
 def _share_key() -> LocalKey:

@@ -1,4 +1,5 @@
 """Celery tasks, thin: ids in, one idempotent service call. One module per area; Celery's
-autodiscovery imports this package, which imports them all."""
+autodiscovery imports this package, which imports them all (and the outbox's handler that
+marks a row done when its task returns: registry/tasks/outbox.py)."""
 
-from registry.tasks import jobs, notifications  # noqa: F401
+from registry.tasks import alerts, jobs, notifications, outbox  # noqa: F401

@@ -66,3 +66,18 @@ def usage_signals() -> dict:
 @shared_task(name="registry.jobs.closed_text_scrub", **RETRY_ON_DATABASE_ERRORS)
 def closed_text_scrub() -> dict:
     return job_execute("closed_text_scrub")
+
+
+@shared_task(name="registry.jobs.velocity_alerts", **RETRY_ON_DATABASE_ERRORS)
+def velocity_alerts() -> dict:
+    return job_execute("velocity_alerts")
+
+
+@shared_task(name="registry.jobs.watch_housekeeping", **RETRY_ON_DATABASE_ERRORS)
+def watch_housekeeping() -> dict:
+    return job_execute("watch_housekeeping")
+
+
+@shared_task(name="registry.jobs.webhook_deliveries", **RETRY_ON_DATABASE_ERRORS)
+def webhook_deliveries() -> dict:
+    return job_execute("webhook_deliveries")

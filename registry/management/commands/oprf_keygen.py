@@ -18,8 +18,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from registry_client import oprf
-
-from registry.services.oprf import MODE, SUITE
+from registry_client.evaluators import MODE, SUITE
 
 
 class Command(BaseCommand):

@@ -28,6 +28,11 @@ def _jobs() -> dict[str, Callable[..., dict]]:
     from registry.services.jobs.retention import idempotency_retention_run, lookup_log_retention_run
     from registry.services.jobs.rotation import pepper_rotation_run
     from registry.services.jobs.scrub import closed_text_scrub_run
+    from registry.services.jobs.watches import (
+        velocity_alerts_run,
+        watch_housekeeping_run,
+        webhook_deliveries_run,
+    )
     from registry.services.usage import usage_signals_run
 
     return {
@@ -40,6 +45,9 @@ def _jobs() -> dict[str, Callable[..., dict]]:
         "pepper_rotation": pepper_rotation_run,
         "usage_signals": usage_signals_run,
         "closed_text_scrub": closed_text_scrub_run,
+        "velocity_alerts": velocity_alerts_run,
+        "watch_housekeeping": watch_housekeeping_run,
+        "webhook_deliveries": webhook_deliveries_run,
     }
 
 
@@ -53,6 +61,9 @@ JOB_NAMES = (
     "pepper_rotation",
     "usage_signals",
     "closed_text_scrub",
+    "velocity_alerts",
+    "watch_housekeeping",
+    "webhook_deliveries",
 )
 
 

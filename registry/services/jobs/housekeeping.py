@@ -1,5 +1,5 @@
 """Frequent small jobs: sealing the audit trail, publishing the outbox (and deleting its
-delivered rows), and keeping the JobRun table short."""
+done rows), and keeping the JobRun table short."""
 
 from datetime import datetime, timedelta
 
@@ -10,7 +10,7 @@ from registry.services.audit import audit_checkpoint, audit_seal, audit_seal_lag
 from registry.services.jobs.batches import delete_in_batches, job_batch_size, job_now
 from registry.services.outbox import outbox_sweep
 
-DELIVERED_OUTBOX_KEPT = timedelta(days=1)
+DONE_OUTBOX_KEPT = timedelta(days=1)
 # audit_seal seals at most this many events per call; the job calls it until it is done.
 SEAL_CHUNK = 10_000
 
@@ -43,16 +43,17 @@ def outbox_sweep_run(
     *, now: datetime | None = None, batch_size: int | None = None, max_batches: int | None = None
 ) -> dict:
     """Publish what the outbox still holds (the broker was down when its writer committed),
-    then delete delivered rows older than a day."""
+    publish again what was published but never done (its worker died), then delete rows done
+    more than a day ago."""
     now = job_now(now)
     size = job_batch_size(batch_size)
-    published = outbox_sweep()
+    counts = outbox_sweep()
     purged_outbox, _batches = delete_in_batches(
-        OutboxTask.objects.filter(delivered_at__lt=now - DELIVERED_OUTBOX_KEPT),
+        OutboxTask.objects.filter(done_at__lt=now - DONE_OUTBOX_KEPT),
         batch_size=size,
         max_batches=max_batches,
     )
-    return {"published": published, "delivered_rows_deleted": purged_outbox}
+    return {**counts, "done_rows_deleted": purged_outbox}
 
 
 def job_runs_purge(*, now: datetime, batch_size: int, max_batches: int | None) -> int:

@@ -22,6 +22,10 @@ of one identifier, so they are merged: the current row keeps the later `last_see
 old row is deleted (counted as `merged`). If a lookup inserts such a row between our check
 and our UPDATE, the batch's IntegrityError rolls it back and the batch is retried.
 
+Watch rows (uuid keys, one per (member, kind, digest)) are re-keyed by their own batches
+after the other tables: a member that watched the identifier again during the rotation has a
+current-version twin, and the two are merged into the twin (the later expiry wins).
+
 Operators: configure the new pepper as REGISTRY_PEPPER with the old ones in
 REGISTRY_PREVIOUS_PEPPERS (oldest first), restart, and run (or let beat run) `pepper_rotation`.
 Finish one rotation before starting another: the job refuses to start a rotation to a new
@@ -38,7 +42,7 @@ from django.utils import timezone
 
 from registry.actors import Actor
 from registry.audit_actions import AuditAction
-from registry.models import CaseIdentifier, LookupLogEntry, RegistryState, Sighting
+from registry.models import CaseIdentifier, LookupLogEntry, RegistryState, Sighting, Watch
 from registry.selectors.lookups import ROTATION_STATE_KEY
 from registry.services.audit import audit_record
 from registry.services.jobs.batches import job_batch_size, more_batches_allowed, pause_inside_batch
@@ -81,6 +85,14 @@ def pepper_rotation_run(
             summary["batches"] += 1
             summary["rotated"][table] += batch["rows"]
             summary["merged"] += batch["merged"]
+    summary["rotated"]["watch"] = 0
+    while more_batches_allowed(summary["batches"], max_batches):
+        batch = _rotate_watch_batch(target=target, batch_size=size)
+        if batch is None:
+            break
+        summary["batches"] += 1
+        summary["rotated"]["watch"] += batch["rows"]
+        summary["merged"] += batch["merged"]
     summary["complete"] = _complete_if_nothing_left(target)
     return summary
 
@@ -125,8 +137,54 @@ def stored_pepper_versions(*, using: str = "default") -> set[int]:
 def stale_rows_left(target: int) -> dict[str, bool]:
     return {
         table: model.objects.filter(pepper_version__lt=target).exists()
-        for table, model in ROTATED_TABLES
+        for table, model in (*ROTATED_TABLES, ("watch", Watch))
     }
+
+
+@transaction.atomic
+def _rotate_watch_batch(*, target: int, batch_size: int) -> dict | None:
+    rows = list(
+        Watch.objects.filter(pepper_version__lt=target)
+        .order_by("pk")
+        .select_for_update(skip_locked=True)
+        .values("pk", "digest", "pepper_version", "member_id", "kind", "expires_on")[:batch_size]
+    )
+    if not rows:
+        return None
+    new = {row["pk"]: _rotated(bytes(row["digest"]), row["pepper_version"], target) for row in rows}
+    twins = {
+        (w.member_id, w.kind, bytes(w.digest)): w
+        for w in Watch.objects.select_for_update().filter(
+            digest__in=list(new.values()), pepper_version=target
+        )
+    }
+    merged = set()
+    for row in rows:
+        twin = twins.get((row["member_id"], row["kind"], new[row["pk"]]))
+        if twin is not None:
+            if row["expires_on"] > twin.expires_on:
+                twin.expires_on = row["expires_on"]
+                twin.save(update_fields=["expires_on"])
+            merged.add(row["pk"])
+    Watch.objects.filter(pk__in=merged).delete()
+    rest = {pk: digest for pk, digest in new.items() if pk not in merged}
+    if rest:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {Watch._meta.db_table} AS t SET digest = v.digest,"  # noqa: S608
+                " pepper_version = %s FROM unnest(%s::uuid[], %s::bytea[]) AS v(id, digest)"
+                " WHERE t.id = v.id",
+                [target, list(rest), list(rest.values())],
+            )
+    details = {"table": "watch", "rows": len(rows), "merged": len(merged), "to_version": target}
+    audit_record(
+        actor=Actor.system(),
+        action=AuditAction.PEPPER_ROTATED,
+        object_type="pepper_version",
+        object_id=str(target),
+        details=details,
+    )
+    return details
 
 
 def _rotate_batch_with_retry(table: str, model, *, target: int, batch_size: int) -> dict | None:

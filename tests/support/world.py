@@ -98,9 +98,6 @@ def user_model():
     return get_user_model()
 
 
-ROOT_DIR = __import__("pathlib").Path(__file__).resolve().parent.parent
-
-
 def race(*calls, timeout: float = 120) -> list:
     """Run the calls at the same moment in threads, each on its own database connection (for
     concurrency tests on the real PostgreSQL). Returns their results in order; a call that

@@ -9,13 +9,13 @@ from django.utils import timezone
 
 from registry.models import AuditSeal
 from registry.services.audit import audit_checkpoint, audit_seal, checkpoint_parse
-from tests.test_admin import ADMIN, auditor, officer  # noqa: F401 - fixtures
-from tests.test_audit import tampering
+from tests.support.admin import ADMIN
+from tests.support.audit import tampering
 
 pytestmark = pytest.mark.django_db
 
 
-def test_the_dashboard_shows_the_newest_checkpoint(world, officer):  # noqa: F811
+def test_the_dashboard_shows_the_newest_checkpoint(world, officer):
     audit_seal()
     checkpoint = audit_checkpoint(force=True)
     html = officer.get(ADMIN).content.decode()
@@ -24,12 +24,12 @@ def test_the_dashboard_shows_the_newest_checkpoint(world, officer):  # noqa: F81
     assert "/admin/registry/auditevent/checkpoint/" in html
 
 
-def test_the_dashboard_raises_the_alarm_without_a_recent_checkpoint(world, officer):  # noqa: F811
+def test_the_dashboard_raises_the_alarm_without_a_recent_checkpoint(world, officer):
     board = officer.get(ADMIN).context["dashboard"]
     assert board["checkpoint"]["checkpoint"] is None and board["checkpoint"]["alarm"]
 
 
-def test_an_officer_downloads_the_newest_checkpoint_and_it_verifies(world, auditor):  # noqa: F811
+def test_an_officer_downloads_the_newest_checkpoint_and_it_verifies(world, auditor):
     assert auditor.get(f"{ADMIN}registry/auditevent/checkpoint/").status_code == 404
     audit_seal()
     checkpoint = audit_checkpoint(force=True)
@@ -50,7 +50,7 @@ def test_an_officer_downloads_the_newest_checkpoint_and_it_verifies(world, audit
     )
 
 
-def test_the_verify_page_shows_a_checkpoint_the_chain_no_longer_matches(world, officer):  # noqa: F811
+def test_the_verify_page_shows_a_checkpoint_the_chain_no_longer_matches(world, officer):
     audit_seal()
     checkpoint = audit_checkpoint(force=True)
     response = officer.get(f"{ADMIN}registry/auditevent/verify/")

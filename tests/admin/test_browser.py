@@ -8,74 +8,21 @@ import json
 import shutil
 import urllib.request
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.utils import timezone
 
 from registry.models import ApiKey, Case, Dispute, Member
-from tests.base import OFFICER_PASSWORD
-from tests.jobs_data import make_lookup_log
-from tests.test_admin import code_for, device_of, disputed_case, listed_case
-from tests.test_translations import ensure_compiled_messages
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
-RATIONALE = "The subject's police report matches the dates of the application."
+from tests.support.admin import RATIONALE
+from tests.support.browser import CHROMIUM, SCREENSHOTS, sign_in
+from tests.support.factories import disputed_case, listed_case
+from tests.support.jobs_data import make_lookup_log
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(not shutil.which(CHROMIUM), reason="needs Debian's chromium package"),
 ]
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    """One Chromium for the module. Playwright's sync API keeps an event loop in this thread,
-    so Django's guard against ORM calls from async code is lifted for the tests' own ORM
-    calls (the live server answers the browser from its own threads)."""
-    from playwright.sync_api import sync_playwright
-
-    ensure_compiled_messages()
-    with pytest.MonkeyPatch.context() as patch, sync_playwright() as playwright:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def browser_page(chromium, request):
-    """A fresh browser context (cookies, language) per test."""
-    locale = getattr(request, "param", "en-US")
-    context = chromium.new_context(locale=locale, viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    yield page
-    context.close()
-
-
-def sign_in(page, base_url: str, user) -> None:
-    page.goto(f"{base_url}/admin/login/?next=/admin/")
-    page.fill("#id_username", user.get_username())
-    page.fill("#id_password", OFFICER_PASSWORD)
-    page.fill("#id_otp_token", code_for(device_of(user)))
-    page.click("#login-form input[type=submit]")
-    page.wait_for_selector("#dashboard")
 
 
 def seed_activity(world) -> None:
@@ -117,6 +64,9 @@ def test_an_officer_signs_in_with_totp_decides_a_dispute_and_issues_a_key(
     page.check("input[name=outcome][value=upheld]")
     page.fill("textarea[name=rationale]", RATIONALE)
     page.click("#decide-button")
+    # Upholding removes the case: a summary to confirm comes first.
+    page.wait_for_selector("#confirm-summary")
+    page.click("#confirm-button")
     page.wait_for_selector(".messagelist .success")
     assert "Upheld" in page.inner_text(".messagelist")
     assert Dispute.objects.get(pk=dispute["id"]).status == "upheld"

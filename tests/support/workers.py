@@ -27,7 +27,8 @@ from urllib.parse import quote
 from django.conf import settings
 from django.db import connection
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
+
 CELERY = ROOT / ".venv" / "bin" / "celery"
 START_TIMEOUT = 60
 

@@ -16,8 +16,10 @@ Redis (which the other tests, and other people's test runs, are using at the sam
 - `time_limit()`: fails a test that runs past its bound instead of letting it hang.
 """
 
+import configparser
 import contextlib
 import importlib.util
+import io
 import json
 import os
 import pwd
@@ -35,11 +37,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support import ROOT
+
 
 def _scripts_services():
     """scripts/services.py (not a package): where `make test` finds a redis-server."""
     spec = importlib.util.spec_from_file_location(
-        "registry_dev_services", Path(__file__).resolve().parent.parent / "scripts" / "services.py"
+        "registry_dev_services", ROOT / "scripts" / "services.py"
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -50,7 +54,6 @@ def redis_server_binary() -> str | None:
     return _scripts_services().redis_server_binary()
 
 
-ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 UNIT_DIR = ROOT / "deploy" / "systemd"
 SERVER_USERS = ("postgres", "embedded_postgres")
@@ -184,8 +187,36 @@ class PrivatePostgres:
             "shared_buffers": "32MB",
             "log_min_messages": "warning",
         }
+        self.configure(settings)
+
+    def configure(self, settings: dict[str, str]) -> None:
+        """Append settings to postgresql.conf (a later line wins over an earlier one)."""
         with (self.datadir / "postgresql.conf").open("a") as conf:
             conf.writelines(f"{name} = {value}\n" for name, value in settings.items())
+
+    def init_replica_of(self, primary: "PrivatePostgres") -> None:
+        """A streaming replica: pg_basebackup -R of the primary (standby.signal and
+        primary_conninfo written), on this server's own port and socket directory."""
+        self._check(
+            self._run(
+                "pg_basebackup",
+                "-D",
+                str(self.datadir),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(primary.port),
+                "-U",
+                "postgres",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+                "-R",
+                "--no-sync",
+            )
+        )
+        self.configure({"port": str(self.port), "unix_socket_directories": f"'{self.base}'"})
 
     def start(self, timeout: float = 30) -> None:
         self._check(
@@ -210,6 +241,21 @@ class PrivatePostgres:
     def running(self) -> bool:
         return self._run("pg_ctl", "-D", str(self.datadir), "status").returncode == 0
 
+    def run_as_server_user(self, *command: str, timeout: float = 120) -> None:
+        """Run another program (pgbackrest) as the user this server runs as."""
+        kwargs = {"user": self.user, "group": self.user, "extra_groups": []} if self.user else {}
+        env = {"PATH": os.environ.get("PATH", ""), "LC_ALL": "C", "LANG": "C"}
+        result = subprocess.run(
+            list(command),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            check=False,
+            **kwargs,
+        )
+        self._check(result)
+
     def create_database(self, name: str) -> None:
         self._check(
             self._run(
@@ -228,25 +274,154 @@ class PrivatePostgres:
         )
 
 
+def server_owned_tempdir(prefix: str, user: str | None) -> Path:
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    if user:
+        info = pwd.getpwnam(user)
+        os.chown(base, info.pw_uid, info.pw_gid)
+    return base
+
+
 @contextlib.contextmanager
-def private_postgres() -> Iterator[PrivatePostgres]:
+def private_postgres(
+    settings: dict[str, str] | None = None, *, replica_of: PrivatePostgres | None = None
+) -> Iterator[PrivatePostgres]:
+    """A new cluster (initdb, then `settings` appended to its postgresql.conf), or with
+    `replica_of` a streaming replica of that one (pg_basebackup -R)."""
     bindir = postgres_bindir()
     if bindir is None:
         raise RuntimeError("no PostgreSQL server binaries (initdb, pg_ctl) on this machine")
     user = _server_user()
-    base = Path(tempfile.mkdtemp(prefix="registry-private-pg-"))
-    if user:
-        info = pwd.getpwnam(user)
-        os.chown(base, info.pw_uid, info.pw_gid)
+    base = server_owned_tempdir("registry-private-pg-", user)
     server = PrivatePostgres(bindir=bindir, base=base, port=free_port(), user=user)
     try:
-        server.init()
+        if replica_of is None:
+            server.init()
+        else:
+            server.init_replica_of(replica_of)
+        if settings:
+            server.configure(settings)
         server.start()
         yield server
     finally:
         with contextlib.suppress(Exception):
             if server.running():
                 server.stop("immediate")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+# --- PgBouncer ------------------------------------------------------------------------------
+
+
+def pgbouncer_binary() -> str | None:
+    return shutil.which("pgbouncer") or next(
+        (str(p) for p in (Path("/usr/sbin/pgbouncer"),) if p.exists()), None
+    )
+
+
+def pgbackrest_binary() -> str | None:
+    return shutil.which("pgbackrest")
+
+
+def deploy_ini(path: Path, overrides: dict[str, dict[str, str]]) -> str:
+    """A deploy/ example ini file with some sections replaced or keys overridden: the
+    tests run the shipped configuration, pointed at their private servers."""
+    parser = configparser.RawConfigParser(
+        comment_prefixes=(";", "#"), inline_comment_prefixes=None, strict=True
+    )
+    parser.optionxform = str  # keep the keys' case
+    parser.read_string(path.read_text())
+    for section, values in overrides.items():
+        if values is None:
+            parser.remove_section(section)
+            continue
+        if not parser.has_section(section):
+            parser.add_section(section)
+        for key, value in values.items():
+            if value is None:
+                parser.remove_option(section, key)
+            else:
+                parser.set(section, key, value)
+    out = io.StringIO()
+    parser.write(out)
+    return out.getvalue()
+
+
+@dataclass
+class PrivatePgBouncer:
+    base: Path
+    port: int
+    user: str | None
+    process: subprocess.Popen | None = None
+
+    def url(self, database: str = "registry") -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+
+    def start(self, timeout: float = 15) -> None:
+        kwargs = {"user": self.user, "group": self.user, "extra_groups": []} if self.user else {}
+        self.process = subprocess.Popen(
+            [pgbouncer_binary(), str(self.base / "pgbouncer.ini")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            **kwargs,
+        )
+        wait_for(lambda: port_answers(self.port), timeout, "private pgbouncer to listen")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.process = None
+
+
+@contextlib.contextmanager
+def private_pgbouncer(
+    databases: dict[str, PrivatePostgres], *, pool_mode: str, pool_size: int
+) -> Iterator[PrivatePgBouncer]:
+    """deploy/pgbouncer/pgbouncer.ini on a free loopback port, its [databases] pointing at
+    private servers (name -> server), trust authentication, `pool_size` server connections
+    per database."""
+    if pgbouncer_binary() is None:
+        raise RuntimeError("pgbouncer is not installed")
+    user = _server_user()
+    base = server_owned_tempdir("registry-private-pgbouncer-", user)
+    bouncer = PrivatePgBouncer(base=base, port=free_port(), user=user)
+    (base / "userlist.txt").write_text('"postgres" ""\n')
+    text = deploy_ini(
+        ROOT / "deploy" / "pgbouncer" / "pgbouncer.ini",
+        {
+            "databases": None,
+            "pgbouncer": {
+                "listen_port": str(bouncer.port),
+                "unix_socket_dir": "",
+                "auth_type": "trust",
+                "auth_file": str(base / "userlist.txt"),
+                "pool_mode": pool_mode,
+                "default_pool_size": str(pool_size),
+                "reserve_pool_size": "0",
+                "logfile": str(base / "pgbouncer.log"),
+                "pidfile": str(base / "pgbouncer.pid"),
+            },
+        },
+    )
+    databases_section = "".join(
+        f"{name} = host=127.0.0.1 port={server.port} dbname=registry\n"
+        for name, server in databases.items()
+    )
+    (base / "pgbouncer.ini").write_text(f"[databases]\n{databases_section}\n{text}")
+    if user:
+        info = pwd.getpwnam(user)
+        for path in base.iterdir():
+            os.chown(path, info.pw_uid, info.pw_gid)
+    try:
+        bouncer.start()
+        yield bouncer
+    finally:
+        bouncer.stop()
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -4,9 +4,11 @@
   identifier (OPRF under the registry's test key, unblinded: equal to blind/evaluate/finalize).
 - `case_payload(**overrides)`: a valid body for POST /api/v1/cases (unique reference, one
   fresh phone token unless `identifiers` is given).
-- `submit_case(party, **overrides)`: posts it as `party` (tests.base.Party), asserts 201 and
-  returns the case as the API answered it.
+- `submit_case(party, **overrides)`: posts it as `party` (tests.support.world.Party), asserts
+  201 and returns the case as the API answered it.
 - `lookup(party, identifiers, **overrides)`: posts a lookup, asserts 200, returns the body.
+- `listed_case(world)`: a case alice (or `party`) listed with one fresh phone, and that phone.
+- `disputed_case(world)`: such a case with a dispute bob filed about it (`file_dispute`).
 """
 
 import itertools
@@ -18,6 +20,8 @@ from registry.services.oprf import server_key
 
 CASES = "/api/v1/cases"
 LOOKUPS = "/api/v1/lookups"
+DISPUTES = "/api/v1/disputes"
+STATEMENT = "The subject says the loan was taken out with stolen documents."
 
 _counter = itertools.count(1)
 
@@ -59,3 +63,28 @@ def lookup(party, identifiers: list[dict], **overrides) -> dict:
     response = party.post(LOOKUPS, body)
     assert response.status_code == 200, response.content
     return response.json()
+
+
+def listed_case(world, party=None, **overrides):
+    ident = identifier("phone", fresh_phone())
+    return submit_case(party or world.alice, identifiers=[ident], **overrides), ident
+
+
+def file_dispute(party, case_id, ident: dict, statement: str = STATEMENT) -> dict:
+    response = party.post(
+        DISPUTES,
+        {
+            "case_id": str(case_id),
+            "identifier": ident,
+            "reason": "identity_stolen",
+            "statement": statement,
+        },
+    )
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def disputed_case(world):
+    case, ident = listed_case(world)
+    dispute = file_dispute(world.bob, case["id"], ident)
+    return case, ident, dispute

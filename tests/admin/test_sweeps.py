@@ -8,19 +8,17 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.utils import timezone
-from registry_client import oprf
 
 from registry.actors import Actor
 from registry.models import AuditEvent
 from registry.selectors.abuse import last_refused_at, refused_windows
-from registry.services import abuse
-from registry.services.members import member_set_limit
-from tests.factories import fresh_phone, identifier, lookup
-from tests.test_admin import ADMIN, make_auditor, verified_client
-from tests.test_translations import ensure_compiled_messages
+from tests.support.abuse import member_actor, refuse
+from tests.support.admin import ADMIN, verified_client
+from tests.support.api import EVALUATE, elements, limit
+from tests.support.factories import fresh_phone, identifier, lookup
+from tests.support.translations import ensure_compiled_messages
 
 pytestmark = pytest.mark.django_db
-EVALUATE = "/api/v1/oprf/evaluate"
 PANEL = re.compile(r'<section[^>]*id="throttled-members".*?</section>', re.S)
 THROTTLED_LINE = re.compile(
     r'<div class="form-row field-throttled_recently">.*?</div>\s*</div>', re.S
@@ -30,31 +28,8 @@ THROTTLED_LINE = re.compile(
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def limit(party, *, per_minute: int, per_day: int = 10_000) -> None:
-    member_set_limit(
-        actor=Actor.system(),
-        member=party.member,
-        scope="evaluate",  # the sweeps below are of the evaluate endpoint
-        per_minute=per_minute,
-        per_day=per_day,
-    )
-
-
 def sweep_evaluate(party, calls: int) -> list[int]:
-    _blind, element = oprf.blind(b"phone\x00+8613812345678")
-    body = {"blinded_elements": [element.hex()]}
-    return [party.post(EVALUATE, body).status_code for _ in range(calls)]
-
-
-def member_actor(party) -> Actor:
-    return Actor.for_api_key(party.member.api_keys.get())
-
-
-def refuse(party, *, scope: str = "lookup", window: str = "minute") -> None:
-    """One refused window, recorded as the rate limiter records it."""
-    assert abuse.rate_limit_exceeded_record(
-        actor=member_actor(party), scope=scope, limit=1, window=window
-    )
+    return [party.post(EVALUATE, elements(1)).status_code for _ in range(calls)]
 
 
 def panel_of(response) -> str:
@@ -80,21 +55,11 @@ def throttled_line(html: str) -> str:
     return match.group(0)
 
 
-@pytest.fixture
-def officer(world):
-    return verified_client(world.officer.user)
-
-
-@pytest.fixture
-def auditor(db):
-    return verified_client(make_auditor())
-
-
 # --- the dashboard ------------------------------------------------------------------------------
 
 
 def test_it_lists_a_member_that_swept_the_evaluate_endpoint_with_its_scope(world, officer):
-    limit(world.bob, per_minute=3)
+    limit(world.bob, "evaluate", per_minute=3)
     assert sweep_evaluate(world.bob, 8) == [200] * 3 + [429] * 5
 
     response = officer.get(ADMIN)
@@ -111,8 +76,8 @@ def test_it_lists_a_member_that_swept_the_evaluate_endpoint_with_its_scope(world
 
 
 def test_it_leaves_out_a_member_that_stayed_within_its_limit(world, officer):
-    limit(world.alice, per_minute=5)
-    limit(world.bob, per_minute=2)
+    limit(world.alice, "evaluate", per_minute=5)
+    limit(world.bob, "evaluate", per_minute=2)
     assert sweep_evaluate(world.alice, 5) == [200] * 5  # busy, but never refused
     assert sweep_evaluate(world.bob, 3) == [200, 200, 429]
 
@@ -136,7 +101,7 @@ def test_it_says_so_when_nobody_was_throttled(world, officer):
 
 def test_it_links_each_row_to_that_members_refusals_in_the_audit_trail(world, officer):
     for party in (world.alice, world.bob):
-        limit(party, per_minute=1)
+        limit(party, "evaluate", per_minute=1)
         assert sweep_evaluate(party, 2) == [200, 429]
 
     refusals_url = rows_of(officer.get(ADMIN))["BOB_LOANS"]["refusals_url"]
@@ -199,7 +164,7 @@ def test_it_shows_the_members_usual_daily_lookups_next_to_the_sweep(world, offic
 
 
 def test_an_auditor_sees_the_throttled_members_too(world, auditor):
-    limit(world.bob, per_minute=1)
+    limit(world.bob, "evaluate", per_minute=1)
     assert sweep_evaluate(world.bob, 3) == [200, 429, 429]
 
     response = auditor.get(ADMIN)
@@ -212,7 +177,7 @@ def test_an_auditor_sees_the_throttled_members_too(world, auditor):
 
 def test_the_chinese_dashboard_shows_the_translated_panel(world):
     ensure_compiled_messages()
-    limit(world.bob, per_minute=1)
+    limit(world.bob, "evaluate", per_minute=1)
     sweep_evaluate(world.bob, 2)
     client = verified_client(world.officer.user, HTTP_ACCEPT_LANGUAGE="zh-CN,zh;q=0.9")
 
@@ -227,7 +192,7 @@ def test_the_chinese_dashboard_shows_the_translated_panel(world):
 
 
 def test_the_members_page_says_whether_it_was_throttled_recently(world, officer):
-    limit(world.bob, per_minute=1)
+    limit(world.bob, "evaluate", per_minute=1)
     assert sweep_evaluate(world.bob, 2) == [200, 429]
 
     bob = throttled_line(member_page(officer, world.bob))

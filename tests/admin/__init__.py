@@ -1,0 +1,1 @@
+"""The compliance officers' admin, page by page."""
