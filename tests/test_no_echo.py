@@ -13,6 +13,7 @@ import pytest
 
 from tests.support.endpoints import OPERATIONS, officer_only
 from tests.support.factories import case_payload, submit_case
+from tests.support.monitoring import watch
 
 pytestmark = pytest.mark.django_db
 
@@ -75,7 +76,18 @@ def live_ids(world) -> dict[str, str]:
     filed = world.bob.post(
         "/api/v1/disputes", {"case_id": case["id"], "identifier": ident, "reason": "not_me"}
     )
-    return {"case_id": case["id"], "dispute_id": filed.json()["id"]}
+    watched = watch(world.alice, [ident])
+    endpoint = world.alice.post(
+        "/api/v1/webhook-endpoints",
+        {"url": "https://hooks.lender.example/registry", "events": ["case.reported"]},
+    )
+    assert endpoint.status_code == 201, endpoint.content
+    return {
+        "case_id": case["id"],
+        "dispute_id": filed.json()["id"],
+        "watch_id": watched[0]["id"],
+        "endpoint_id": endpoint.json()["id"],
+    }
 
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS)
