@@ -584,8 +584,9 @@ def _create_members(conn, plan: SeedPlan) -> list[int]:
     ids = []
     for n in range(1, plan.members + 1):
         row = conn.execute(
-            """INSERT INTO registry_member (code, name, status, contact_email, created_at)
-               VALUES (%s, %s, 'active', %s, now()) RETURNING id""",
+            """INSERT INTO registry_member
+                   (code, name, status, contact_email, suspension_reason, created_at)
+               VALUES (%s, %s, 'active', %s, '', now()) RETURNING id""",
             [f"BENCH_{n:02d}", f"Bench lender {n:02d}", f"risk@bench-{n:02d}.example"],
         ).fetchone()
         ids.append(row[0])

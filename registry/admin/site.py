@@ -132,6 +132,7 @@ class RegistryAdminSite(OTPAdminSite):
         from registry.admin.subject_access import may_use_subject_access
 
         context = super().each_context(request)
+        context["is_custodian"] = settings.REGISTRY_ROLE == "custodian"
         context["may_use_subject_access"] = (
             settings.REGISTRY_ROLE == "registry" and may_use_subject_access(request.user)
         )
