@@ -121,28 +121,21 @@ def member_set_limit(
     return limit
 
 
-@transaction.atomic
 def member_set_dispute_quota(*, actor: Actor, member_id: int, per_day: int | None) -> Member:
     """The disputes a member may file in any 24 hours; None: REGISTRY_DISPUTE_QUOTA_PER_DAY.
     (Zero is allowed: a member barred from filing until the officers look into it.)"""
     if per_day is not None and per_day < 0:
         raise ValidationFailed(_("A dispute quota cannot be negative."))
-    member = Member.objects.select_for_update().get(pk=member_id)
-    if member.dispute_quota_per_day == per_day:
-        return member
-    member.dispute_quota_per_day = per_day
-    member.save(update_fields=["dispute_quota_per_day"])
-    audit_record(
+    return _member_set_setting(
         actor=actor,
+        member_id=member_id,
+        field="dispute_quota_per_day",
+        value=per_day,
         action=AuditAction.MEMBER_LIMIT_SET,
-        object_type="member",
-        object_id=member.code,
         details={"scope": "dispute", "disputes_per_day": per_day},
     )
-    return member
 
 
-@transaction.atomic
 def member_set_velocity_alert_threshold(
     *, actor: Actor, member_id: int, threshold: int | None
 ) -> Member:
@@ -150,17 +143,29 @@ def member_set_velocity_alert_threshold(
     member's velocity.exceeded alert; None: REGISTRY_VELOCITY_ALERT_THRESHOLD."""
     if threshold is not None and threshold < 1:
         raise ValidationFailed(_("A velocity alert threshold is at least 1."))
-    member = Member.objects.select_for_update().get(pk=member_id)
-    if member.velocity_alert_threshold == threshold:
-        return member
-    member.velocity_alert_threshold = threshold
-    member.save(update_fields=["velocity_alert_threshold"])
-    audit_record(
+    return _member_set_setting(
         actor=actor,
+        member_id=member_id,
+        field="velocity_alert_threshold",
+        value=threshold,
         action=AuditAction.MEMBER_UPDATED,
-        object_type="member",
-        object_id=member.code,
         details={"velocity_alert_threshold": threshold},
+    )
+
+
+@transaction.atomic
+def _member_set_setting(
+    *, actor: Actor, member_id: int, field: str, value, action: AuditAction, details: dict
+) -> Member:
+    """One of the officers' per-member settings (None: the default): saved and audited when
+    it changes, under the member's row lock."""
+    member = Member.objects.select_for_update().get(pk=member_id)
+    if getattr(member, field) == value:
+        return member
+    setattr(member, field, value)
+    member.save(update_fields=[field])
+    audit_record(
+        actor=actor, action=action, object_type="member", object_id=member.code, details=details
     )
     return member
 

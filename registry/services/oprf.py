@@ -104,8 +104,7 @@ def oprf_evaluate(*, actor: Actor, blinded_elements: list[str]) -> dict:
             "Send at least one blinded element.",
             [FieldError("/blinded_elements", "required", "At least one element.")],
         )
-    blinded = _decode_all(blinded_elements)
-    evaluated = oprf.blind_evaluate_many(key.scalar, blinded)
+    blinded, evaluated = _evaluate_all(key.scalar, blinded_elements)
     proof = oprf.generate_proof(key.scalar, key.public_key, blinded, evaluated)
     # One event per call with counts only: the elements themselves say nothing, but there is
     # no reason to keep them.
@@ -123,15 +122,28 @@ def oprf_evaluate(*, actor: Actor, blinded_elements: list[str]) -> dict:
     }
 
 
-def _decode_all(texts: list) -> list[bytes]:
-    """Every element checked (length, hex, canonical encoding, not the identity); all the bad
-    ones named by pointer, none echoed."""
-    decoded, errors = [], []
+def _evaluate_all(scalar: bytes, texts: list) -> tuple[list[bytes], list[bytes]]:
+    """(blinded, evaluated) elements. BlindEvaluate checks each element itself (canonical
+    encoding, not the identity), so every element is decoded once; all the bad ones are named
+    by pointer, none echoed."""
+    blinded, evaluated, errors = [], [], []
     for index, text in enumerate(texts):
         try:
-            decoded.append(oprf.parse_element_hex(text))
+            raw = _element_bytes(text)
+            evaluated.append(oprf.blind_evaluate(scalar, raw))
+            blinded.append(raw)
         except oprf.InvalidElement as exc:
             errors.append(FieldError(f"/blinded_elements/{index}", "invalid_element", str(exc)))
     if errors:
         raise ValidationFailed("Some blinded elements are not valid ristretto255 points.", errors)
-    return decoded
+    return blinded, evaluated
+
+
+def _element_bytes(text: object) -> bytes:
+    """The shape checks of parse_element_hex; the point itself is checked by BlindEvaluate."""
+    if not isinstance(text, str) or len(text) != 2 * oprf.ELEMENT_BYTES:
+        raise oprf.InvalidElement("length")
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise oprf.InvalidElement("hex") from None
