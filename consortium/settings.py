@@ -530,6 +530,8 @@ LOGGING = {
     "loggers": {
         "django.request": {"level": "ERROR"},
         "django.server": {"level": "WARNING"},
+        # The monthly report's PDF: WeasyPrint logs each rendering step at INFO.
+        "weasyprint": {"level": "WARNING"},
     },
 }
 
