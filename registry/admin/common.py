@@ -51,6 +51,7 @@ OBJECT_TYPE_LABELS = {
     "member": gettext_lazy("Member"),
     "oprf": gettext_lazy("Token service"),
     "pepper_version": gettext_lazy("Pepper version"),
+    "report": gettext_lazy("Regulator's report"),
     "user": gettext_lazy("Officer account"),
     "fingerprint": gettext_lazy("Fingerprint"),
     "text": gettext_lazy("Free text"),

@@ -110,6 +110,11 @@ class RegistryAdminSite(OTPAdminSite):
                 self.admin_view(self.subject_access),
                 name="registry_subject_access",
             ),
+            path(
+                "regulator-report/",
+                self.admin_view(self.regulator_report),
+                name="registry_regulator_report",
+            ),
         ]
         return own + super().get_urls()
 
@@ -117,6 +122,11 @@ class RegistryAdminSite(OTPAdminSite):
         from registry.admin.subject_access import subject_access_view
 
         return subject_access_view(request, self)
+
+    def regulator_report(self, request):
+        from registry.admin.report import regulator_report_view
+
+        return regulator_report_view(request, self)
 
     def index(self, request, extra_context=None):
         if settings.REGISTRY_ROLE == "custodian":
@@ -135,6 +145,11 @@ class RegistryAdminSite(OTPAdminSite):
         context["is_custodian"] = settings.REGISTRY_ROLE == "custodian"
         context["may_use_subject_access"] = (
             settings.REGISTRY_ROLE == "registry" and may_use_subject_access(request.user)
+        )
+        from registry.admin.report import may_download_report
+
+        context["may_download_report"] = (
+            settings.REGISTRY_ROLE == "registry" and may_download_report(request.user)
         )
         return context
 

@@ -20,6 +20,7 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from registry.actors import Actor
 from registry.audit_actions import AuditAction
@@ -132,7 +133,11 @@ def report_local_time(moment: datetime | None) -> str:
     """A time as the report shows it: Asia/Shanghai, to the second, with its offset."""
     if moment is None:
         return ""
-    return moment.astimezone(REPORT_TIMEZONE).strftime("%Y-%m-%d %H:%M:%S (UTC%z)")
+    local = moment.astimezone(REPORT_TIMEZONE)
+    minutes = int(local.utcoffset().total_seconds()) // 60
+    sign = "+" if minutes >= 0 else "-"
+    offset = f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+    return f"{local:%Y-%m-%d %H:%M:%S} ({offset})"
 
 
 def _context(figures: MonthlyFigures, chain: ChainStatus, *, actor: Actor, via: str, now) -> dict:
@@ -154,9 +159,7 @@ def _context(figures: MonthlyFigures, chain: ChainStatus, *, actor: Actor, via: 
         "categories": [
             {"row": row, "label": category_label(row.code, row.name)} for row in figures.categories
         ],
-        "lookups": [
-            {"row": row, "label": str(Purpose(row.code).label)} for row in figures.lookups
-        ],
+        "lookups": [{"row": row, "label": str(Purpose(row.code).label)} for row in figures.lookups],
         "checkpoint_signed_at": (
             report_local_time(figures.checkpoint.signed_at) if figures.checkpoint else ""
         ),
@@ -183,7 +186,13 @@ def report_csv_rows(context: dict):
     code (cases.identity_theft.submitted) for scripts."""
     figures: MonthlyFigures = context["figures"]
     chain: ChainStatus = context["chain"]
-    yield [_("Section"), _("Item"), _("Measure"), _("Value"), _("Key")]
+    yield [
+        pgettext("report CSV column", "Section"),
+        pgettext("report CSV column", "Item"),
+        pgettext("report CSV column", "Measure"),
+        pgettext("report CSV column", "Value"),
+        pgettext("report CSV column", "Key"),
+    ]
 
     about = _("Report")
     yield [about, _("Month"), "", context["month"], "report.month"]
