@@ -7,8 +7,7 @@ tests/test_regulator_report_browser.py."""
 
 import csv
 import io
-import uuid
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -37,21 +36,17 @@ from registry.selectors.report import (
     report_members,
     report_subject_access,
 )
-from registry.services.audit import audit_build, audit_checkpoint, audit_seal
+from registry.services.audit import audit_checkpoint, audit_seal
 from registry.services.report import report_generate
 from tests.support.admin import verified_client
 from tests.support.audit import events, tampering
+from tests.support.factories import fresh_phone, token_for
+from tests.support.report import case_at, past_event, sh
 from tests.support.world import OFFICER_PASSWORD, user_model
 
 pytestmark = pytest.mark.django_db
-SH = ZoneInfo("Asia/Shanghai")
 NOVEMBER = ReportMonth(2026, 11)
 REPORT_URL = "/admin/regulator-report/"
-
-
-def sh(*parts) -> datetime:
-    """A time on the regulator's calendar (Asia/Shanghai)."""
-    return datetime(*parts, tzinfo=SH)
 
 
 START = sh(2026, 11, 1)
@@ -59,21 +54,8 @@ END = sh(2026, 12, 1)
 TICK = timedelta(microseconds=1)
 
 
-def make_case(member, category, created, status=CaseStatus.ACTIVE, closed=None) -> Case:
-    case = Case.objects.create(
-        member=member,
-        reference=f"R-{uuid.uuid4().hex[:12]}",
-        category_id=category,
-        status=status,
-        confirmed_at=date(2026, 9, 1),
-        expires_at=date(2031, 9, 1),
-    )
-    Case.objects.filter(pk=case.pk).update(created_at=created, status_changed_at=closed or created)
-    return case
-
-
 def make_dispute(world, filed, status, decided=None, responded=None) -> Dispute:
-    host = make_case(world.alice.member, "synthetic_identity", sh(2026, 9, 1))
+    host = case_at(world.alice.member, "synthetic_identity", sh(2026, 9, 1))
     return Dispute.objects.create(
         case=host,
         filed_by=world.bob.member,
@@ -86,20 +68,6 @@ def make_dispute(world, filed, status, decided=None, responded=None) -> Dispute:
     )
 
 
-def past_event(actor, action, at, object_type="", object_id="", details=None) -> AuditEvent:
-    """An audit event recorded at `at` (inserted, as the trail only ever is)."""
-    event = audit_build(
-        actor=actor,
-        action=action,
-        object_type=object_type,
-        object_id=object_id,
-        details=details,
-    )
-    event.created_at = at
-    event.save(force_insert=True)
-    return event
-
-
 @pytest.fixture
 def november(world):
     """Known events around November 2026 in Asia/Shanghai (UTC+8): each edge once inside and
@@ -107,21 +75,21 @@ def november(world):
     Shanghai."""
     alice, bob = world.alice.member, world.bob.member
     # Cases (identity_theft unless said)
-    make_case(alice, "identity_theft", START)  # submitted, live
-    make_case(alice, "identity_theft", START - TICK)  # October: live at the end only
-    make_case(  # submitted on the last instant; withdrawn at the next month's first
+    case_at(alice, "identity_theft", START)  # submitted, live
+    case_at(alice, "identity_theft", START - TICK)  # October: live at the end only
+    case_at(  # submitted on the last instant; withdrawn at the next month's first
         alice, "identity_theft", END - TICK, CaseStatus.WITHDRAWN, closed=END
     )
-    make_case(alice, "identity_theft", END)  # December: nowhere
-    make_case(alice, "identity_theft", sh(2026, 10, 10), CaseStatus.WITHDRAWN, sh(2026, 11, 15))
-    make_case(alice, "identity_theft", sh(2026, 10, 10), CaseStatus.EXPIRED, END - TICK)
-    make_case(bob, "identity_theft", sh(2026, 11, 5), CaseStatus.REMOVED, sh(2026, 11, 20))
-    make_case(bob, "identity_theft", sh(2026, 9, 1), CaseStatus.EXPIRED, START - TICK)
-    make_case(bob, "identity_theft", sh(2026, 12, 2), CaseStatus.WITHDRAWN, sh(2026, 12, 3))
-    make_case(bob, "identity_theft", sh(2026, 11, 10), CaseStatus.DISPUTED)  # submitted, live
+    case_at(alice, "identity_theft", END)  # December: nowhere
+    case_at(alice, "identity_theft", sh(2026, 10, 10), CaseStatus.WITHDRAWN, sh(2026, 11, 15))
+    case_at(alice, "identity_theft", sh(2026, 10, 10), CaseStatus.EXPIRED, END - TICK)
+    case_at(bob, "identity_theft", sh(2026, 11, 5), CaseStatus.REMOVED, sh(2026, 11, 20))
+    case_at(bob, "identity_theft", sh(2026, 9, 1), CaseStatus.EXPIRED, START - TICK)
+    case_at(bob, "identity_theft", sh(2026, 12, 2), CaseStatus.WITHDRAWN, sh(2026, 12, 3))
+    case_at(bob, "identity_theft", sh(2026, 11, 10), CaseStatus.DISPUTED)  # submitted, live
     # 16:30 UTC on 15 November is the 16th in Shanghai; 16:00 UTC on 30 November is December.
-    make_case(bob, "forged_documents", datetime(2026, 11, 15, 16, 30, tzinfo=ZoneInfo("UTC")))
-    make_case(bob, "forged_documents", datetime(2026, 11, 30, 16, 0, tzinfo=ZoneInfo("UTC")))
+    case_at(bob, "forged_documents", datetime(2026, 11, 15, 16, 30, tzinfo=ZoneInfo("UTC")))
+    case_at(bob, "forged_documents", datetime(2026, 11, 30, 16, 0, tzinfo=ZoneInfo("UTC")))
 
     # Disputes (each on its own synthetic_identity case of September, live)
     d = {
@@ -485,8 +453,6 @@ def test_an_officer_and_an_auditor_download_it_and_others_are_refused(world, nov
 
 def test_it_counts_a_subject_access_request_made_in_the_admin(world, officer):
     """The report counts subject access as the admin's own page audits it."""
-    from tests.support.factories import fresh_phone, token_for
-
     token = token_for("phone", fresh_phone())
     response = officer.post("/admin/subject-access/", {"kind": "phone", "token": token})
     assert response.status_code == 200

@@ -7,17 +7,16 @@ The report's numbers in detail: tests/test_regulator_report.py."""
 import csv
 import io
 import shutil
-import uuid
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from pypdf import PdfReader
 
 from registry.audit_actions import AuditAction
-from registry.models import Case
 from registry.selectors.report import ReportMonth
 from tests.support.audit import events
 from tests.support.browser import CHROMIUM, SCREENSHOTS, sign_in
+from tests.support.report import case_at
 
 pytestmark = [
     pytest.mark.browser,
@@ -41,15 +40,7 @@ def last_months_cases(world, count: int) -> ReportMonth:
     """`count` identity-theft cases submitted in the middle of last month (Shanghai)."""
     month = ReportMonth.previous()
     for _ in range(count):
-        case = Case.objects.create(
-            member=world.alice.member,
-            reference=f"R-{uuid.uuid4().hex[:12]}",
-            category_id="identity_theft",
-            confirmed_at=date(2026, 1, 1),
-            expires_at=date(2030, 1, 1),
-        )
-        middle = month.start + timedelta(days=14)
-        Case.objects.filter(pk=case.pk).update(created_at=middle, status_changed_at=middle)
+        case_at(world.alice.member, "identity_theft", month.start + timedelta(days=14))
     return month
 
 
