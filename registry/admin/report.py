@@ -4,8 +4,9 @@ download is generated afresh and audited by registry/services/report.py. Downloa
 generating a report writes an audit event."""
 
 from django import forms
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -52,6 +53,8 @@ def _chosen_format(data) -> str:
 
 
 def regulator_report_view(request, site):
+    if settings.REGISTRY_ROLE != "registry":
+        raise Http404  # a custodian holds no cases, disputes or lookups to report
     if not may_download_report(request.user):
         raise PermissionDenied
     form = ReportForm(request.POST if request.method == "POST" else None)
