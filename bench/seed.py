@@ -127,6 +127,20 @@ def side_dir(database: str) -> Path:
     return path
 
 
+def _create_log_partitions(conn) -> None:
+    """The monthly partitions of the LOG_DAYS the seed writes (the migration made those of its
+    own data and the months ahead): rows of a month without one would pile up in the DEFAULT
+    partition."""
+    from registry.services.partitions import PARTITIONED, add_months, month_of
+
+    now = datetime.now(UTC)
+    month, last = month_of(now - timedelta(days=LOG_DAYS + 1)), month_of(now)
+    while month <= last:
+        for table in PARTITIONED:
+            conn.execute("SELECT registry_partition_create(%s, %s)", [table, month])
+        month = add_months(month, 1)
+
+
 def _saved_schema(conn, database: str) -> dict:
     """Secondary indexes, unique and foreign-key constraints of the bulk tables. Saved to a
     file before they are dropped, so that a seed interrupted mid-way is repaired next time."""
@@ -162,6 +176,9 @@ def _drop_schema(conn, schema: dict) -> None:
 def _rebuild_schema(conn, schema: dict, database: str) -> None:
     conn.execute("SET maintenance_work_mem = '512MB'")
     for _name, definition in schema["indexes"]:
+        # A partitioned table's index is defined "ON ONLY" the parent (then attached per
+        # partition): rebuilt here on the parent and all its partitions at once.
+        definition = definition.replace(" ON ONLY ", " ON ", 1)
         conn.execute(
             definition.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1).replace(
                 "CREATE UNIQUE INDEX", "CREATE UNIQUE INDEX IF NOT EXISTS", 1
@@ -625,6 +642,7 @@ def seed(plan: SeedPlan, *, log=print) -> dict:
             "registry_member RESTART IDENTITY CASCADE"
         )
         _drop_schema(main, schema)
+        _create_log_partitions(main)
         member_ids = _create_members(main, plan)
         main.commit()
         log(f"seed: {plan.identifiers:,} identifiers, {plan.log_rows:,} log rows")

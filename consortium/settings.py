@@ -167,7 +167,20 @@ REGISTRY_ALERT_RETENTION_DAYS = env_int("REGISTRY_ALERT_RETENTION_DAYS", 90)
 # (tests and `make run` with a local receiver). Empty in production.
 REGISTRY_WEBHOOK_ALLOWED_HOSTS = env_list("REGISTRY_WEBHOOK_ALLOWED_HOSTS", "")
 REGISTRY_DEFAULT_RETENTION_DAYS = env_int("REGISTRY_DEFAULT_RETENTION_DAYS", 1826)
+# Days sightings (the velocity rollup) are kept: the longest velocity window. Only sightings:
+# the lookup log follows REGISTRY_LOOKUP_LOG_RETENTION_MONTHS.
 REGISTRY_VELOCITY_RETENTION_DAYS = env_int("REGISTRY_VELOCITY_RETENTION_DAYS", 90)
+# Months lookups and the lookup log are kept (the law's query-record period, 5 years by
+# default): the partition_maintenance job drops each month's partitions once the month is
+# wholly this many months old (registry/services/partitions.py).
+REGISTRY_LOOKUP_LOG_RETENTION_MONTHS = env_int("REGISTRY_LOOKUP_LOG_RETENTION_MONTHS", 60)
+# Monthly partitions of lookups, the lookup log and the audit trail created ahead of time
+# (at most 36); /readyz and the admin raise an alarm when less than one month is ready.
+REGISTRY_PARTITION_MONTHS_AHEAD = env_int("REGISTRY_PARTITION_MONTHS_AHEAD", 3)
+if not (1 <= REGISTRY_PARTITION_MONTHS_AHEAD <= 36):
+    raise ImproperlyConfigured("REGISTRY_PARTITION_MONTHS_AHEAD must be between 1 and 36")
+if REGISTRY_LOOKUP_LOG_RETENTION_MONTHS < 1:
+    raise ImproperlyConfigured("REGISTRY_LOOKUP_LOG_RETENTION_MONTHS must be at least 1")
 REGISTRY_IDEMPOTENCY_TTL_HOURS = env_int("REGISTRY_IDEMPOTENCY_TTL_HOURS", 48)
 REGISTRY_AUDIT_SEAL_LAG_ALARM_SECONDS = env_int("REGISTRY_AUDIT_SEAL_LAG_ALARM_SECONDS", 300)
 REGISTRY_JOB_BATCH_SIZE = env_int("REGISTRY_JOB_BATCH_SIZE", 5000)

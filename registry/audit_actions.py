@@ -78,5 +78,8 @@ class AuditAction(models.TextChoices):
     PEPPER_ROTATED = "pepper.rotated", _("Pepper rotation batch")
     PEPPER_ROTATION_COMPLETED = "pepper.rotation_completed", _("Pepper rotation completed")
     LOOKUP_LOG_PURGED = "lookup_log.purged", _("Lookup log purged")
+    PARTITION_CREATED = "partition.created", _("Monthly partition created")
+    PARTITION_DROPPED = "partition.dropped", _("Monthly partition dropped past retention")
+    AUDIT_MONTH_DROPPED = "audit.month_dropped", _("Archived audit month dropped")
     IDEMPOTENCY_KEYS_PURGED = "idempotency_keys.purged", _("Idempotency keys purged")
     CLOSED_TEXT_SCRUBBED = "closed_text.scrubbed", _("Text of closed cases and disputes scrubbed")

@@ -366,8 +366,18 @@ class Purpose(models.TextChoices):
     FRAUD_INVESTIGATION = "fraud_investigation", _("Fraud investigation")
 
 
+# Partitioned history (migration 0014, registry/services/partitions.py): Lookup,
+# LookupLogEntry, AuditEvent and AuditSeal live in monthly RANGE partitions of their time
+# column (AuditSeal: event_created_at). PostgreSQL requires a partitioned table's primary key
+# to include the partition key, so in the database it is (id, created_at) (AuditSeal: (seq,
+# event_created_at)). Django still sees `id` (`seq`) alone as the primary key: ids are unique
+# on their own (a UUIDv7, a sequence, the chain's position), and Django's admin, which shows
+# every one of these models, does not support a CompositePrimaryKey.
+
+
 class Lookup(models.Model):
-    """One lookup call: who asked, when, why, how many identifiers and matches."""
+    """One lookup call: who asked, when, why, how many identifiers and matches. Partitioned by
+    month of created_at (see above)."""
 
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="lookups")
@@ -399,7 +409,13 @@ class LookupLogEntry(models.Model):
     """One identifier of one lookup (for subject access and the regulator). Velocity does not
     scan this table; it reads the Sighting rollup."""
 
-    lookup = models.ForeignKey(Lookup, on_delete=models.CASCADE, related_name="entries")
+    # No foreign-key constraint in the database: a foreign key must reference a unique key, and
+    # every unique key of the partitioned Lookup table includes created_at, which the log does
+    # not repeat. The log's row and its lookup are written by one statement with the same time,
+    # so they sit in the same month and their partitions are dropped together.
+    lookup = models.ForeignKey(
+        Lookup, on_delete=models.CASCADE, related_name="entries", db_constraint=False
+    )
     # No index of its own (nor on Sighting.member, nor AuditEvent.member beyond
     # audit_member_newest): every lookup writes these rows, and each index is one more write
     # per row; the only reader by member alone would be deleting a member, which never happens
@@ -530,8 +546,9 @@ class Dispute(models.Model):
 
 class AuditEvent(models.Model):
     """Append-only. The database refuses UPDATE, DELETE and TRUNCATE (migration 0002's
-    triggers). Events are inserted freely; AuditSeal chains them afterwards (see
-    services/audit.py), so the hot path never waits on a global lock."""
+    triggers, re-created on the partitioned table and each partition by 0014). Events are
+    inserted freely; AuditSeal chains them afterwards (see services/audit.py), so the hot path
+    never waits on a global lock. Partitioned by month of created_at (see Lookup)."""
 
     class ActorType(models.TextChoices):
         MEMBER = "member", _("Member")
@@ -573,16 +590,50 @@ class AuditEvent(models.Model):
 
 
 class AuditSeal(models.Model):
-    """The hash chain: seal n covers event `event_id` and the seal before it. Append-only too."""
+    """The hash chain: seal n covers event `event_id` and the seal before it. Append-only too.
+    Partitioned by the month of its event (`event_created_at`, copied by the sealer), so that a
+    month of events and its seals are archived and dropped together. One seal per event: the
+    database's unique keys must include the partition key, and an event's created_at never
+    changes, so (event_id, event_created_at) is as unique as event_id."""
 
     seq = models.BigIntegerField(primary_key=True)
-    event_id = models.BigIntegerField(unique=True)
+    event_id = models.BigIntegerField()
+    event_created_at = models.DateTimeField()
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
     sealed_at = models.DateTimeField()
 
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event_id", "event_created_at"], name="audit_seal_once_per_event"
+            ),
+        ]
+
     def __str__(self) -> str:
         return f"seal {self.seq} of event {self.event_id}"
+
+
+class AuditArchive(models.Model):
+    """A month of the audit trail (UTC calendar month: its events and their seals) exported to
+    a file and verified (registry/services/audit_archive.py). Only with this record may the
+    owner drop the month (manage.py audit_drop_month). Append-only, like the trail."""
+
+    month = models.DateField(_("month"), unique=True)  # the first day of the month
+    file_sha256 = models.CharField(_("file SHA-256"), max_length=64)
+    first_seq = models.BigIntegerField(_("first seal"))
+    last_seq = models.BigIntegerField(_("last seal"))
+    last_hash = models.CharField(_("last seal's hash"), max_length=64, blank=True, default="")
+    events = models.BigIntegerField(_("events"))
+    archived_at = models.DateTimeField(_("archived at"))
+
+    class Meta:
+        verbose_name = _("audit archive")
+        verbose_name_plural = _("audit archives")
+        ordering = ["month"]
+
+    def __str__(self) -> str:
+        return f"audit archive {self.month:%Y-%m}"
 
 
 class AuditCheckpoint(models.Model):

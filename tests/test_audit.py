@@ -162,6 +162,7 @@ def test_it_detects_an_inserted_event_with_a_forged_seal():
     AuditSeal.objects.create(
         seq=last.seq + 1,
         event_id=forged.pk,
+        event_created_at=forged.created_at,
         prev_hash=last.hash,
         hash="f" * 64,
         sealed_at=timezone.now(),
@@ -219,6 +220,7 @@ def rechain_from_genesis(seal_function) -> None:
                 AuditSeal(
                     seq=seq,
                     event_id=event.pk,
+                    event_created_at=event.created_at,
                     prev_hash=prev_hash,
                     hash=seal_hash,
                     sealed_at=timezone.now(),

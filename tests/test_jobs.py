@@ -199,31 +199,33 @@ def test_two_concurrent_expiry_runs_give_the_same_result_as_one(world):
 # --- retention ------------------------------------------------------------------------------
 
 
-def test_it_purges_the_lookup_log_past_the_velocity_window_only(world):
+def test_it_purges_sightings_past_the_velocity_window_and_keeps_the_lookup_log(world):
+    """The velocity window governs the Sighting rollup only: lookups and their log are kept
+    for the query-record period and leave by whole months (tests/test_partitions.py)."""
     now = timezone.now()
     old = make_lookup_log(world.bob.member, at=now - timedelta(days=91))
     recent = make_lookup_log(world.bob.member, at=now - timedelta(days=10))
 
     summary = lookup_log_retention_run(batch_size=2)
 
-    assert summary["deleted"] == {"lookup_log_entry": 3, "lookup": 1, "sighting": 3}
-    assert not Lookup.objects.filter(pk=old.pk).exists()
-    assert LookupLogEntry.objects.filter(lookup=recent).count() == 3
-    assert Lookup.objects.filter(pk=recent.pk).exists()
+    assert summary["deleted"] == {"sighting": 3}
+    assert Lookup.objects.filter(pk__in=[old.pk, recent.pk]).count() == 2
+    assert LookupLogEntry.objects.count() == 6
     assert Sighting.objects.count() == 3
     events = AuditEvent.objects.filter(action="lookup_log.purged")
-    assert sorted(e.details["deleted"] for e in events) == [1, 1, 1, 2, 2]
+    assert sorted(e.details["deleted"] for e in events) == [1, 2]
+    assert {e.details["table"] for e in events} == {"sighting"}
 
     # Time moves on: 81 days later the recent one is 91 days old too.
     lookup_log_retention_run(now=now + timedelta(days=81))
-    assert not Lookup.objects.exists() and not LookupLogEntry.objects.exists()
     assert not Sighting.objects.exists()
+    assert Lookup.objects.count() == 2 and LookupLogEntry.objects.count() == 6
 
 
 @override_settings(REGISTRY_VELOCITY_RETENTION_DAYS=30)
-def test_the_lookup_log_window_is_configurable(world):
+def test_the_velocity_window_is_configurable(world):
     make_lookup_log(world.bob.member, at=timezone.now() - timedelta(days=31))
-    assert lookup_log_retention_run()["deleted"]["lookup"] == 1
+    assert lookup_log_retention_run()["deleted"]["sighting"] == 3
 
 
 def test_it_purges_idempotency_keys_after_their_lifetime(world):
@@ -397,6 +399,7 @@ def test_the_default_schedule_runs_every_job_with_a_registered_task():
         "registry.jobs.velocity_alerts",
         "registry.jobs.watch_housekeeping",
         "registry.jobs.webhook_deliveries",
+        "registry.jobs.partition_maintenance",
     }
     assert all(t.task in app.tasks and t.enabled for t in tasks.values())
     seal = tasks["registry: audit seal"].interval

@@ -98,20 +98,41 @@ ALTER DEFAULT PRIVILEGES FOR ROLE registry_owner IN SCHEMA public
 ALTER DEFAULT PRIVILEGES FOR ROLE registry_owner IN SCHEMA public
     GRANT USAGE, SELECT ON SEQUENCES TO registry_app;
 
--- The audit trail: append-only for the runtime role (and for anyone but the owner).
+-- The audit trail: append-only for the runtime role (and for anyone but the owner), on the
+-- (partitioned) tables and on each of their monthly partitions, which can be named directly.
 DO $$
 DECLARE
-    audit_table text;
+    audit_table regclass;
 BEGIN
-    FOREACH audit_table IN ARRAY ARRAY[
-        'registry_auditevent', 'registry_auditseal', 'registry_auditcheckpoint'
-    ] LOOP
-        IF to_regclass(format('public.%I', audit_table)) IS NOT NULL THEN
-            EXECUTE format(
-                'REVOKE UPDATE, DELETE, TRUNCATE, TRIGGER, REFERENCES ON public.%I '
-                'FROM registry_app, PUBLIC',
-                audit_table
-            );
-        END IF;
+    FOR audit_table IN
+        SELECT c.oid::regclass
+        FROM pg_class c
+        JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'
+        WHERE c.relname IN ('registry_auditevent', 'registry_auditseal',
+                            'registry_auditcheckpoint', 'registry_auditarchive')
+        UNION
+        SELECT i.inhrelid::regclass
+        FROM pg_inherits i
+        WHERE i.inhparent IN (to_regclass('public.registry_auditevent'),
+                              to_regclass('public.registry_auditseal'))
+    LOOP
+        EXECUTE format(
+            'REVOKE UPDATE, DELETE, TRUNCATE, TRIGGER, REFERENCES ON %s FROM registry_app, PUBLIC',
+            audit_table
+        );
     END LOOP;
+END $$;
+
+-- Monthly partitions (migration 0014): the runtime role creates months ahead and drops
+-- months of lookups and of the lookup log past retention through these SECURITY DEFINER
+-- functions (owned by registry_owner); nobody else may call them.
+DO $$
+BEGIN
+    IF to_regprocedure('public.registry_partition_create(text, date)') IS NOT NULL THEN
+        REVOKE ALL ON FUNCTION public.registry_partition_create(text, date) FROM PUBLIC;
+        REVOKE ALL ON FUNCTION public.registry_partition_drop(text, date) FROM PUBLIC;
+        REVOKE ALL ON FUNCTION public.registry_partition_protect(text, text) FROM PUBLIC;
+        GRANT EXECUTE ON FUNCTION public.registry_partition_create(text, date) TO registry_app;
+        GRANT EXECUTE ON FUNCTION public.registry_partition_drop(text, date) TO registry_app;
+    END IF;
 END $$;

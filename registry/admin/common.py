@@ -60,7 +60,7 @@ OBJECT_TYPE_LABELS = {
 # The background jobs by what they do.
 JOB_LABELS = {
     "expiry": gettext_lazy("Case expiry"),
-    "lookup_log_retention": gettext_lazy("Lookup log retention"),
+    "lookup_log_retention": gettext_lazy("Sighting retention"),
     "idempotency_retention": gettext_lazy("Idempotency key retention"),
     "outbox_sweep": gettext_lazy("Outbox sweep"),
     "audit_seal": gettext_lazy("Audit trail sealing"),
@@ -68,6 +68,7 @@ JOB_LABELS = {
     "pepper_rotation": gettext_lazy("Pepper rotation"),
     "usage_signals": gettext_lazy("Usage signals"),
     "closed_text_scrub": gettext_lazy("Closed cases' text scrub"),
+    "partition_maintenance": gettext_lazy("Partition maintenance"),
 }
 
 

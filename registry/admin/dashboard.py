@@ -29,6 +29,7 @@ from registry.selectors.abuse import (
 )
 from registry.selectors.usage import usage_alerts
 from registry.services.audit import audit_checkpoint_latest, audit_seal_lag_seconds
+from registry.services.partitions import partitions_months_ahead
 
 logger = logging.getLogger(__name__)
 CACHE_KEY = "admin:dashboard:v5"  # v5: monitoring (watches, alerts, webhook endpoints)
@@ -168,6 +169,7 @@ def _numbers(actor: Actor) -> dict:
         "members": numbers.top_members_by_lookups(days=DAYS, limit=10, now=now),
         "jobs": numbers.job_health(job_names=tuple(JOB_NAMES), now=now),
         "seal_lag": audit_seal_lag_seconds(),
+        "partition_months_ahead": partitions_months_ahead(now=now),
         "checkpoint": audit_checkpoint_latest(),
         "throttled": throttled_members(actor=actor, since=throttled_since),
         "throttled_windows": refused_windows(actor=actor, since=throttled_since),
@@ -302,6 +304,8 @@ def dashboard_context(request) -> dict:
             "jobs": job_rows(data["jobs"]),
             "seal_lag_seconds": round(lag),
             "seal_alarm": lag > settings.REGISTRY_AUDIT_SEAL_LAG_ALARM_SECONDS,
+            "partition_months_ahead": data["partition_months_ahead"],
+            "partition_alarm": data["partition_months_ahead"] < 1,
             "checkpoint": checkpoint_tile(data["checkpoint"], now=data["computed_at"]),
             "throttled_days": THROTTLED_DAYS,
             "throttled": throttled,

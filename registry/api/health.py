@@ -6,6 +6,7 @@ from django.http import JsonResponse
 from kombu import Connection
 
 from registry.services.audit import audit_seal_lag_seconds
+from registry.services.partitions import partitions_months_ahead
 
 
 def healthz(request):
@@ -47,6 +48,11 @@ def readyz(request):
         lag = audit_seal_lag_seconds()
         details["audit_seal_lag_seconds"] = round(lag, 1)
         details["audit_seal_lag_alarm"] = lag > settings.REGISTRY_AUDIT_SEAL_LAG_ALARM_SECONDS
+        # Writes never fail for want of a partition (DEFAULT partitions catch them), but the
+        # maintenance job is not keeping up: an operator should look.
+        ahead = partitions_months_ahead()
+        details["partition_months_ahead"] = ahead
+        details["partition_alarm"] = ahead < 1
     if failures:
         body = {
             "type": "https://registry.example/problems/service_unavailable",

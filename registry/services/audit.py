@@ -202,7 +202,13 @@ def audit_seal(*, limit: int = 10_000) -> int:
         seal_hash = chain_hash(prev_hash, event, seq)
         seals.append(
             AuditSeal(
-                seq=seq, event_id=event.pk, prev_hash=prev_hash, hash=seal_hash, sealed_at=now
+                seq=seq,
+                event_id=event.pk,
+                # the seal's partition is its event's month: they are dropped together
+                event_created_at=event.created_at,
+                prev_hash=prev_hash,
+                hash=seal_hash,
+                sealed_at=now,
             )
         )
         prev_hash = seal_hash

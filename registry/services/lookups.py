@@ -96,9 +96,11 @@ _MATCH_WIDTH = len(fields(MatchRow))  # an answer row: part, then a MatchRow, th
 _NO_MATCH = ", ".join("NULL" for _n in range(_MATCH_WIDTH - 1))
 # The one statement of a lookup. Writes (the same columns as Lookup.objects.create and
 # audit_record) are data-modifying CTEs; every part of a statement sees the snapshot taken
-# before any of them writes, so velocity never counts this call's own sightings. Log and
-# sighting foreign keys to the Lookup are checked at commit (Django's FKs are DEFERRABLE
-# INITIALLY DEFERRED), after the whole statement. Rows are written at the current pepper
+# before any of them writes, so velocity never counts this call's own sightings. The log's
+# rows carry the Lookup's id and time without a database foreign key (the Lookup table is
+# partitioned by month; models.LookupLogEntry says why); the Lookup and its log rows both get
+# %(now)s, so they land in the same month's partitions (PostgreSQL routes each row when the
+# statement runs: the prepared generic plan holds). Rows are written at the current pepper
 # version only. `asked` holds the identifier number n of every identifier of the call, repeats
 # included, to count matches as the response does. DISTINCT in the counts matters only during
 # a pepper rotation, when one member can have a sighting at each of two versions.

@@ -81,3 +81,8 @@ def watch_housekeeping() -> dict:
 @shared_task(name="registry.jobs.webhook_deliveries", **RETRY_ON_DATABASE_ERRORS)
 def webhook_deliveries() -> dict:
     return job_execute("webhook_deliveries")
+
+
+@shared_task(name="registry.jobs.partition_maintenance", **RETRY_ON_DATABASE_ERRORS)
+def partition_maintenance() -> dict:
+    return job_execute("partition_maintenance")

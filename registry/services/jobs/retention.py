@@ -1,8 +1,11 @@
 """Retention of operational data, deleted in short batches (see batches.delete_in_batches):
 
-- lookup log: LookupLogEntry rows, then Lookup rows, older than the longest velocity window
-  (REGISTRY_VELOCITY_RETENTION_DAYS, 90 days by default), and Sighting rollup rows whose
-  `last_seen_at` is that old (velocity never counts them any more);
+- sightings: Sighting rollup rows whose `last_seen_at` is older than the longest velocity
+  window (REGISTRY_VELOCITY_RETENTION_DAYS, 90 days by default): velocity never counts them
+  any more. (Lookups and the lookup log are kept for the law's query-record period,
+  REGISTRY_LOOKUP_LOG_RETENTION_MONTHS, and leave by whole monthly partitions: the
+  partition_maintenance job, services/partitions.py. Never row by row: that would cost in
+  proportion to the log's size.)
 - idempotency keys older than their lifetime (REGISTRY_IDEMPOTENCY_TTL_HOURS, never under
   24 h: services/idempotency.py treats an older key as unused anyway); the same hourly job
   deletes finished JobRun rows past REGISTRY_JOB_RUN_RETENTION_DAYS.
@@ -16,7 +19,7 @@ from django.conf import settings
 
 from registry.actors import Actor
 from registry.audit_actions import AuditAction
-from registry.models import IdempotencyKey, Lookup, LookupLogEntry, Sighting
+from registry.models import IdempotencyKey, Sighting
 from registry.services.audit import audit_record
 from registry.services.idempotency import idempotency_ttl
 from registry.services.jobs.batches import delete_in_batches, job_batch_size, job_now
@@ -30,14 +33,9 @@ def lookup_log_cutoff(now: datetime) -> datetime:
 def lookup_log_retention_run(
     *, now: datetime | None = None, batch_size: int | None = None, max_batches: int | None = None
 ) -> dict:
+    """Sightings past the velocity window (the job keeps its historical name)."""
     cutoff = lookup_log_cutoff(job_now(now))
-    # Entries before their lookups, so that deleting a lookup never cascades to a large
-    # number of entries inside one transaction.
-    tables = (
-        ("lookup_log_entry", LookupLogEntry.objects.filter(created_at__lt=cutoff)),
-        ("lookup", Lookup.objects.filter(created_at__lt=cutoff)),
-        ("sighting", Sighting.objects.filter(last_seen_at__lt=cutoff)),
-    )
+    tables = (("sighting", Sighting.objects.filter(last_seen_at__lt=cutoff)),)
     return _purge_tables(
         tables,
         cutoff=cutoff,
