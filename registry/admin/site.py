@@ -136,6 +136,11 @@ class RegistryAdminSite(OTPAdminSite):
         context["may_use_subject_access"] = (
             settings.REGISTRY_ROLE == "registry" and may_use_subject_access(request.user)
         )
+        from registry.admin.quality import may_view_quality
+
+        context["may_view_quality"] = settings.REGISTRY_ROLE == "registry" and may_view_quality(
+            request.user
+        )
         return context
 
 
