@@ -242,7 +242,8 @@ def test_the_member_list_and_the_dashboard_flag_members_for_review(world, at_now
     alice_row = members[members.index("ALICE_BANK") :].split("</tr>")[0]
     bob_row = members[members.index("BOB_LOANS") :].split("</tr>")[0]
     assert "registry-quality-flag" in alice_row and "registry-quality-flag" not in bob_row
-    tile = dashboard[dashboard.index('id="tile-quality"') - 200 :].split("</a>")[0]
+    tile = dashboard[: dashboard.index('id="tile-quality"')].rsplit("<a ", 1)[1]
+    tile += dashboard[dashboard.index('id="tile-quality"') :].split("</a>")[0]
     assert 'href="/admin/registry/member/quality/?flagged=1"' in tile
     assert '<span class="registry-tile-number">1</span>' in tile
     assert "成员机构报送质量" in officer_zh.get(f"{ADMIN}registry/case/").content.decode()
