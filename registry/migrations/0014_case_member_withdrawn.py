@@ -4,14 +4,17 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('registry', '0013_member_suspension_reason'),
+        ("registry", "0013_member_suspension_reason"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='case',
-            index=models.Index(condition=models.Q(('status', 'withdrawn')), fields=['member', 'created_at'], name='case_member_withdrawn'),
+            model_name="case",
+            index=models.Index(
+                condition=models.Q(("status", "withdrawn")),
+                fields=["member", "created_at"],
+                name="case_member_withdrawn",
+            ),
         ),
     ]
