@@ -149,7 +149,8 @@ def test_upholding_from_the_case_file_asks_for_confirmation_first(world, officer
     assert Dispute.objects.get(pk=dispute["id"]).status == "open"
     assert Case.objects.get(pk=case["id"]).status != "removed"
 
-    officer_zh.post(decide_url(dispute["id"]), {"outcome": "upheld", "rationale": RATIONALE})
+    confirmed = {**form, "confirmation": summary.context["confirmation"]}
+    officer_zh.post(decide_url(dispute["id"]), confirmed)
 
     assert Dispute.objects.get(pk=dispute["id"]).status == "upheld"
     assert Case.objects.get(pk=case["id"]).status == "removed"
@@ -179,7 +180,8 @@ def test_bulk_revocation_shows_the_keys_and_revokes_only_when_confirmed(world, o
         pk__in=[k.pk for k in keys], revoked_at__isnull=True
     ).count() == len(keys)
 
-    officer_zh.post(f"{ADMIN}registry/apikey/", {**selected, "confirmed": "1"})
+    token = summary.context["confirmation"]
+    officer_zh.post(f"{ADMIN}registry/apikey/", {**selected, "confirmation": token})
 
     assert not ApiKey.objects.filter(pk__in=[k.pk for k in keys], revoked_at__isnull=True).exists()
 

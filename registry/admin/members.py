@@ -36,6 +36,7 @@ from registry.admin.common import (
     scope_labels,
     status_pill,
 )
+from registry.admin.confirmations import CONFIRMATION_FIELD, revoke_confirmed, revoke_token
 from registry.admin.dashboard import THROTTLED_DAYS, refusals_url
 from registry.admin.quality import (
     league_view,
@@ -495,16 +496,25 @@ class ApiKeyAdmin(RegistryModelAdmin):
 
     @admin.action(description=gettext_lazy("Revoke the selected keys"), permissions=("revoke",))
     def revoke_selected(self, request, queryset):
-        """First a summary of the keys to revoke; the summary's own form revokes them."""
+        """First a summary of the keys to revoke; only the summary's own form revokes them,
+        with its confirmation token for exactly the selected keys (a POST made by hand, or
+        with another selection, gets the summary again and revokes nothing)."""
         keys = list(queryset.filter(revoked_at__isnull=True).select_related("member", "officer"))
-        if request.POST.get("confirmed") != "1":
+        selected = [str(pk) for pk in queryset.values_list("pk", flat=True)]
+        if not revoke_confirmed(request, selected):
+            if request.POST.get(CONFIRMATION_FIELD):
+                messages.warning(
+                    request, _("The confirmation has lapsed or does not match: confirm again.")
+                )
             context = {
                 **self.admin_site.each_context(request),
                 "title": _("Revoke the selected keys?"),
                 "opts": self.opts,
                 "keys": keys,
                 "already_revoked": queryset.count() - len(keys),
-                "selected": [str(pk) for pk in queryset.values_list("pk", flat=True)],
+                "selected": selected,
+                "confirmation_field": CONFIRMATION_FIELD,
+                "confirmation": revoke_token(request.user, selected),
                 "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
                 "cancel_url": admin_url(ApiKey, "changelist"),
             }
