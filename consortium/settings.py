@@ -45,6 +45,16 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from None
 
 
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from None
+
+
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
@@ -203,6 +213,19 @@ REGISTRY_DEFAULT_QUOTA_PER_DAY = env_int("REGISTRY_DEFAULT_QUOTA_PER_DAY", 200_0
 # this many times the member's own 30-day median, once it has this many days of history.
 REGISTRY_SIGNAL_FACTOR = env_int("REGISTRY_SIGNAL_FACTOR", 5)
 REGISTRY_SIGNAL_MIN_HISTORY_DAYS = env_int("REGISTRY_SIGNAL_MIN_HISTORY_DAYS", 7)
+# Member quality (selectors/quality.py): a member is flagged for review when, over the last 90
+# days or 12 months, the share of its cases it withdrew, the share of decided disputes about
+# its cases that were upheld, or its median days to respond to a dispute is above these, or it
+# let more disputes than this pass their deadline without a response. Shares are judged only
+# from REGISTRY_QUALITY_MIN_CASES cases and REGISTRY_QUALITY_MIN_DISPUTES decided disputes.
+REGISTRY_QUALITY_MAX_WITHDRAWN_SHARE = env_float("REGISTRY_QUALITY_MAX_WITHDRAWN_SHARE", 0.2)
+REGISTRY_QUALITY_MAX_UPHELD_SHARE = env_float("REGISTRY_QUALITY_MAX_UPHELD_SHARE", 0.5)
+REGISTRY_QUALITY_MAX_MEDIAN_RESPONSE_DAYS = env_float(
+    "REGISTRY_QUALITY_MAX_MEDIAN_RESPONSE_DAYS", 10.0
+)
+REGISTRY_QUALITY_MAX_OVERDUE_DISPUTES = env_int("REGISTRY_QUALITY_MAX_OVERDUE_DISPUTES", 2)
+REGISTRY_QUALITY_MIN_CASES = env_int("REGISTRY_QUALITY_MIN_CASES", 10)
+REGISTRY_QUALITY_MIN_DISPUTES = env_int("REGISTRY_QUALITY_MIN_DISPUTES", 3)
 
 # Request bodies above this are refused before parsing (413).
 REGISTRY_MAX_BODY_BYTES = env_int("REGISTRY_MAX_BODY_BYTES", 2 * 1024 * 1024)

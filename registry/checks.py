@@ -118,6 +118,34 @@ def check_registry_rules(app_configs, **kwargs):
                 "REGISTRY_VELOCITY_RETENTION_DAYS must cover the 90-day window.", id="registry.E012"
             )
         )
+    return errors + check_quality_thresholds()
+
+
+def check_quality_thresholds() -> list[Error]:
+    """The member-quality thresholds (selectors/quality.py) must be able to flag somebody and
+    not everybody: shares within 0..1, days and counts not negative, minimums at least 1."""
+    errors = []
+    for name in ("REGISTRY_QUALITY_MAX_WITHDRAWN_SHARE", "REGISTRY_QUALITY_MAX_UPHELD_SHARE"):
+        value = getattr(settings, name)
+        if not 0 <= value <= 1:  # False for NaN too
+            errors.append(
+                Error(f"{name} is a share: 0..1 (0.2 is 20%), got {value}.", id="registry.E020")
+            )
+    days = settings.REGISTRY_QUALITY_MAX_MEDIAN_RESPONSE_DAYS
+    if not 0 <= days <= 366:
+        errors.append(
+            Error(
+                f"REGISTRY_QUALITY_MAX_MEDIAN_RESPONSE_DAYS must be 0..366 days, got {days}.",
+                id="registry.E021",
+            )
+        )
+    if settings.REGISTRY_QUALITY_MAX_OVERDUE_DISPUTES < 0:
+        errors.append(
+            Error("REGISTRY_QUALITY_MAX_OVERDUE_DISPUTES must be 0 or more.", id="registry.E022")
+        )
+    for name in ("REGISTRY_QUALITY_MIN_CASES", "REGISTRY_QUALITY_MIN_DISPUTES"):
+        if getattr(settings, name) < 1:
+            errors.append(Error(f"{name} must be at least 1.", id="registry.E023"))
     return errors
 
 

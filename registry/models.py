@@ -293,6 +293,13 @@ class Case(models.Model):
         indexes = [
             models.Index(fields=["member", "-created_at"], name="case_member_newest"),
             models.Index(fields=["category"], name="case_category"),
+            # Member quality's withdrawn share (selectors/quality.py): small (withdrawn cases
+            # only), and written only on withdrawal, never on submission.
+            models.Index(
+                fields=["member", "created_at"],
+                name="case_member_withdrawn",
+                condition=Q(status="withdrawn"),
+            ),
             models.Index(
                 fields=["expires_at"],
                 name="case_live_by_expiry",

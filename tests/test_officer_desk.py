@@ -149,7 +149,8 @@ def test_upholding_from_the_case_file_asks_for_confirmation_first(world, officer
     assert Dispute.objects.get(pk=dispute["id"]).status == "open"
     assert Case.objects.get(pk=case["id"]).status != "removed"
 
-    officer_zh.post(decide_url(dispute["id"]), {"outcome": "upheld", "rationale": RATIONALE})
+    confirmed = {**form, "confirmation": summary.context["confirmation"]}
+    officer_zh.post(decide_url(dispute["id"]), confirmed)
 
     assert Dispute.objects.get(pk=dispute["id"]).status == "upheld"
     assert Case.objects.get(pk=case["id"]).status == "removed"
@@ -179,7 +180,8 @@ def test_bulk_revocation_shows_the_keys_and_revokes_only_when_confirmed(world, o
         pk__in=[k.pk for k in keys], revoked_at__isnull=True
     ).count() == len(keys)
 
-    officer_zh.post(f"{ADMIN}registry/apikey/", {**selected, "confirmed": "1"})
+    token = summary.context["confirmation"]
+    officer_zh.post(f"{ADMIN}registry/apikey/", {**selected, "confirmation": token})
 
     assert not ApiKey.objects.filter(pk__in=[k.pk for k in keys], revoked_at__isnull=True).exists()
 
@@ -358,7 +360,12 @@ def test_the_job_list_hides_idle_sealing_runs_and_names_jobs_in_words(world, off
     assert ">audit_seal<" not in html
 
 
-def test_officers_sign_ins_and_refused_codes_are_audited_and_throttling_speaks_chinese(world):
+def test_officers_sign_ins_and_refused_codes_are_audited_and_throttling_speaks_chinese(
+    world, settings
+):
+    # A pause longer than a loaded machine takes between the two attempts (django-otp's
+    # default factor is 1 s).
+    settings.OTP_TOTP_THROTTLE_FACTOR = 60
     device = device_of(world.officer.user)
     client = Client(HTTP_ACCEPT_LANGUAGE="zh-CN,zh;q=0.9")
     wrong = f"{(int(code_for(device)) + 1) % 1_000_000:06d}"

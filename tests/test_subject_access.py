@@ -11,9 +11,10 @@ from django.utils import timezone
 
 from registry import tokens
 from registry.actors import Actor
+from registry.admin.subject_access import subject_access_csv_rows
 from registry.errors import NotFound
 from registry.models import AuditEvent, CaseIdentifier, Lookup, LookupLogEntry
-from registry.selectors.compliance import subject_access_csv_rows, subject_access_report
+from registry.selectors.compliance import subject_access_report
 from tests.support.api import assert_problem
 from tests.support.factories import fresh_phone, identifier, lookup, submit_case, token_for
 
@@ -175,9 +176,9 @@ def test_it_gives_the_admin_the_same_report_as_csv_rows(world):
     header, *rows = list(csv.reader(io.StringIO(out.getvalue())))
     assert len(header) == len(rows[0]) == len(rows[1])
     assert [row[:3] for row in rows] == [
-        ["case", case["id"], "ALICE_BANK"],
-        ["lookup", seen["lookup_id"], "BOB_LOANS"],
+        ["Case", case["id"], "ALICE_BANK"],
+        ["Lookup", seen["lookup_id"], "BOB_LOANS"],
     ]
-    assert rows[1][4] == "fraud_investigation"
-    assert rows[0][-2:] == ["phone", report["fingerprint"]]
+    assert rows[1][4] == "Fraud investigation"
+    assert rows[0][-2:] == ["Mobile phone number", report["fingerprint"]]
     assert subject["token"] not in out.getvalue()

@@ -24,14 +24,13 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext
 from registry_client.pii import looks_like_raw_identifier
 
+from registry.admin.audit_details import details_line, details_list
 from registry.admin.common import (
     RegistryModelAdmin,
     Tool,
     action_label,
     actor_for,
     admin_url,
-    json_pretty,
-    json_summary,
     object_type_label,
     related_filter,
     require,
@@ -259,11 +258,11 @@ class AuditEventAdmin(RegistryModelAdmin):
 
     @admin.display(description=gettext_lazy("details"))
     def details_summary(self, obj):
-        return json_summary(obj.details, 80)
+        return details_line(obj.details, 80)
 
     @admin.display(description=gettext_lazy("details"))
     def details_pretty(self, obj):
-        return json_pretty(obj.details)
+        return details_list(obj.details)
 
     @admin.display(description=gettext_lazy("sealed"), boolean=False)
     def sealed_display(self, obj):

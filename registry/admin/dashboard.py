@@ -287,6 +287,8 @@ def monitoring_rows(rows: list[numbers.MonitoringRow]) -> list[dict]:
 def dashboard_context(request) -> dict:
     if not request.user.has_perm("registry.view_case"):
         return {}
+    from registry.admin.quality import quality_tile
+
     data = _numbers(actor_for(request))
     disputes_url = reverse("admin:registry_dispute_changelist")
     lag = data["seal_lag"]
@@ -321,6 +323,7 @@ def dashboard_context(request) -> dict:
                 data["limiter_fallback_at"]
                 and data["limiter_fallback_at"] >= data["computed_at"] - LIMITER_FALLBACK_RECENT
             ),
+            "quality": quality_tile(request),
             "computed_at": data["computed_at"],
             "next_refresh": data["computed_at"] + timedelta(seconds=CACHE_SECONDS),
         }

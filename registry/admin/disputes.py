@@ -36,6 +36,7 @@ from registry.admin.common import (
     require,
     status_pill,
 )
+from registry.admin.confirmations import CONFIRMATION_FIELD, uphold_confirmed, uphold_token
 from registry.admin.site import site
 from registry.errors import NotFound, RegistryError
 from registry.models import (
@@ -308,17 +309,26 @@ class DisputeAdmin(RegistryModelAdmin):
         return events
 
     def decide_view(self, request, pk):
+        """Rejecting decides at once. Upholding decides only with the confirmation token of
+        the summary page (registry/admin/confirmations.py); without it, whether from the case
+        file's form or a POST made by hand, the summary is shown and nothing changes."""
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         require(self.has_decide_permission(request))
         actor = actor_for(request)
         form = DecisionForm(request.POST)
-        if form.is_valid() and needs_confirmation(request, form):
+        if form.is_valid() and not decision_confirmed(request, pk, form):
             try:
                 dispute = dispute_get(actor=actor, dispute_id=pk)
             except NotFound:
                 return self._missing(request)
-            return self._confirm_page(request, dispute, form)
+            if dispute.status in UNDECIDED_DISPUTE_STATUSES:
+                if request.POST.get(CONFIRMATION_FIELD):
+                    messages.warning(
+                        request, _("The confirmation has lapsed or does not match: confirm again.")
+                    )
+                return self._confirm_page(request, dispute, form)
+            # Decided already: the service refuses it below, with its own message.
         if form.is_valid():
             try:
                 dispute = dispute_decide(actor=actor, dispute_id=pk, **form.cleaned_data)
@@ -349,18 +359,19 @@ class DisputeAdmin(RegistryModelAdmin):
             "case": case,
             "identifier_count": case.identifiers.count(),
             "cleaned": form.cleaned_data,
+            "confirmation_field": CONFIRMATION_FIELD,
+            "confirmation": uphold_token(request.user, dispute.pk, form.cleaned_data["outcome"]),
             "decide_url": admin_url(dispute, "decide", dispute.pk),
             "cancel_url": admin_url(dispute, "change", dispute.pk),
         }
         return TemplateResponse(request, "registry/admin/dispute_confirm.html", context)
 
 
-def needs_confirmation(request, form) -> bool:
-    """The case file's form asks for a review first (`review`); upholding is then shown as
-    a summary, and only the summary's own form (without `review`) decides."""
-    return (
-        request.POST.get("review") == "1" and form.cleaned_data["outcome"] == DisputeStatus.UPHELD
-    )
+def decision_confirmed(request, dispute_id, form) -> bool:
+    """Whether the decision may be made now: a rejection always; upholding only with the
+    summary page's token for this dispute, this outcome and this officer."""
+    outcome = form.cleaned_data["outcome"]
+    return outcome != DisputeStatus.UPHELD or uphold_confirmed(request, dispute_id, outcome)
 
 
 def related_cases(case):

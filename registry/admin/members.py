@@ -11,7 +11,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -36,7 +36,14 @@ from registry.admin.common import (
     scope_labels,
     status_pill,
 )
+from registry.admin.confirmations import CONFIRMATION_FIELD, revoke_confirmed, revoke_token
 from registry.admin.dashboard import THROTTLED_DAYS, refusals_url
+from registry.admin.quality import (
+    league_view,
+    may_view_quality,
+    member_flag,
+    member_quality_context,
+)
 from registry.admin.site import site
 from registry.errors import RegistryError, ValidationFailed
 from registry.models import MEMBER_SCOPES, ApiKey, LimitScope, Member, Scope
@@ -166,7 +173,15 @@ def last_status_change(member: Member):
 
 @admin.register(Member, site=site)
 class MemberAdmin(RegistryModelAdmin):
-    list_display = ("code", "name", "status_display", "contact_email", "active_keys", "created_at")
+    list_display = (
+        "code",
+        "name",
+        "status_display",
+        "quality_flag",
+        "contact_email",
+        "active_keys",
+        "created_at",
+    )
     list_filter = ("status",)
     search_fields = ("code", "name", "contact_email")
     change_form_template = "registry/admin/member_change_form.html"
@@ -202,6 +217,22 @@ class MemberAdmin(RegistryModelAdmin):
     @admin.display(description=gettext_lazy("active keys"), ordering="_active_keys")
     def active_keys(self, obj):
         return obj._active_keys
+
+    @admin.display(description=gettext_lazy("quality"))
+    def quality_flag(self, obj):
+        return member_flag(obj._viewing_request, obj.pk)
+
+    def get_list_display(self, request):
+        shown = list(super().get_list_display(request))
+        if settings.REGISTRY_ROLE != "registry" or not may_view_quality(request.user):
+            shown.remove("quality_flag")  # a custodian holds no cases
+        return shown
+
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        for member in changelist.result_list:  # the flag column reads the (cached) report
+            member._viewing_request = request
+        return changelist
 
     def get_object(self, request, object_id, from_field=None):
         # The display methods below get only the object; it carries who is looking (the
@@ -250,9 +281,14 @@ class MemberAdmin(RegistryModelAdmin):
 
     def extra_change_context(self, request, obj):
         """Limits and keys, shown (not edited) on the member's page: each changes through
-        its own audited action. The usage signals: today against the member's median."""
+        its own audited action. The usage signals: today against the member's median. Its
+        quality beside the consortium's median (registry/admin/quality.py)."""
         actor = actor_for(request)
+        quality = (
+            member_quality_context(request, obj.pk) if settings.REGISTRY_ROLE == "registry" else {}
+        )
         return {
+            **quality,
             "member_signals": member_signals(
                 actor=actor, member_id=obj.pk, day=timezone.localdate()
             ),
@@ -293,6 +329,7 @@ class MemberAdmin(RegistryModelAdmin):
             self.view_path("<int:pk>/suspend/", self.suspend_view, "suspend"),
             self.view_path("<int:pk>/reactivate/", self.reactivate_view, "reactivate"),
             self.view_path("<int:pk>/limit/", self.limit_view, "limit"),
+            self.view_path("quality/", self.quality_view, "quality"),
         ]
         return own + super().get_urls()
 
@@ -338,6 +375,11 @@ class MemberAdmin(RegistryModelAdmin):
             submit_label=_("Suspend") if suspending else _("Reactivate"),
             danger=suspending,
         )
+
+    def quality_view(self, request):
+        if settings.REGISTRY_ROLE != "registry":
+            raise Http404  # a custodian holds no cases
+        return league_view(request, self.admin_site)
 
     def limit_view(self, request, pk):
         member = get_object_or_404(Member, pk=pk)
@@ -454,16 +496,25 @@ class ApiKeyAdmin(RegistryModelAdmin):
 
     @admin.action(description=gettext_lazy("Revoke the selected keys"), permissions=("revoke",))
     def revoke_selected(self, request, queryset):
-        """First a summary of the keys to revoke; the summary's own form revokes them."""
+        """First a summary of the keys to revoke; only the summary's own form revokes them,
+        with its confirmation token for exactly the selected keys (a POST made by hand, or
+        with another selection, gets the summary again and revokes nothing)."""
         keys = list(queryset.filter(revoked_at__isnull=True).select_related("member", "officer"))
-        if request.POST.get("confirmed") != "1":
+        selected = [str(pk) for pk in queryset.values_list("pk", flat=True)]
+        if not revoke_confirmed(request, selected):
+            if request.POST.get(CONFIRMATION_FIELD):
+                messages.warning(
+                    request, _("The confirmation has lapsed or does not match: confirm again.")
+                )
             context = {
                 **self.admin_site.each_context(request),
                 "title": _("Revoke the selected keys?"),
                 "opts": self.opts,
                 "keys": keys,
                 "already_revoked": queryset.count() - len(keys),
-                "selected": [str(pk) for pk in queryset.values_list("pk", flat=True)],
+                "selected": selected,
+                "confirmation_field": CONFIRMATION_FIELD,
+                "confirmation": revoke_token(request.user, selected),
                 "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
                 "cancel_url": admin_url(ApiKey, "changelist"),
             }

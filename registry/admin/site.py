@@ -139,6 +139,8 @@ class RegistryAdminSite(OTPAdminSite):
         return super().index(request, extra_context=context)
 
     def each_context(self, request):
+        from registry.admin.quality import may_view_quality
+        from registry.admin.report import may_download_report
         from registry.admin.subject_access import may_use_subject_access
 
         context = super().each_context(request)
@@ -146,10 +148,11 @@ class RegistryAdminSite(OTPAdminSite):
         context["may_use_subject_access"] = (
             settings.REGISTRY_ROLE == "registry" and may_use_subject_access(request.user)
         )
-        from registry.admin.report import may_download_report
-
         context["may_download_report"] = (
             settings.REGISTRY_ROLE == "registry" and may_download_report(request.user)
+        )
+        context["may_view_quality"] = settings.REGISTRY_ROLE == "registry" and may_view_quality(
+            request.user
         )
         return context
 

@@ -5,8 +5,6 @@ The token is digested under every configured pepper version, because during a pe
 rows sit at different layers (registry/tokens.py).
 """
 
-from datetime import datetime
-
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -144,95 +142,3 @@ def _watches(kind: str, layers: list[bytes]) -> list[dict]:
         }
         for watch in rows
     ]
-
-
-CSV_COLUMNS = (
-    "record",
-    "id",
-    "member",
-    "time",
-    "purpose",
-    "category",
-    "status",
-    "confirmed_at",
-    "expires_at",
-    "has_subject_statement",
-    "kind",
-    "fingerprint",
-)
-
-
-def subject_access_csv_rows(report: dict):
-    """The report as CSV rows, header first: one row per case and per lookup, for the admin's
-    download (the caller writes them with csv.writer). Only registry-controlled values (ids,
-    codes, dates), never free text, so no cell can smuggle a spreadsheet formula."""
-    yield [_column_title(c) for c in CSV_COLUMNS]
-    ident = [report["kind"], report["fingerprint"]]
-    for case in report["cases"]:
-        yield [
-            "case",
-            str(case["case_id"]),
-            case["member"],
-            _iso(case["created_at"]),
-            "",
-            case["category"],
-            case["status"],
-            _iso(case["confirmed_at"]),
-            _iso(case["expires_at"]),
-            "yes" if case["has_subject_statement"] else "no",
-            *ident,
-        ]
-    for lookup in report["lookups"]:
-        yield [
-            "lookup",
-            str(lookup["lookup_id"]),
-            lookup["member"],
-            _iso(lookup["looked_up_at"]),
-            lookup["purpose"],
-            "",
-            "",
-            "",
-            "",
-            "",
-            *ident,
-        ]
-    for watch in report.get("watches", []):
-        yield [
-            "watch",
-            str(watch["watch_id"]),
-            watch["member"],
-            _iso(watch["watched_since"]),
-            watch["purpose"],
-            "",
-            "",
-            "",
-            _iso(watch["expires_on"]),
-            "",
-            *ident,
-        ]
-
-
-def _iso(value) -> str:
-    """A time in local time (as the admin shows it), with its offset; a date as it is."""
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        value = timezone.localtime(value)
-    return value.isoformat()
-
-
-def _column_title(column: str) -> str:
-    return {
-        "record": _("Record"),
-        "id": _("ID"),
-        "member": _("Member"),
-        "time": _("Time"),
-        "purpose": _("Purpose"),
-        "category": _("Category"),
-        "status": _("Status"),
-        "confirmed_at": _("Confirmed on"),
-        "expires_at": _("Expires on"),
-        "has_subject_statement": _("Subject's statement"),
-        "kind": _("Identifier kind"),
-        "fingerprint": _("Fingerprint"),
-    }[column]

@@ -7,7 +7,14 @@ import pytest
 from django.utils import timezone
 
 from registry.models import Case, CaseIdentifier, Dispute
-from tests.support.admin import ADMIN, RATIONALE, decide_url, messages_of, verified_client
+from tests.support.admin import (
+    ADMIN,
+    RATIONALE,
+    decide_url,
+    messages_of,
+    uphold,
+    verified_client,
+)
 from tests.support.audit import events
 from tests.support.factories import STATEMENT, disputed_case
 from tests.support.world import make_officer
@@ -64,9 +71,7 @@ def test_the_case_file_shows_the_case_statements_and_history_never_a_token(world
 def test_an_officer_decides_a_dispute_through_the_same_service_as_the_api(world, officer):
     case, _, dispute = disputed_case(world)
 
-    response = officer.post(
-        decide_url(dispute["id"]), {"outcome": "upheld", "rationale": RATIONALE}, follow=True
-    )
+    response = uphold(officer, dispute["id"], follow=True)
 
     assert response.status_code == 200
     assert any("Upheld" in m for m in messages_of(response))

@@ -32,7 +32,7 @@ def test_subject_access_shows_the_report_and_downloads_it_as_csv(world, officer)
     assert download.status_code == 200 and download["Content-Type"].startswith("text/csv")
     assert report["fingerprint"] in download["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(download.content.decode("utf-8-sig"))))
-    assert [r[0] for r in rows[1:]] == ["case", "lookup"]
+    assert [r[0] for r in rows[1:]] == ["Case", "Lookup"]
     assert rows[1][1] == case["id"] and ident["token"] not in download.content.decode()
     assert events("compliance.subject_access", object_id=report["fingerprint"]).count() == 2
 

@@ -68,3 +68,13 @@ def messages_of(response) -> list[str]:
 
 def decide_url(dispute_id) -> str:
     return f"{ADMIN}registry/dispute/{dispute_id}/decide/"
+
+
+def uphold(client: Client, dispute_id, rationale: str = RATIONALE, **kwargs):
+    """Uphold a dispute as an officer does: the case file's form shows the summary, whose own
+    form (with the confirmation token the server requires) decides."""
+    form = {"outcome": "upheld", "rationale": rationale}
+    summary = client.post(decide_url(dispute_id), form)
+    assert summary.status_code == 200 and "confirmation" in summary.context, summary.status_code
+    confirmed = {**form, "confirmation": summary.context["confirmation"]}
+    return client.post(decide_url(dispute_id), confirmed, **kwargs)
