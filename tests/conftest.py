@@ -118,6 +118,7 @@ def _reference_data(request):
             "0007_unit_quotas",
             "0009_dispute_quota_scrub",
             "0011_watches_alerts",
+            "0014_rings",
         ):
             migration = importlib.import_module(f"registry.migrations.{module}")
             seed = getattr(migration, "seed", None) or migration.seed_schedule

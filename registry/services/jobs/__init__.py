@@ -26,6 +26,7 @@ def _jobs() -> dict[str, Callable[..., dict]]:
     from registry.services.jobs.expiry import expiry_run
     from registry.services.jobs.housekeeping import audit_seal_run, outbox_sweep_run
     from registry.services.jobs.retention import idempotency_retention_run, lookup_log_retention_run
+    from registry.services.jobs.rings import ring_rebuild_run
     from registry.services.jobs.rotation import pepper_rotation_run
     from registry.services.jobs.scrub import closed_text_scrub_run
     from registry.services.jobs.watches import (
@@ -48,6 +49,7 @@ def _jobs() -> dict[str, Callable[..., dict]]:
         "velocity_alerts": velocity_alerts_run,
         "watch_housekeeping": watch_housekeeping_run,
         "webhook_deliveries": webhook_deliveries_run,
+        "ring_rebuild": ring_rebuild_run,
     }
 
 
@@ -64,6 +66,7 @@ JOB_NAMES = (
     "velocity_alerts",
     "watch_housekeeping",
     "webhook_deliveries",
+    "ring_rebuild",
 )
 
 
