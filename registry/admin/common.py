@@ -54,6 +54,7 @@ OBJECT_TYPE_LABELS = {
     "user": gettext_lazy("Officer account"),
     "fingerprint": gettext_lazy("Fingerprint"),
     "text": gettext_lazy("Free text"),
+    "ring": gettext_lazy("Ring"),
 }
 
 # The background jobs by what they do.
@@ -67,6 +68,7 @@ JOB_LABELS = {
     "pepper_rotation": gettext_lazy("Pepper rotation"),
     "usage_signals": gettext_lazy("Usage signals"),
     "closed_text_scrub": gettext_lazy("Closed cases' text scrub"),
+    "ring_rebuild": gettext_lazy("Ring rebuild"),
 }
 
 

@@ -11,6 +11,7 @@ from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import Exists, OuterRef, Q
+from django.http import HttpResponseNotAllowed
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
@@ -188,15 +189,16 @@ class RingAdmin(RegistryModelAdmin):
         if ring is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         require(self.has_view_permission(request, ring))
+        if request.method != "GET":
+            return HttpResponseNotAllowed(["GET"])  # nothing of a ring is changed by hand
         graph = ring_graph(ring=ring)
-        if request.method == "GET":
-            audit_record(
-                actor=actor_for(request),
-                action=AuditAction.ADMIN_RING_VIEWED,
-                object_type="ring",
-                object_id=ring.pk,
-                details={"size": ring.size, "members": ring.member_count},
-            )
+        audit_record(
+            actor=actor_for(request),
+            action=AuditAction.ADMIN_RING_VIEWED,
+            object_type="ring",
+            object_id=ring.pk,
+            details={"size": ring.size, "members": ring.member_count},
+        )
         context = {
             **self.admin_site.each_context(request),
             "title": _("Ring #%(number)s") % {"number": ring.pk},
