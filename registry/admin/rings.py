@@ -36,6 +36,7 @@ from registry.services.audit import audit_record
 
 # The graph draws at most this many cases (the tables below it list up to the selector's).
 MAX_DRAWN = 80
+LINK_PALETTE = ("#555555", "#b8860b", "#2f4f4f", "#8b008b", "#006400", "#8b0000", "#00008b")
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
 
 
@@ -283,31 +284,99 @@ def layout_order(graph: RingGraph) -> list:
     return order
 
 
-def circle_positions(count: int) -> tuple[list[tuple[float, float]], float, float, float]:
-    """Points on a circle (the first at the top, clockwise), the radius and the canvas."""
-    radius = max(140.0, count * 16.0)
-    width = 2 * radius + 400
-    height = 2 * radius + 160
-    cx, cy = width / 2, height / 2
-    points = [
-        (
-            cx + radius * math.sin(2 * math.pi * i / count),
-            cy - radius * math.cos(2 * math.pi * i / count),
-        )
+def force_layout(order: list, links, *, iterations: int = 120) -> tuple[dict, float, float]:
+    """A deterministic force-directed layout (Fruchterman-Reingold from a circle in
+    `order`): linked cases pull together, all cases push apart, so links stay short and
+    their labels apart. Returns {case: (x, y)} and the canvas's width and height."""
+    count = len(order)
+    width = min(1100.0, 560.0 + 150.0 * math.sqrt(count))
+    height = min(900.0, 300.0 + 120.0 * math.sqrt(count))
+    margin_x, margin_y = 130.0, 60.0
+    inner_w, inner_h = width - 2 * margin_x, height - 2 * margin_y
+    index = {case: i for i, case in enumerate(order)}
+    edges = [
+        (index[link.a], index[link.b]) for link in links if link.a in index and link.b in index
+    ]
+    radius = min(inner_w, inner_h) / 2
+    pos = [
+        [
+            radius * math.cos(2 * math.pi * i / count + math.pi),
+            radius * math.sin(2 * math.pi * i / count + math.pi),
+        ]
         for i in range(count)
     ]
-    return points, radius, width, height
+    k = math.sqrt(inner_w * inner_h / count) * 0.8
+    heat = radius / 4
+    for _round in range(iterations if count > 2 else 0):
+        disp = [[0.0, 0.0] for _i in range(count)]
+        for i in range(count):
+            xi, yi = pos[i]
+            for j in range(i + 1, count):
+                dx, dy = xi - pos[j][0], yi - pos[j][1]
+                d = math.hypot(dx, dy) or 0.01
+                push = k * k / d / d
+                disp[i][0] += dx * push
+                disp[i][1] += dy * push
+                disp[j][0] -= dx * push
+                disp[j][1] -= dy * push
+        for i, j in edges:
+            dx, dy = pos[i][0] - pos[j][0], pos[i][1] - pos[j][1]
+            d = math.hypot(dx, dy) or 0.01
+            pull = d / k
+            disp[i][0] -= dx * pull
+            disp[i][1] -= dy * pull
+            disp[j][0] += dx * pull
+            disp[j][1] += dy * pull
+        for i in range(count):
+            length = math.hypot(*disp[i]) or 0.01
+            step = min(length, heat) / length
+            pos[i][0] += disp[i][0] * step
+            pos[i][1] += disp[i][1] * step
+        heat = max(heat * 0.95, 1.0)
+    _turn_level(pos)
+    # Fit the drawing to the canvas's width (and at most its height), keeping proportions;
+    # the canvas is then cut to the drawing's height.
+    xs, ys = [p[0] for p in pos], [p[1] for p in pos]
+    span_x, span_y = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
+    scale = min(inner_w / span_x, inner_h / span_y)
+    height = max(span_y * scale + 2 * margin_y, 220.0)
+    off_x = margin_x + (inner_w - span_x * scale) / 2 - min(xs) * scale
+    off_y = (height - span_y * scale) / 2 - min(ys) * scale
+    where = {
+        case: (pos[i][0] * scale + off_x, pos[i][1] * scale + off_y) for case, i in index.items()
+    }
+    return where, width, height
+
+
+def _turn_level(pos: list[list[float]]) -> None:
+    """Turn the drawing so that its longest extent is horizontal (the canvas is wide)."""
+    count = len(pos)
+    mx = sum(p[0] for p in pos) / count
+    my = sum(p[1] for p in pos) / count
+    sxx = sum((p[0] - mx) ** 2 for p in pos)
+    syy = sum((p[1] - my) ** 2 for p in pos)
+    sxy = sum((p[0] - mx) * (p[1] - my) for p in pos)
+    angle = 0.5 * math.atan2(2 * sxy, sxx - syy)
+    cos, sin = math.cos(-angle), math.sin(-angle)
+    for p in pos:
+        x, y = p[0] - mx, p[1] - my
+        p[0], p[1] = x * cos - y * sin, x * sin + y * cos
+
+
+def _length(where: dict, link) -> tuple:
+    (x1, y1), (x2, y2) = where[link.a], where[link.b]
+    return (round(math.hypot(x2 - x1, y2 - y1), 1), str(link.a), str(link.b))
 
 
 def ring_svg(graph: RingGraph) -> str:
-    """The ring as an inline SVG: a deterministic circle layout, computed here."""
+    """The ring as an inline SVG, laid out here (force_layout), the same every time."""
     by_id = {node.case_id: node for node in graph.nodes}
     order = layout_order(graph)[:MAX_DRAWN]
     if not order:
         return ""
-    points, _radius, width, height = circle_positions(len(order))
-    cx, cy = width / 2, height / 2
-    where = dict(zip(order, points, strict=True))
+    where, width, height = force_layout(order, graph.links)
+    cx = sum(x for x, _y in where.values()) / len(where)
+    cy = sum(y for _x, y in where.values()) / len(where)
     colours: dict[int, str] = {}
     for case_id in order:
         member = by_id[case_id].member_id
@@ -325,27 +394,48 @@ def ring_svg(graph: RingGraph) -> str:
             _("Graph of the ring's cases and the identifiers they share"),
         )
     ]
-    for link in graph.links:
-        if link.a not in where or link.b not in where:
-            continue
+    # Each shared identifier gets a colour; its words are written on one of its links (the
+    # shortest), the others carry them as a tooltip: a device shared by five cases would
+    # otherwise print the same label on ten lines.
+    drawn = [link for link in graph.links if link.a in where and link.b in where]
+    identifier_colour: dict[tuple, str] = {}
+    labelled: dict[tuple, object] = {}
+    for link in sorted(drawn, key=lambda link: _length(where, link)):
+        for identifier in link.identifiers:
+            identifier_colour.setdefault(
+                identifier, LINK_PALETTE[len(identifier_colour) % len(LINK_PALETTE)]
+            )
+            labelled.setdefault(identifier, link)
+    for link in drawn:
         (x1, y1), (x2, y2) = where[link.a], where[link.b]
-        label = " / ".join(f"{kind_label(kind)} {fp}" for kind, fp in link.identifiers[:2])
-        if len(link.identifiers) > 2:
-            label += f" +{len(link.identifiers) - 2}"
+        words = [f"{kind_label(kind)} {fp}" for kind, fp in link.identifiers]
+        shown = [
+            f"{kind_label(kind)} {fp}"
+            for kind, fp in link.identifiers
+            if labelled[(kind, fp)] is link
+        ]
+        text = " / ".join(shown[:2]) + (f" +{len(shown) - 2}" if len(shown) > 2 else "")
         parts.append(
             format_html(
-                '<g class="ring-link"><line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#888" '
-                'stroke-width="{}"/><text x="{}" y="{}" text-anchor="middle" fill="#333" '
-                'font-size="11" stroke="#fff" stroke-width="3" paint-order="stroke">{}</text>'
-                "</g>",
+                '<g class="ring-link"><title>{}</title><line x1="{}" y1="{}" x2="{}" y2="{}" '
+                'stroke="{}" stroke-width="{}" stroke-opacity="0.8"/>{}</g>',
+                " / ".join(words),
                 f"{x1:.1f}",
                 f"{y1:.1f}",
                 f"{x2:.1f}",
                 f"{y2:.1f}",
+                identifier_colour[link.identifiers[0]],
                 min(1 + len(link.identifiers), 4),
-                f"{(x1 + x2) / 2:.1f}",
-                f"{(y1 + y2) / 2:.1f}",
-                label,
+                format_html(
+                    '<text x="{}" y="{}" text-anchor="middle" fill="{}" font-size="11" '
+                    'stroke="#fff" stroke-width="3" paint-order="stroke">{}</text>',
+                    f"{(x1 + x2) / 2:.1f}",
+                    f"{(y1 + y2) / 2 - 4:.1f}",
+                    identifier_colour[link.identifiers[0]],
+                    text,
+                )
+                if text
+                else "",
             )
         )
     for case_id, (x, y) in where.items():
