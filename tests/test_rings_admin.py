@@ -166,3 +166,15 @@ def test_members_never_see_rings_through_the_api(world):
         response = world.alice.get(path)
         assert response.status_code == 302 and "/admin/login/" in response["Location"]
     assert not AuditEvent.objects.filter(action="admin.ring_viewed").exists()
+
+
+def test_a_case_page_links_to_its_ring(world, officer_zh):
+    big, _old, _pair, cases = three_rings(world)
+    alone = report(world.alice, phone())
+
+    in_ring = officer_zh.get(f"{ADMIN}registry/case/{cases[0]}/change/").content.decode()
+    outside = officer_zh.get(f"{ADMIN}registry/case/{alone}/change/").content.decode()
+
+    assert f'href="{RINGS}{big.pk}/change/" id="case-ring"' in in_ring
+    assert f"团伙 #{big.pk}（4 个案件）" in in_ring
+    assert 'id="case-ring"' not in outside

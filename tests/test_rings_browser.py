@@ -97,3 +97,4 @@ def test_an_officer_finds_the_largest_ring_and_opens_its_graph(world, live_serve
     page.wait_for_selector("#content-main")
     assert "/admin/registry/case/" in page.url
     assert any(case_id in page.url for case_id in largest)
+    assert page.inner_text("#case-ring") == f"团伙 #{ring.pk}（6 个案件）"

@@ -217,6 +217,18 @@ class RingAdmin(RegistryModelAdmin):
         return TemplateResponse(request, "registry/admin/ring.html", context)
 
 
+def ring_link(case_id) -> str:
+    """The case's ring, as a link to its page (for the case's page), or "none"."""
+    ring = RingCase.objects.filter(case_id=case_id).select_related("ring").first()
+    if ring is None:
+        return _("none")
+    return format_html(
+        '<a href="{}" id="case-ring">{}</a>',
+        admin_url(Ring, "change", ring.ring_id),
+        _("Ring #%(number)s (%(size)d cases)") % {"number": ring.ring_id, "size": ring.ring.size},
+    )
+
+
 def kind_label(kind: str) -> str:
     try:
         return str(IdentifierKind(kind).label)

@@ -9,7 +9,7 @@ SCHEDULE = [
     (
         "registry: ring rebuild",
         "registry.jobs.ring_rebuild",
-        ("crontab", "45", "3"),
+        ("crontab", "20", "4"),
         3000,
         "Recompute every ring from the shared identifiers and refresh their growth figures.",
     ),
