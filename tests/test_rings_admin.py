@@ -178,3 +178,14 @@ def test_a_case_page_links_to_its_ring(world, officer_zh):
     assert f'href="{RINGS}{big.pk}/change/" id="case-ring"' in in_ring
     assert f"团伙 #{big.pk}（4 个案件）" in in_ring
     assert 'id="case-ring"' not in outside
+
+
+def test_the_audit_event_of_opening_a_ring_links_to_it(world, officer_zh):
+    big, *_ = three_rings(world)
+    officer_zh.get(f"{RINGS}{big.pk}/change/")
+    event = AuditEvent.objects.filter(action="admin.ring_viewed").latest("id")
+
+    html = officer_zh.get(f"{ADMIN}registry/auditevent/{event.pk}/change/").content.decode()
+
+    assert f'href="{RINGS}{big.pk}/change/"' in html
+    assert "已在管理后台打开团伙" in html
