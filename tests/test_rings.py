@@ -254,3 +254,26 @@ def test_the_ring_queries_can_be_served_by_indexes(world, sql, params, indexes):
     for index in indexes:
         assert index in plan, plan
     assert "Seq Scan on registry_caseidentifier" not in plan, plan
+
+
+@pytest.mark.django_db(transaction=True)
+def test_updates_of_one_component_at_once_make_one_ring():
+    """Four workers update the same new component at the same moment (each from another of
+    its cases): the advisory lock has them take turns, so one ring is made, not four."""
+    from tests.support.world import make_world, race
+
+    world = make_world()
+    p1, p2 = phone(), device(41)
+    cases = [
+        report(world.alice, p1),
+        report(world.bob, p1, p2),
+        report(world.carol, p2),
+        report(world.alice, p2),
+    ]
+    Ring.objects.all().delete()  # whatever an on-commit publish did (no worker here)
+
+    results = race(*[lambda case=case: ring_update_for_cases(case_ids=[case]) for case in cases])
+
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert sorted(r["rings_created"] for r in results) == [0, 0, 0, 1]
+    assert rings() == {frozenset(cases)} and Ring.objects.count() == 1
