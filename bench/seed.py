@@ -6,6 +6,10 @@ What it builds (defaults: 1,000,000 case identifiers, 10,000,000 lookup-log rows
   card, an IMEI or an e-mail), 5% of people reported by a second member, 0.5% of cases
   disputed (with an open dispute), and 2% closed cases (expired or withdrawn, identifiers
   purged as the registry does);
+- rings (services/rings.py): besides the pairs the second reports make, 1% of people belong
+  to small fraud rings of 3–8 sharing one device (an extra IMEI on each of their cases), and
+  each chunk of 20,000 people has one large ring of 30–50 sharing a fixer's phone; the ring
+  table is then built by the rings' own full rebuild, timed;
 - 90 days of lookup log in time order: applicant checks of 1–5 identifiers of one person,
   where repeat applicants follow a power law (loan stacking) and the heaviest of them overlap
   the registry, plus a few overnight book checks of 1000 identifiers; the Sighting rollup is
@@ -32,7 +36,7 @@ from datetime import UTC, date, datetime, timedelta
 from multiprocessing import get_context
 from pathlib import Path
 
-SEED_FORMAT = 1
+SEED_FORMAT = 2  # 2: rings
 KINDS = ("phone", "cn_resident_id", "bank_card", "imei", "email")
 CATEGORIES = (
     "identity_theft",
@@ -57,6 +61,9 @@ BOOK_CHECK_SIZE = 1000
 BOOK_CHECK_ROW_SHARE = 0.3
 LOG_DAYS = 90
 PERSONS_PER_CHUNK = 20_000
+RING_PERSON_SHARE = 0.01
+SMALL_RING_SIZES = (3, 8)
+LARGE_RING_SIZES = (30, 50)
 BULK_TABLES = (
     "registry_case",
     "registry_caseidentifier",
@@ -101,6 +108,31 @@ class SeedPlan:
 
 def bench_token(key: bytes, person: int, kind: str) -> str:
     return hmac.digest(key, f"{kind}:{person}".encode(), "sha512").hex()
+
+
+def ring_token(key: bytes, kind: str, chunk: int, group: int) -> str:
+    """The identifier a ring's people share (a device, a fixer's phone): one per group."""
+    return hmac.digest(key, f"ring-{kind}:{chunk}:{group}".encode(), "sha512").hex()
+
+
+def ring_groups(plan: "SeedPlan", chunk: int, first: int, count: int) -> dict[int, tuple]:
+    """person -> (kind, group) for the people of this chunk who belong to a ring. A random
+    stream of its own, so that the rest of the seed is as it was before rings."""
+    rnd = random.Random(f"{plan.seed}:rings:{chunk}")
+    people = list(range(first, first + count))
+    members: dict[int, tuple] = {}
+    large = rnd.randint(*LARGE_RING_SIZES)
+    if count >= 10 * large:
+        for person in rnd.sample(people, large):
+            members[person] = ("phone", 0)
+    picked = [p for p in rnd.sample(people, int(count * RING_PERSON_SHARE)) if p not in members]
+    group, start = 1, 0
+    while start < len(picked):
+        size = rnd.randint(*SMALL_RING_SIZES)
+        for person in picked[start : start + size]:
+            members[person] = ("imei", group)
+        group, start = group + 1, start + size
+    return members
 
 
 def token_key() -> bytes:
@@ -208,6 +240,7 @@ def _case_chunk(job: tuple) -> tuple[list, list, list]:
     today = date.fromordinal(today_ordinal)
     now = datetime(2000, 1, 1, tzinfo=UTC) + timedelta(microseconds=now_us)
     cases, identifiers, disputes, closed = [], [], [], []
+    in_ring = ring_groups(plan, chunk, first, count)
     for person in range(first, first + count):
         reporters = (
             rnd.sample(range(len(member_ids)), 2)
@@ -239,8 +272,12 @@ def _case_chunk(job: tuple) -> tuple[list, list, list]:
                     "",
                 )
             )
-            for kind in kinds:
-                digest, fingerprint = tokens.digest_and_fingerprint(bench_token(key, person, kind))
+            own = [(kind, bench_token(key, person, kind)) for kind in kinds]
+            if person in in_ring:
+                ring_kind, group = in_ring[person]
+                own.append((ring_kind, ring_token(key, ring_kind, chunk, group)))
+            for kind, token in own:
+                digest, fingerprint = tokens.digest_and_fingerprint(token)
                 identifiers.append(
                     (case_id, kind, digest, tokens.current_pepper_version(), fingerprint)
                 )
@@ -387,6 +424,22 @@ def _load_cases(conns, plan: SeedPlan, member_ids: list[int], pool) -> dict:
             copy.write_row(row)
     counts["disputes"] = len(disputes)
     return counts
+
+
+def _build_rings(log, started: float) -> dict:
+    """The ring table, by the registry's own full rebuild (what the daily job runs)."""
+    from django.db import connection
+
+    from registry.services.rings import rings_rebuild
+
+    began = time.monotonic()
+    summary = rings_rebuild()
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM (ANALYZE) registry_ring")
+        cursor.execute("VACUUM (ANALYZE) registry_ringcase")
+    summary["rebuild_seconds"] = round(time.monotonic() - began, 1)
+    log(f"seed: rings built in {time.monotonic() - started:.0f} s: {summary}")
+    return summary
 
 
 # --- lookup log -------------------------------------------------------------------------------
@@ -637,7 +690,8 @@ def seed(plan: SeedPlan, *, log=print) -> dict:
         schema = _saved_schema(main, database)
         main.execute(
             "TRUNCATE registry_sighting, registry_lookuplogentry, registry_lookup, "
-            "registry_dispute, registry_caseidentifier, registry_case, "
+            "registry_dispute, registry_ringcase, registry_ring, registry_caseidentifier, "
+            "registry_case, "
             "registry_idempotencykey, registry_memberlimit, registry_apikey, "
             "registry_member RESTART IDENTITY CASCADE"
         )
@@ -666,6 +720,7 @@ def seed(plan: SeedPlan, *, log=print) -> dict:
     finally:
         for conn in conns:
             conn.close()
+    counts["rings"] = _build_rings(log, started)
     counts["seconds"] = round(time.monotonic() - started, 1)
     marker = {**marker_value(plan), "loaded": counts}
     RegistryState.objects.update_or_create(key="bench.seed", defaults={"value": marker})

@@ -73,6 +73,7 @@ class AuditAction(models.TextChoices):
     ADMIN_CASES_SEARCHED = "admin.cases_searched", _("Cases searched in the admin")
     ADMIN_AUDIT_BROWSED = "admin.audit_browsed", _("Audit trail browsed in the admin")
     ADMIN_AUDIT_EVENT_VIEWED = "admin.auditevent_viewed", _("Audit event opened in the admin")
+    ADMIN_RING_VIEWED = "admin.ring_viewed", _("Ring opened in the admin")
     OFFICER_SIGNED_IN = "officer.signed_in", _("Officer signed in")
     OFFICER_CODE_REFUSED = "officer.code_refused", _("Officer's authenticator code refused")
     PEPPER_ROTATED = "pepper.rotated", _("Pepper rotation batch")

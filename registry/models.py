@@ -887,3 +887,57 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"delivery {self.msg_id} #{self.pk}"
+
+
+class Ring(models.Model):
+    """A connected component of the graph whose nodes are live cases and whose edges join two
+    cases of DIFFERENT members that share an identifier (same kind, digest and pepper
+    version): at least two cases of at least two members. Kept by services/rings.py, from
+    the cases' identifiers alone (tokens, never raw identifiers), incrementally after each
+    submission and closure and by a daily full rebuild. Officers only; no API shows it.
+
+    A ring keeps its id (and `first_seen_at`) while it grows, shrinks or absorbs another: the
+    component that shares most cases with it inherits it."""
+
+    size = models.PositiveIntegerField(_("cases"))
+    member_count = models.PositiveIntegerField(_("members"))
+    shared_identifiers = models.PositiveIntegerField(_("shared identifiers"), default=0)
+    # Cases of the ring reported within the last 7 and 30 days (by the case's created_at, as
+    # of `computed_at`): its size a week or a month ago is size minus these.
+    grown_7d = models.PositiveIntegerField(_("new cases in 7 days"), default=0)
+    grown_30d = models.PositiveIntegerField(_("new cases in 30 days"), default=0)
+    first_seen_at = models.DateTimeField(_("first seen"))
+    last_grown_at = models.DateTimeField(_("newest case"))
+    computed_at = models.DateTimeField(_("computed at"))
+
+    class Meta:
+        verbose_name = _("ring")
+        verbose_name_plural = _("rings")
+        ordering = ["-size", "-id"]
+        indexes = [
+            models.Index(fields=["-size", "-id"], name="ring_largest"),
+            models.Index(fields=["-grown_7d", "-id"], name="ring_growing"),
+            models.Index(fields=["-grown_30d", "-id"], name="ring_growing_month"),
+        ]
+
+    def __str__(self) -> str:
+        return f"ring {self.pk} ({self.size})"
+
+
+class RingCase(models.Model):
+    """A live case's ring (a case is in one ring at most)."""
+
+    case = models.OneToOneField(
+        Case, primary_key=True, on_delete=models.CASCADE, related_name="ring_membership"
+    )
+    ring = models.ForeignKey(
+        Ring, on_delete=models.CASCADE, related_name="memberships", db_index=False
+    )
+
+    class Meta:
+        verbose_name = _("case of a ring")
+        verbose_name_plural = _("cases of rings")
+        indexes = [models.Index(fields=["ring"], name="ringcase_ring")]
+
+    def __str__(self) -> str:
+        return f"{self.case_id} in ring {self.ring_id}"

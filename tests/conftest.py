@@ -119,6 +119,7 @@ def _reference_data(request):
             "0009_dispute_quota_scrub",
             "0011_watches_alerts",
             "0015_partitioned_history",
+            "0017_rings",
         ):
             migration = importlib.import_module(f"registry.migrations.{module}")
             seed = getattr(migration, "seed", None) or migration.seed_schedule

@@ -400,6 +400,7 @@ def test_the_default_schedule_runs_every_job_with_a_registered_task():
         "registry.jobs.watch_housekeeping",
         "registry.jobs.webhook_deliveries",
         "registry.jobs.partition_maintenance",
+        "registry.jobs.ring_rebuild",
     }
     assert all(t.task in app.tasks and t.enabled for t in tasks.values())
     seal = tasks["registry: audit seal"].interval

@@ -14,5 +14,6 @@ if settings.REGISTRY_ROLE == "registry":
         dashboard,
         disputes,
         jobs,
+        rings,
         subject_access,
     )

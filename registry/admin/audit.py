@@ -401,7 +401,11 @@ class AuditEventAdmin(RegistryModelAdmin):
 
 def object_url(event: AuditEvent) -> str:
     """The admin page of the event's object, when it has one."""
-    from registry.models import ApiKey, Case, Dispute, Member
+    from registry.models import ApiKey, Case, Dispute, Member, Ring
+
+    if event.object_type == "ring":  # a ring merged into another is gone
+        found = event.object_id.isdigit() and Ring.objects.filter(pk=int(event.object_id)).exists()
+        return admin_url(Ring, "change", event.object_id) if found else ""
 
     models_by_type = {"case": Case, "dispute": Dispute, "member": Member, "api_key": ApiKey}
     model = models_by_type.get(event.object_type)

@@ -143,6 +143,7 @@ class CaseAdmin(RegistryModelAdmin):
         "subject_statement",
         "text_scrubbed_at",
         "related_cases",
+        "ring_display",
     )
     readonly_fields = fields
     inlines = (CaseIdentifierInline, CaseDisputeInline)
@@ -173,6 +174,12 @@ class CaseAdmin(RegistryModelAdmin):
                 for c in others
             ),
         )
+
+    @admin.display(description=gettext_lazy("ring"))
+    def ring_display(self, obj):
+        from registry.admin.rings import ring_link
+
+        return ring_link(obj.pk)
 
     def audit_search_term(self, obj):
         return str(obj.pk)

@@ -55,6 +55,7 @@ OBJECT_TYPE_LABELS = {
     "user": gettext_lazy("Officer account"),
     "fingerprint": gettext_lazy("Fingerprint"),
     "text": gettext_lazy("Free text"),
+    "ring": gettext_lazy("Ring"),
 }
 
 # The background jobs by what they do.
@@ -69,6 +70,7 @@ JOB_LABELS = {
     "usage_signals": gettext_lazy("Usage signals"),
     "closed_text_scrub": gettext_lazy("Closed cases' text scrub"),
     "partition_maintenance": gettext_lazy("Partition maintenance"),
+    "ring_rebuild": gettext_lazy("Ring rebuild"),
 }
 
 

@@ -44,6 +44,13 @@ SUMMARY_LABELS = {
     "merged": gettext_lazy("merged"),
     "cursor": gettext_lazy("position"),
     "error": gettext_lazy("error"),
+    "rings": gettext_lazy("rings"),
+    "rings_created": gettext_lazy("rings formed"),
+    "rings_dropped": gettext_lazy("rings gone or merged"),
+    "rings_changed": gettext_lazy("rings changed"),
+    "cases_joined": gettext_lazy("cases joining a ring"),
+    "cases_left": gettext_lazy("cases leaving a ring"),
+    "shared_identifiers": gettext_lazy("shared identifiers"),
 }
 
 

@@ -9,7 +9,9 @@
 
 Any other move is refused. A move that can change whether lookups see the case (and a
 submission, and a dispute becoming overdue) queues the watch alerts' fan-out
-(`case_alerts_enqueue`: services/alerts.py, through the outbox, after commit). Leaving the
+(`case_alerts_enqueue`: services/alerts.py, through the outbox, after commit). A submission
+and every closure also queue the update of the cases' rings (`case_rings_enqueue`:
+services/rings.py). Leaving the
 registry (withdrawn, removed, expired) deletes the case's identifier digests in the same
 transaction: they are gone, not flagged. Changes run in the caller's transaction and record
 their audit event there; callers lock the case row first (select_for_update), then its
@@ -41,6 +43,7 @@ from registry.services.outbox import outbox_enqueue
 
 TASK_DECISION_NOTICE = "registry.disputes.send_decision_notice"
 TASK_CASE_ALERTS = "registry.alerts.for_cases"
+TASK_CASE_RINGS = "registry.rings.update_for_cases"
 
 CASE_MOVES: dict[str, frozenset[str]] = {
     CaseStatus.ACTIVE: frozenset({CaseStatus.DISPUTED, CaseStatus.WITHDRAWN, CaseStatus.EXPIRED}),
@@ -61,6 +64,14 @@ def case_alerts_enqueue(case_ids) -> None:
     ids = [str(pk) for pk in case_ids]
     if ids:
         outbox_enqueue(TASK_CASE_ALERTS, case_ids=ids)
+
+
+def case_rings_enqueue(case_ids) -> None:
+    """Queue the update of these cases' rings (submitted, or closed: their digests are
+    gone), in the caller's transaction. The task's service is idempotent."""
+    ids = [str(pk) for pk in case_ids]
+    if ids:
+        outbox_enqueue(TASK_CASE_RINGS, case_ids=ids)
 
 
 def case_may_move(case: Case, to: str) -> bool:
@@ -85,6 +96,7 @@ def case_move(
     if to in CLOSED_STATUSES:
         purged, _per_model = CaseIdentifier.objects.filter(case=case).delete()
         details = {"status": to, "identifiers_purged": purged, **(details or {})}
+        case_rings_enqueue([case.pk])
     case.status = to
     case.status_changed_at = now or timezone.now()
     case.save(update_fields=["status", "status_changed_at", *update_fields])
@@ -105,6 +117,7 @@ def cases_expire(*, case_ids: list) -> int:
         status=CaseStatus.EXPIRED, status_changed_at=timezone.now()
     )
     case_alerts_enqueue(case_ids)
+    case_rings_enqueue(case_ids)
     return purged
 
 

@@ -52,7 +52,11 @@ from registry.models import (
     IdentifierKind,
 )
 from registry.services.audit import audit_build, audit_record_many
-from registry.services.case_lifecycle import case_alerts_enqueue, case_withdraw_locked
+from registry.services.case_lifecycle import (
+    case_alerts_enqueue,
+    case_rings_enqueue,
+    case_withdraw_locked,
+)
 from registry.sql import execute_binary, unnest_insert, unnest_params
 
 MAX_IDENTIFIERS_PER_CASE = 20
@@ -117,6 +121,7 @@ def _create_cases(actor: Actor, cases: list[NewCase]) -> list[Case | RegistryErr
     _insert_identifiers(identifiers)
     audit_record_many(events)
     case_alerts_enqueue(row.pk for row in pending.values() if row.pk in created)
+    case_rings_enqueue(row.pk for row in pending.values() if row.pk in created)
     return results
 
 

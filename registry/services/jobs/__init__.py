@@ -27,6 +27,7 @@ def _jobs() -> dict[str, Callable[..., dict]]:
     from registry.services.jobs.housekeeping import audit_seal_run, outbox_sweep_run
     from registry.services.jobs.partitions import partition_maintenance_run
     from registry.services.jobs.retention import idempotency_retention_run, lookup_log_retention_run
+    from registry.services.jobs.rings import ring_rebuild_run
     from registry.services.jobs.rotation import pepper_rotation_run
     from registry.services.jobs.scrub import closed_text_scrub_run
     from registry.services.jobs.watches import (
@@ -50,6 +51,7 @@ def _jobs() -> dict[str, Callable[..., dict]]:
         "watch_housekeeping": watch_housekeeping_run,
         "webhook_deliveries": webhook_deliveries_run,
         "partition_maintenance": partition_maintenance_run,
+        "ring_rebuild": ring_rebuild_run,
     }
 
 
@@ -67,6 +69,7 @@ JOB_NAMES = (
     "watch_housekeeping",
     "webhook_deliveries",
     "partition_maintenance",
+    "ring_rebuild",
 )
 
 
