@@ -560,6 +560,28 @@ class AuditSeal(models.Model):
         return f"seal {self.seq} of event {self.event_id}"
 
 
+class AuditArchive(models.Model):
+    """A month of the audit trail (UTC calendar month: its events and their seals) exported to
+    a file and verified (registry/services/audit_archive.py). Only with this record may the
+    owner drop the month (manage.py audit_drop_month). Append-only, like the trail."""
+
+    month = models.DateField(_("month"), unique=True)  # the first day of the month
+    file_sha256 = models.CharField(_("file SHA-256"), max_length=64)
+    first_seq = models.BigIntegerField(_("first seal"))
+    last_seq = models.BigIntegerField(_("last seal"))
+    last_hash = models.CharField(_("last seal's hash"), max_length=64, blank=True, default="")
+    events = models.BigIntegerField(_("events"))
+    archived_at = models.DateTimeField(_("archived at"))
+
+    class Meta:
+        verbose_name = _("audit archive")
+        verbose_name_plural = _("audit archives")
+        ordering = ["month"]
+
+    def __str__(self) -> str:
+        return f"audit archive {self.month:%Y-%m}"
+
+
 class AuditCheckpoint(models.Model):
     """The chain's head (seq, hash, time) signed with the registry's Ed25519 key, at least
     hourly. The same JSON goes to REGISTRY_AUDIT_CHECKPOINT_DIR and the dashboard, to be kept
@@ -580,6 +602,33 @@ class AuditCheckpoint(models.Model):
 
     def __str__(self) -> str:
         return f"checkpoint of seal {self.seq}"
+
+
+class AuditVerification(models.Model):
+    """A passed `verify_audit`: the chain was verified up to `head_seq`, and a signed
+    checkpoint (seq, hash) inside that range serves as the next incremental run's anchor
+    (services/audit.py). Append-only, like the trail."""
+
+    checkpoint = models.ForeignKey(
+        AuditCheckpoint,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+        verbose_name=_("checkpoint"),
+    )
+    seq = models.BigIntegerField(_("checkpoint's seal"))
+    hash = models.CharField(_("chain hash"), max_length=64)
+    head_seq = models.BigIntegerField(_("verified up to seal"))
+    full = models.BooleanField(_("full walk"))
+    verified_at = models.DateTimeField(_("verified at"))
+
+    class Meta:
+        verbose_name = _("audit verification")
+        verbose_name_plural = _("audit verifications")
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"verified to seal {self.head_seq}"
 
 
 class JobRun(models.Model):

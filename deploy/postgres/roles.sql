@@ -104,7 +104,8 @@ DECLARE
     audit_table text;
 BEGIN
     FOREACH audit_table IN ARRAY ARRAY[
-        'registry_auditevent', 'registry_auditseal', 'registry_auditcheckpoint'
+        'registry_auditevent', 'registry_auditseal', 'registry_auditcheckpoint',
+        'registry_auditarchive', 'registry_auditverification'
     ] LOOP
         IF to_regclass(format('public.%I', audit_table)) IS NOT NULL THEN
             EXECUTE format(

@@ -57,7 +57,14 @@ from django.utils import timezone
 
 from registry.actors import Actor
 from registry.audit_actions import AuditAction
-from registry.models import AuditCheckpoint, AuditEvent, AuditSeal, RegistryState
+from registry.models import (
+    AuditArchive,
+    AuditCheckpoint,
+    AuditEvent,
+    AuditSeal,
+    AuditVerification,
+    RegistryState,
+)
 from registry.sql import compact, execute_binary, unnest_insert, unnest_params
 
 GENESIS_HASH = "0" * 64
@@ -472,18 +479,26 @@ def audit_checkpoint(*, now: datetime | None = None, force: bool = False) -> Aud
         cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [SEAL_LOCK_ID])
         if not cursor.fetchone()[0]:
             return None
-    newest = AuditCheckpoint.objects.order_by("-signed_at").first()
+    # The newest checkpoint of the head (not one signed since at an archive's end, lower down).
+    newest = AuditCheckpoint.objects.order_by("-seq", "-signed_at").first()
     interval = timedelta(seconds=settings.REGISTRY_AUDIT_CHECKPOINT_SECONDS)
     if newest and not force and newest.signed_at > now - interval + CHECKPOINT_SLACK:
         return None
     head = AuditSeal.objects.order_by("-seq").first()
     if head is None:
         return None
+    return checkpoint_sign(seq=head.seq, seal_hash=head.hash, now=now)
+
+
+def checkpoint_sign(*, seq: int, seal_hash: str, now: datetime) -> AuditCheckpoint:
+    """Sign (seq, hash, now) as a checkpoint, record it and write its file: the head's (above)
+    or an archive's last seal (services/audit_archive.py). In the caller's transaction."""
+    now = now.replace(microsecond=0)
     public_key, secret_key = _signing_keypair(settings.REGISTRY_AUDIT_SIGNING_SEED)
-    message = checkpoint_message(seq=head.seq, hash=head.hash, time=_time_text(now))
+    message = checkpoint_message(seq=seq, hash=seal_hash, time=_time_text(now))
     checkpoint = AuditCheckpoint.objects.create(
-        seq=head.seq,
-        hash=head.hash,
+        seq=seq,
+        hash=seal_hash,
         signed_at=now,
         key_id=key_id(public_key.hex()),
         public_key=public_key.hex(),
@@ -580,87 +595,208 @@ class VerifyResult:
     first_bad_event_id: int | None = None
     problem: str = ""
     checkpoints: int = 0
+    anchor_seq: int = 0  # incremental: the verified checkpoint's seal the walk started after
+    head_seq: int = 0  # the last seal walked
+    archived: int = 0  # seals not in the database, covered by archived months
 
 
-def audit_verify(*, checkpoints: tuple[TrustedCheckpoint, ...] = ()) -> VerifyResult:
+@dataclass(frozen=True)
+class Anchor:
+    """Where an incremental walk starts: a seal whose hash a signed checkpoint states and an
+    earlier run of verify_audit verified."""
+
+    seq: int
+    hash: str
+    checkpoint: AuditCheckpoint
+
+
+class _Archives:
+    """The seq ranges of archived months (their seals may have been dropped), and the hash
+    each range ends with."""
+
+    def __init__(self):
+        self.ranges = list(
+            AuditArchive.objects.order_by("first_seq").values_list(
+                "first_seq", "last_seq", "last_hash"
+            )
+        )
+
+    def covers(self, first: int, last: int) -> bool:
+        reached = first - 1
+        for low, high, _hash in self.ranges:
+            if low > reached + 1:
+                break
+            reached = max(reached, high)
+            if reached >= last:
+                return True
+        return reached >= last
+
+    def hash_at(self, seq: int) -> str:
+        return next((h for _low, high, h in self.ranges if high == seq and h), "")
+
+
+def audit_verify(
+    *, checkpoints: tuple[TrustedCheckpoint, ...] = (), incremental: bool = False
+) -> VerifyResult:
     """Walk the chain in seal order and report the first event that fails; then check that
     the chain still has the head of every stored checkpoint and of `checkpoints` (parsed
     from copies kept outside the database: the proof against a chain rewritten with the
-    sealing key)."""
-    result = _verify_chain()
+    sealing key).
+
+    `incremental`: start after the newest checkpoint that an earlier run verified (and whose
+    seal still has the checkpoint's hash, else the chain was rewritten: refused), walking only
+    the seals after it, and check only the stored checkpoints from there on. Proves nothing
+    about the seals before that anchor beyond their last hash; `--full` does (docs/security.md).
+    Seals missing from the database are accepted only inside an archived month's range
+    (AuditArchive), the walk going on from that archive's last hash."""
+    anchor = None
+    if incremental:
+        anchor, refused = _incremental_anchor()
+        if refused:
+            return refused
+    archives = _Archives()
+    result = _verify_chain(anchor, archives)
     if not result.ok:
         return result
-    bad = _verify_checkpoints(checkpoints, result.checked)
+    bad = _verify_checkpoints(checkpoints, result, archives)
     if bad:
         return bad
-    result = _verify_unsealed(result.checked)
-    result.checkpoints = AuditCheckpoint.objects.count() + len(checkpoints)
+    _verify_unsealed(result, full=anchor is None)
     return result
 
 
-def _verify_chain() -> VerifyResult:
-    prev_hash = GENESIS_HASH
-    checked = 0
-    batch: list[AuditSeal] = []
-    for seal in AuditSeal.objects.order_by("seq").iterator(chunk_size=2000):
-        batch.append(seal)
-        if len(batch) == 2000:
-            prev_hash, bad = _verify_batch(batch, prev_hash, checked)
-            if bad:
-                return bad
-            checked += len(batch)
-            batch = []
-    if batch:
-        prev_hash, bad = _verify_batch(batch, prev_hash, checked)
-        if bad:
-            return bad
-        checked += len(batch)
-    return VerifyResult(True, checked, 0)
+def _incremental_anchor() -> tuple[Anchor | None, VerifyResult | None]:
+    verified = (
+        AuditVerification.objects.order_by("-seq", "-id").values_list(
+            "checkpoint_id", "seq", "hash"
+        )
+    )[:50]
+    for checkpoint_id, seq, chain in verified:
+        checkpoint = AuditCheckpoint.objects.filter(pk=checkpoint_id).first()
+        if (
+            checkpoint is None  # a verification of a checkpoint that is gone proves nothing
+            or (checkpoint.seq, checkpoint.hash) != (seq, chain)
+            or not _stored_signature_ok(checkpoint)
+        ):
+            continue
+        seal = AuditSeal.objects.filter(seq=seq).values_list("hash", "event_id").first()
+        if seal is None or seal[0] != checkpoint.hash:
+            return None, VerifyResult(
+                False,
+                0,
+                0,
+                seal[1] if seal else None,
+                f"seal {seq} no longer has the hash of stored checkpoint {checkpoint.pk}, "
+                "verified before: sealed history was rewritten at or before this event",
+                anchor_seq=seq,
+            )
+        return Anchor(seq, chain, checkpoint), None
+    return None, None
 
 
-def _verify_checkpoints(external: tuple[TrustedCheckpoint, ...], checked: int):
-    """Every stored checkpoint must carry a valid signature; it and every external one must
-    name a seal the (already verified) chain has, with the same hash."""
+_SEALS_AFTER_SQL = compact(f"""SELECT seq, event_id, prev_hash, hash FROM {_SEAL_TABLE}
+    WHERE seq > %(after)s ORDER BY seq LIMIT %(limit)s""")  # noqa: S608
+_EVENTS_BY_ID_SQL = compact(f"{event_select()} WHERE e.id = ANY(%(ids)s::bigint[])")
+VERIFY_BATCH = 2000
+
+
+def _verify_chain(anchor: Anchor | None, archives: _Archives) -> VerifyResult:
+    after, prev_hash = (anchor.seq, anchor.hash) if anchor else (0, GENESIS_HASH)
+    result = VerifyResult(True, 0, 0, anchor_seq=after, head_seq=after)
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(_SEALS_AFTER_SQL, {"after": after, "limit": VERIFY_BATCH})
+            seals = cursor.fetchall()
+        if not seals:
+            return result
+        events = {
+            row["id"]: row
+            for row in event_rows(_EVENTS_BY_ID_SQL, {"ids": [seal[1] for seal in seals]})
+        }
+        for seq, event_id, seal_prev, seal_hash in seals:
+            if seq != after + 1:
+                if not archives.covers(after + 1, seq - 1):
+                    result.ok, result.first_bad_event_id = False, event_id
+                    result.problem = (
+                        f"seal {after + 1} is missing: a sealed event was deleted before event "
+                        f"{event_id}"
+                    )
+                    return result
+                # Those seals were verified in their archive; go on from the hash it ends with.
+                result.archived += seq - 1 - after
+                prev_hash = archives.hash_at(seq - 1) or seal_prev
+            event = events.get(event_id)
+            if event is None:
+                result.ok, result.first_bad_event_id = False, event_id
+                result.problem = "sealed event was deleted"
+                return result
+            if seal_prev != prev_hash or row_chain_hash(prev_hash, event, seq) != seal_hash:
+                result.ok, result.first_bad_event_id = False, event_id
+                result.problem = "event does not match its seal: it was edited"
+                if seq == 1:  # every seal fails from the first: perhaps the wrong key
+                    result.problem += (
+                        " (or REGISTRY_AUDIT_SEAL_KEY is not the key that sealed the trail)"
+                    )
+                return result
+            prev_hash, after = seal_hash, seq
+            result.checked += 1
+            result.head_seq = seq
+
+
+def _verify_checkpoints(
+    external: tuple[TrustedCheckpoint, ...], result: VerifyResult, archives: _Archives
+) -> VerifyResult | None:
+    """Every stored checkpoint (from the anchor on, when incremental) must carry a valid
+    signature; it and every external one must name a seal the (already verified) chain has,
+    with the same hash, or one inside an archived month."""
+    stored = AuditCheckpoint.objects.filter(seq__gte=result.anchor_seq).order_by("seq", "id")
     heads = [
         (
             TrustedCheckpoint(cp.seq, cp.hash, _time_text(cp.signed_at), cp.key_id, "stored"),
             cp,
         )
-        for cp in AuditCheckpoint.objects.order_by("seq", "id")
+        for cp in stored
     ]
     heads += [(cp, None) for cp in external]
     seals = AuditSeal.objects.filter(seq__in={head.seq for head, _ in heads})
     hashes, events = {}, {}
     for seq, seal_hash, event_id in seals.values_list("seq", "hash", "event_id"):
         hashes[seq], events[seq] = seal_hash, event_id
-    for head, stored in heads:
+    for head, checkpoint in heads:
         label = (
             f"the checkpoint of {head.time} (seal {head.seq})"
-            if stored is None
-            else f"stored checkpoint {stored.pk} ({head.time}, seal {head.seq})"
+            if checkpoint is None
+            else f"stored checkpoint {checkpoint.pk} ({head.time}, seal {head.seq})"
         )
-        if stored is not None and not _stored_signature_ok(stored):
-            return VerifyResult(
-                False, checked, 0, None, f"{label} has a bad signature: it was forged or edited"
-            )
+        if checkpoint is not None and not _stored_signature_ok(checkpoint):
+            return _failed(result, None, f"{label} has a bad signature: it was forged or edited")
         if head.seq not in hashes:
-            return VerifyResult(
-                False,
-                checked,
-                0,
+            if head.seq <= result.head_seq and archives.covers(head.seq, head.seq):
+                if archives.hash_at(head.seq) not in ("", head.hash):
+                    return _failed(
+                        result, None, f"the archived months do not match {label}: rewritten"
+                    )
+                continue  # in an archived month: checked against the archive offline
+            return _failed(
+                result,
                 None,
-                f"the chain has {checked} seals, fewer than {label}: sealed events were removed",
+                f"the chain ends at seal {result.head_seq}, before {label}: sealed events "
+                "were removed",
             )
         if hashes[head.seq] != head.hash:
-            return VerifyResult(
-                False,
-                checked,
-                0,
+            return _failed(
+                result,
                 events[head.seq],
                 f"the chain does not match {label}: sealed history was rewritten at or "
                 "before this event",
             )
+    result.checkpoints = len(heads)
     return None
+
+
+def _failed(result: VerifyResult, event_id: int | None, problem: str) -> VerifyResult:
+    result.ok, result.first_bad_event_id, result.problem = False, event_id, problem
+    return result
 
 
 def _stored_signature_ok(checkpoint: AuditCheckpoint) -> bool:
@@ -676,47 +812,60 @@ def _stored_signature_ok(checkpoint: AuditCheckpoint) -> bool:
     return True
 
 
-def _verify_batch(batch: list[AuditSeal], prev_hash: str, checked: int):
-    events = AuditEvent.objects.in_bulk([s.event_id for s in batch])
-    for offset, seal in enumerate(batch):
-        expected_seq = checked + offset + 1
-        if seal.seq != expected_seq:
-            return prev_hash, VerifyResult(
-                False,
-                checked + offset,
-                0,
-                seal.event_id,
-                f"seal {expected_seq} is missing: a sealed event was deleted before event "
-                f"{seal.event_id}",
-            )
-        event = events.get(seal.event_id)
-        if event is None:
-            return prev_hash, VerifyResult(
-                False, checked + offset, 0, seal.event_id, "sealed event was deleted"
-            )
-        if seal.prev_hash != prev_hash or chain_hash(prev_hash, event, seal.seq) != seal.hash:
-            problem = "event does not match its seal: it was edited"
-            if seal.seq == 1:  # every seal fails from the first: perhaps the wrong key
-                problem += " (or REGISTRY_AUDIT_SEAL_KEY is not the key that sealed the trail)"
-            return prev_hash, VerifyResult(False, checked + offset, 0, event.pk, problem)
-        prev_hash = seal.hash
-    return prev_hash, None
-
-
-def _verify_unsealed(checked: int) -> VerifyResult:
+def _verify_unsealed(result: VerifyResult, *, full: bool) -> None:
+    """An unsealed event below the highest sealed id, older than any transaction lasts, was
+    inserted among sealed ones. A full run looks at every event; an incremental one at the
+    events from the first one its walk sealed on."""
+    result.unsealed = audit_pending()[0]
     highest_sealed = AuditSeal.objects.aggregate(m=Max("event_id"))["m"] or 0
-    unsealed = _unsealed_events()
-    suspicious = (
-        unsealed.filter(id__lt=highest_sealed, created_at__lt=timezone.now() - LATE_COMMIT_WINDOW)
-        .order_by("id")
+    suspects = _unsealed_events().filter(
+        id__lt=highest_sealed, created_at__lt=timezone.now() - LATE_COMMIT_WINDOW
+    )
+    if not full:
+        low = AuditSeal.objects.filter(seq__gt=result.anchor_seq).aggregate(m=Min("event_id"))["m"]
+        if low is None:
+            return
+        suspects = suspects.filter(id__gte=low)
+    suspicious = suspects.order_by("id").first()
+    if suspicious is not None:
+        _failed(result, suspicious.pk, "event was inserted among sealed events")
+
+
+@transaction.atomic
+def audit_verification_run(
+    *, actor: Actor, checkpoints: tuple[TrustedCheckpoint, ...] = (), full: bool = False
+) -> VerifyResult:
+    """`audit_verify` (incremental unless `full`); when the chain passes, remember the newest
+    stored checkpoint it covered as the next incremental run's anchor, and record the run."""
+    result = audit_verify(checkpoints=checkpoints, incremental=not full)
+    if not result.ok:
+        return result
+    newest = (
+        AuditCheckpoint.objects.filter(seq__gte=result.anchor_seq, seq__lte=result.head_seq)
+        .order_by("-seq", "-id")
         .first()
     )
-    if suspicious is not None:
-        return VerifyResult(
-            False,
-            checked,
-            unsealed.count(),
-            suspicious.pk,
-            "event was inserted among sealed events",
+    if newest is not None:
+        AuditVerification.objects.create(
+            checkpoint=newest,
+            seq=newest.seq,
+            hash=newest.hash,
+            head_seq=result.head_seq,
+            full=full,
+            verified_at=timezone.now(),
         )
-    return VerifyResult(True, checked, unsealed.count())
+    audit_record(
+        actor=actor,
+        action=AuditAction.AUDIT_VERIFIED,
+        object_type="audit",
+        details={
+            "ok": True,
+            "full": full,
+            "from_seq": result.anchor_seq,
+            "to_seq": result.head_seq,
+            "checked": result.checked,
+            "archived": result.archived,
+            "anchor_checkpoint": newest.pk if newest else None,
+        },
+    )
+    return result
