@@ -680,6 +680,8 @@ def _incremental_anchor() -> tuple[Anchor | None, VerifyResult | None]:
         ):
             continue
         seal = AuditSeal.objects.filter(seq=seq).values_list("hash", "event_id").first()
+        if seal is None and _Archives().covers(seq, seq):
+            continue  # its month was archived and dropped since
         if seal is None or seal[0] != checkpoint.hash:
             return None, VerifyResult(
                 False,
@@ -842,6 +844,7 @@ def audit_verification_run(
         return result
     newest = (
         AuditCheckpoint.objects.filter(seq__gte=result.anchor_seq, seq__lte=result.head_seq)
+        .filter(Exists(AuditSeal.objects.filter(seq=OuterRef("seq"))))  # not in a dropped month
         .order_by("-seq", "-id")
         .first()
     )
