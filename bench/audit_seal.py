@@ -123,10 +123,9 @@ def steady(env: dict, rate: int, seconds: float) -> dict:
     from registry.services.jobs.housekeeping import audit_seal_run
 
     audit_seal_run()
-    written = multiprocessing.Value("q", 0)
-    process = multiprocessing.get_context("spawn").Process(
-        target=writer, args=(env, rate, seconds, written)
-    )
+    context = multiprocessing.get_context("spawn")  # a fresh Django, its own connection
+    written = context.Value("q", 0)
+    process = context.Process(target=writer, args=(env, rate, seconds, written))
     process.start()
     started = time.perf_counter()
     sealed, lags, busy = 0, [], 0.0
