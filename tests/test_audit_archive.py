@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.management import call_command
+from django.db import transaction
 from django.utils import timezone
 
 from registry.actors import Actor
@@ -405,3 +406,55 @@ def test_the_archive_record_starts_before_the_first_kept_seal(two_months, tmp_pa
     older, _newer, _made = two_months
     record, _path = archive(older, tmp_path)
     assert record.first_seq == 1 and record.archived_at <= datetime.now(UTC)
+
+
+# --- The sealer's frontier -----------------------------------------------------------------
+
+
+def test_it_seals_a_late_commit_in_a_gap_the_frontier_noticed(frozen_now):
+    some_events(1)
+    audit_seal()  # the frontier exists from here on
+
+    some_events(1)
+    try:
+        with transaction.atomic():  # an id taken and given back: a gap below the next events
+            free_id = some_events(1)[0].pk
+            raise RuntimeError("roll back")
+    except RuntimeError:
+        pass
+    some_events(2)
+    sealed_before = AuditSeal.objects.count()
+    assert audit_seal() == 3
+    with tampering():  # only to choose the id: an ordinary commit that took it earlier
+        AuditEvent.objects.create(
+            id=free_id, created_at=timezone.now(), actor_type="system", action="test.late"
+        )
+    assert audit_seal() == 1
+    assert AuditSeal.objects.get(event_id=free_id).seq == sealed_before + 4
+    assert audit_verify().ok
+
+
+def test_it_gives_up_a_gap_after_the_late_commit_window(frozen_now):
+    some_events(1)
+    audit_seal()
+
+    try:
+        with transaction.atomic():
+            free_id = some_events(1)[0].pk
+            raise RuntimeError("roll back")
+    except RuntimeError:
+        pass
+    some_events(1)
+    audit_seal()
+    frozen_now.advance(hours=2)
+    with tampering():  # squeezed in later, backdated: no transaction lasts that long
+        AuditEvent.objects.create(
+            id=free_id,
+            created_at=timezone.now() - timedelta(hours=2),
+            actor_type="system",
+            action="test.forged",
+        )
+    audit_seal()
+    assert not AuditSeal.objects.filter(event_id=free_id).exists()
+    result = audit_verify()
+    assert not result.ok and result.first_bad_event_id == free_id and "inserted" in result.problem
