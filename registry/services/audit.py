@@ -3,8 +3,9 @@
 Why two steps: chaining at insert time would make every write and every lookup wait on one
 global lock (each event needs the hash of the one before it). Instead `audit_record` inserts
 freely inside the caller's transaction, and `audit_seal` (a job that runs every few seconds,
-and under an advisory lock so two sealers never interleave) walks the committed, unsealed
-events in id order and appends one AuditSeal per event:
+and under an advisory lock so two sealers never interleave) takes the committed, unsealed
+events (found from its frontier: the highest id sealed and the gaps below it, see below) in
+id order and appends one AuditSeal per event:
 
     hash_n = HMAC-SHA256(sealing key, hash_{n-1} || canonical JSON of event n || n)
 
@@ -34,7 +35,14 @@ Sequence ids can commit out of order (a transaction that took id 10 may commit a
 that took id 11), so seals follow commit order, not id order: each run seals every committed
 event that has no seal yet, whatever its id. An unsealed event whose id is below sealed ones
 and whose time is older than LATE_COMMIT_WINDOW cannot be a late commit (no transaction here
-lasts that long): `verify_audit` reports it as inserted.
+lasts that long): `verify_audit` reports it as inserted. (The frontier is only the sealer's
+bookmark: the verifier looks for unsealed events itself.)
+
+Verification walks the seals in order and recomputes each; by default (`incremental`) only
+those after the newest checkpoint that an earlier passed run verified (AuditVerification),
+after checking that its seal still has the checkpoint's hash. Months archived and dropped
+(services/audit_archive.py, AuditArchive) leave gaps in the seals that a walk crosses with the
+archive's last hash; any other gap fails it.
 """
 
 import base64
