@@ -69,6 +69,7 @@ class AuditAction(models.TextChoices):
     AUDIT_EXPORTED = "audit.exported", _("Audit trail exported")
     AUDIT_CHECKPOINTED = "audit.checkpointed", _("Audit chain checkpoint signed")
     REPORT_GENERATED = "report.generated", _("Regulator's monthly report generated")
+    AUDIT_ARCHIVED = "audit.archived", _("Audit month archived")
     ADMIN_CASE_VIEWED = "admin.case_viewed", _("Case opened in the admin")
     ADMIN_CASES_SEARCHED = "admin.cases_searched", _("Cases searched in the admin")
     ADMIN_AUDIT_BROWSED = "admin.audit_browsed", _("Audit trail browsed in the admin")

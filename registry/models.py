@@ -665,6 +665,33 @@ class AuditCheckpoint(models.Model):
         return f"checkpoint of seal {self.seq}"
 
 
+class AuditVerification(models.Model):
+    """A passed `verify_audit`: the chain was verified up to `head_seq`, and a signed
+    checkpoint (seq, hash) inside that range serves as the next incremental run's anchor
+    (services/audit.py). Append-only, like the trail."""
+
+    checkpoint = models.ForeignKey(
+        AuditCheckpoint,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+        verbose_name=_("checkpoint"),
+    )
+    seq = models.BigIntegerField(_("checkpoint's seal"))
+    hash = models.CharField(_("chain hash"), max_length=64)
+    head_seq = models.BigIntegerField(_("verified up to seal"))
+    full = models.BooleanField(_("full walk"))
+    verified_at = models.DateTimeField(_("verified at"))
+
+    class Meta:
+        verbose_name = _("audit verification")
+        verbose_name_plural = _("audit verifications")
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"verified to seal {self.head_seq}"
+
+
 class JobRun(models.Model):
     """What each background job did, for operators and the admin's job-health panel."""
 

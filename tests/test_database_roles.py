@@ -9,7 +9,12 @@ from psycopg import sql
 
 from registry.actors import Actor
 from registry.models import AuditEvent
-from registry.services.audit import audit_checkpoint, audit_record, audit_seal
+from registry.services.audit import (
+    audit_checkpoint,
+    audit_record,
+    audit_seal,
+    audit_verification_run,
+)
 from tests.support import ROOT
 
 ROLES_SQL = ROOT / "deploy" / "postgres" / "roles.sql"
@@ -18,6 +23,7 @@ AUDIT_TABLES = {
     "registry_auditevent": "action",
     "registry_auditseal": "hash",
     "registry_auditcheckpoint": "hash",
+    "registry_auditverification": "hash",
 }
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -55,6 +61,7 @@ def audited_history():
     audit_record(actor=Actor.system(), action="test.event", details={"n": 1})
     audit_seal()
     assert audit_checkpoint(force=True) is not None
+    assert audit_verification_run(actor=Actor.system()).ok  # an AuditVerification row
 
 
 def audit_partitions() -> dict[str, str]:

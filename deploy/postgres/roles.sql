@@ -109,7 +109,8 @@ BEGIN
         FROM pg_class c
         JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'
         WHERE c.relname IN ('registry_auditevent', 'registry_auditseal',
-                            'registry_auditcheckpoint', 'registry_auditarchive')
+                            'registry_auditcheckpoint', 'registry_auditarchive',
+                            'registry_auditverification')
         UNION
         SELECT i.inhrelid::regclass
         FROM pg_inherits i

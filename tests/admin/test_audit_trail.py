@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from registry.actors import Actor
 from registry.models import AuditEvent, Member
-from registry.services.audit import audit_seal
+from registry.services.audit import audit_checkpoint, audit_seal, audit_verification_run
 from tests.support.admin import ADMIN, make_superuser, messages_of, verified_client
 from tests.support.audit import events
 from tests.support.world import user_model
@@ -131,6 +131,18 @@ def test_verify_chain_shows_an_intact_chain(world, officer):
     assert response.context["result"].ok
     assert "Intact" in response.content.decode()
     assert events("audit.verified").get().details["ok"] is True
+
+
+def test_verify_chain_walks_from_the_checkpoint_an_earlier_run_verified(world, officer):
+    audit_seal()
+    anchor = audit_checkpoint(force=True)
+    assert audit_verification_run(actor=Actor.system()).ok
+    audit_seal()
+    response = officer.get(f"{ADMIN}registry/auditevent/verify/")
+    result = response.context["result"]
+    assert result.ok and result.anchor_seq == anchor.seq
+    assert f"after the checkpoint at seal {anchor.seq}" in response.content.decode()
+    assert "verify_audit --full" in response.content.decode()
 
 
 def test_verify_chain_names_the_first_edited_event(world, officer):
