@@ -187,6 +187,11 @@ REGISTRY_LOOKUP_LOG_RETENTION_MONTHS = env_int("REGISTRY_LOOKUP_LOG_RETENTION_MO
 # Monthly partitions of lookups, the lookup log and the audit trail created ahead of time
 # (at most 36); /readyz and the admin raise an alarm when less than one month is ready.
 REGISTRY_PARTITION_MONTHS_AHEAD = env_int("REGISTRY_PARTITION_MONTHS_AHEAD", 3)
+# Months the audit trail is kept before a month may be archived and dropped (manage.py
+# audit_archive, then audit_drop_month as the owner); 5 years by default.
+REGISTRY_AUDIT_RETENTION_MONTHS = env_int("REGISTRY_AUDIT_RETENTION_MONTHS", 60)
+if REGISTRY_AUDIT_RETENTION_MONTHS < 1:
+    raise ImproperlyConfigured("REGISTRY_AUDIT_RETENTION_MONTHS must be at least 1")
 if not (1 <= REGISTRY_PARTITION_MONTHS_AHEAD <= 36):
     raise ImproperlyConfigured("REGISTRY_PARTITION_MONTHS_AHEAD must be between 1 and 36")
 if REGISTRY_LOOKUP_LOG_RETENTION_MONTHS < 1:

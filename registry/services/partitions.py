@@ -269,7 +269,7 @@ def audit_month_drop(*, actor: Actor, month: date, now: datetime | None = None) 
     Records AuditAction.AUDIT_MONTH_DROPPED in the current month."""
     now = now or timezone.now()
     current = month_of(now)
-    retention = getattr(settings, "REGISTRY_AUDIT_RETENTION_MONTHS", 60)
+    retention = settings.REGISTRY_AUDIT_RETENTION_MONTHS
     if month >= add_months(current, -retention):
         raise PartitionRefused(
             f"{month:%Y-%m} is within the audit retention period ({retention} months)"
