@@ -101,13 +101,13 @@ def check_registry_rules(app_configs, **kwargs):
             Error(
                 "REGISTRY_DISPUTE_DEADLINE_DAYS must be between 1 and 20 (disputes are decided "
                 "within 20 days).",
-                id="registry.E010",
+                id="registry.E015",
             )
         )
     if not 1 <= settings.REGISTRY_DEFAULT_RETENTION_DAYS <= 1827:
         errors.append(
             Error(
-                "REGISTRY_DEFAULT_RETENTION_DAYS must be 1..1827 (five years).", id="registry.E011"
+                "REGISTRY_DEFAULT_RETENTION_DAYS must be 1..1827 (five years).", id="registry.E016"
             )
         )
     if not 1 <= settings.REGISTRY_COMPLIANCE_KEY_DAYS <= 366:
@@ -115,7 +115,7 @@ def check_registry_rules(app_configs, **kwargs):
     if settings.REGISTRY_VELOCITY_RETENTION_DAYS < 90:
         errors.append(
             Error(
-                "REGISTRY_VELOCITY_RETENTION_DAYS must cover the 90-day window.", id="registry.E012"
+                "REGISTRY_VELOCITY_RETENTION_DAYS must cover the 90-day window.", id="registry.E017"
             )
         )
     return errors + check_quality_thresholds()
