@@ -1527,7 +1527,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         choices=[*PROFILES, "smoke"],
         default="default",
         help="sizes: default (1M identifiers, 10M lookup-log rows), 10m (10M, 10M), large "
-        "(10M, 100M; opt-in: about 45 GiB of disk and 2 hours of seeding), smoke",
+        "(10M, 100M; opt-in: about 41 GiB of disk, 1.5-3 hours of seeding), smoke",
     )
     parser.add_argument("--identifiers", type=int, help="override the profile's")
     parser.add_argument("--log-rows", type=int, help="override the profile's")

@@ -586,13 +586,13 @@ def write_queries(plan: SeedPlan, database: str, batch_count: int, single_count:
 # --- disk -------------------------------------------------------------------------------------
 
 # Bytes on disk per row, table and indexes together, measured on a seeded 1M/10M registry
-# (PostgreSQL 15, after VACUUM): the estimate scales them by the plan.
-BYTES_PER_LOG_ROW = 230
-BYTES_PER_LOOKUP = 210
-BYTES_PER_SIGHTING = 190
-BYTES_PER_IDENTIFIER = 420  # the identifier, its share of a case, disputes
-LOG_ROWS_PER_LOOKUP = 3.6
-SIGHTINGS_PER_WINDOW_ROW = 0.8
+# (PostgreSQL 15, after VACUUM; 3.4 GB in all): the estimate scales them by the plan.
+BYTES_PER_LOG_ROW = 200
+BYTES_PER_LOOKUP = 185
+BYTES_PER_SIGHTING = 215
+BYTES_PER_IDENTIFIER = 405  # the identifier, its share of a case, disputes
+LOG_ROWS_PER_LOOKUP = 3.68
+SIGHTINGS_PER_WINDOW_ROW = 0.91
 
 
 def disk_estimate(plan: SeedPlan) -> dict:
