@@ -228,7 +228,7 @@ class Server:
             return
         py_spy = Path(sys.executable).parent / "py-spy"
         if not py_spy.exists():
-            sys.exit("--profile needs py-spy: .venv/bin/pip install py-spy")
+            sys.exit("--py-spy needs py-spy: .venv/bin/pip install py-spy")
         self.profiler = subprocess.Popen(
             [
                 str(py_spy),
