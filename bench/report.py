@@ -17,9 +17,13 @@ from pathlib import Path
 from bench.run import SCALE_LIMITS, machine_line, rows, scale_rows
 
 
+def count(n: int) -> str:
+    return f"{n / 1e6:.0f}M" if n >= 1e6 else f"{n / 1e3:.0f}k"
+
+
 def run_name(result: dict) -> str:
     seeded = result["seeded"]
-    return f"{seeded['identifiers'] / 1e6:g}M ids / {seeded['log_rows'] / 1e6:g}M log"
+    return f"{count(seeded['identifiers'])} ids / {count(seeded['log_rows'])} log"
 
 
 def cell(value: dict, fmt: str) -> str:
