@@ -7,6 +7,10 @@ beforehand (so the baseline is the database's work alone). It is written indepen
 registry/selectors/lookups.py on purpose: a slow query in the application shows up as a low
 API/SQL ratio instead of slowing both sides.
 
+`sql_ingest` inserts the rows a batch case submission writes (the member's live references
+checked, the cases, their identifiers, one audit event per case) from as many connections
+as the API has clients, digests and fingerprints computed beforehand.
+
 `bare_evaluate_rate` is RFC 9497 BlindEvaluate in a loop, in this process.
 """
 
@@ -14,7 +18,8 @@ import json
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 
 import psycopg
 from django.utils import timezone
@@ -199,6 +204,128 @@ def sql_concurrent(
         "p50_ms": latencies[count // 2] * 1000,
         "p99_ms": latencies[min(count - 1, int(count * 0.99))] * 1000,
     }
+
+
+TAKEN_SQL = """
+    SELECT reference FROM registry_case
+    WHERE member_id = %(member)s AND reference = ANY(%(reference)s::text[])
+      AND status IN ('active', 'disputed')
+"""
+
+CASES_SQL = """
+    INSERT INTO registry_case (id, member_id, reference, category_id, status, confirmed_at,
+                               expires_at, created_at, status_changed_at, subject_statement)
+    SELECT q.id, %(member)s, q.reference, q.category, 'active', q.confirmed, q.expires,
+           %(now)s, %(now)s, ''
+    FROM unnest(%(id)s::uuid[], %(reference)s::text[], %(category)s::text[],
+                %(confirmed)s::date[], %(expires)s::date[])
+         AS q (id, reference, category, confirmed, expires)
+    ON CONFLICT DO NOTHING RETURNING id
+"""
+
+IDENTIFIERS_SQL = """
+    INSERT INTO registry_caseidentifier (case_id, kind, digest, pepper_version, fingerprint)
+    SELECT * FROM unnest(%(case)s::uuid[], %(kind)s::text[], %(digest)s::bytea[],
+                         %(version)s::smallint[], %(fingerprint)s::text[])
+"""
+
+CASE_EVENTS_SQL = """
+    INSERT INTO registry_auditevent (created_at, actor_type, member_id, api_key_prefix, officer,
+                                     action, object_type, object_id, details)
+    SELECT %(now)s, 'member', %(member)s, '', '', 'case.submitted', 'case', q.id, q.details
+    FROM unnest(%(id)s::text[], %(details)s::jsonb[]) AS q (id, details)
+"""
+
+
+@dataclass
+class SqlCase:
+    """A case as the baseline inserts it: what the API derives from the submitted JSON."""
+
+    id: uuid.UUID
+    reference: str
+    category: str
+    confirmed: date
+    expires: date
+    identifiers: list  # (kind, digest, pepper version, fingerprint)
+
+
+def sql_ingest(url: str, member_id: int, calls: list[list[SqlCase]], *, clients: int) -> dict:
+    """Each call's cases inserted in one transaction (four statements), `clients`
+    connections sharing the calls; identifiers per second over the wall time."""
+    queue = list(reversed(calls))
+    lock = threading.Lock()
+    start = threading.Barrier(clients + 1)
+    failures: list[str] = []
+
+    def submit(conn, cases: list[SqlCase]) -> None:
+        now = datetime.now(UTC)
+        params = {
+            "member": member_id,
+            "now": now,
+            "id": [c.id for c in cases],
+            "reference": [c.reference for c in cases],
+            "category": [c.category for c in cases],
+            "confirmed": [c.confirmed for c in cases],
+            "expires": [c.expires for c in cases],
+        }
+        with conn.transaction():
+            taken = conn.execute(TAKEN_SQL, params).fetchall()
+            inserted = conn.execute(CASES_SQL, params).fetchall()
+            rows = [(c.id, *row) for c in cases for row in c.identifiers]
+            conn.execute(
+                IDENTIFIERS_SQL,
+                {
+                    "case": [r[0] for r in rows],
+                    "kind": [r[1] for r in rows],
+                    "digest": [r[2] for r in rows],
+                    "version": [r[3] for r in rows],
+                    "fingerprint": [r[4] for r in rows],
+                },
+            )
+            details = [
+                json.dumps(
+                    {
+                        "reference_length": len(c.reference),
+                        "category": c.category,
+                        "confirmed_at": c.confirmed.isoformat(),
+                        "expires_at": c.expires.isoformat(),
+                        "identifiers": len(c.identifiers),
+                        "identifier_kinds": sorted({row[0] for row in c.identifiers}),
+                    }
+                )
+                for c in cases
+            ]
+            conn.execute(
+                CASE_EVENTS_SQL,
+                params | {"id": [str(c.id) for c in cases], "details": details},
+            )
+        if taken or len(inserted) != len(cases):
+            failures.append(f"{len(taken)} references taken, {len(inserted)} of {len(cases)}")
+
+    def client() -> None:
+        with psycopg.connect(
+            url, autocommit=True, options="-c plan_cache_mode=force_generic_plan"
+        ) as conn:
+            start.wait()
+            while True:
+                with lock:
+                    cases = queue.pop() if queue else None
+                if cases is None:
+                    return
+                submit(conn, cases)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - began
+    if failures:
+        raise RuntimeError(f"bare-SQL ingest: {failures[0]}")
+    items = sum(len(c.identifiers) for call in calls for c in call)
+    return {"items": items, "seconds": elapsed, "rate": items / elapsed}
 
 
 def bare_evaluate_rate(chunks: list[list[bytes]], sk: bytes, pk: bytes) -> dict:

@@ -13,7 +13,10 @@ Spec: {"address": "127.0.0.1:8000", "key": "rk_...", "path": "/api/v1/lookups",
 - once: every body is sent once, the clients sharing the list; the rate is items / wall time.
 - loop: the clients cycle through the bodies until `duration` has passed (or `stop_file`
   appears); requests that start during the first `warmup` seconds are not counted, and when
-  `window_file` holds [t0, t1] (Unix times) only requests started within it are.
+  `window_file` holds [t0, t1] (Unix times) only requests started within it are. It may hold
+  {"name": [t0, t1], ...} instead: the first window gives the figures, and every window's
+  figures come under "windows" (the runner compares the load during a job with the load just
+  before it).
 """
 
 import http.client
@@ -106,10 +109,19 @@ def run(spec: dict) -> dict:
     if mode == "once":
         window = ended - began
     window_file = Path(spec["window_file"]) if spec.get("window_file") else None
-    if window_file and window_file.exists():  # only requests started within [t0, t1] (wall)
-        t0, t1 = json.loads(window_file.read_text())
-        counted = [r for r in results if t0 <= r[4] <= t1]
-        window = t1 - t0
+    windows = json.loads(window_file.read_text()) if window_file and window_file.exists() else None
+    if isinstance(windows, list):
+        windows = {"window": windows}
+    if windows:  # only requests started within [t0, t1] (wall)
+        named = {
+            name: figures([r for r in results if t0 <= r[4] <= t1], t1 - t0, errors)
+            for name, (t0, t1) in windows.items()
+        }
+        return {**next(iter(named.values())), "windows": named}
+    return figures(counted, window, errors)
+
+
+def figures(counted: list[tuple], window: float, errors: list[str]) -> dict:
     latencies = sorted(r[1] * 1000 for r in counted)
     ok = [r for r in counted if r[2] == 200]
     return {

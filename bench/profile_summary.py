@@ -1,4 +1,4 @@
-"""Summarise a py-spy collapsed-stack file (`bench.run --profile FILE`): where the server's
+"""Summarise a py-spy collapsed-stack file (`bench.run --py-spy FILE`): where the server's
 time goes, as a share of the samples in request handling.
 
     python -m bench.profile_summary var/bench/profile.txt [--top 40] [--match registry/]

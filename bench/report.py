@@ -1,78 +1,79 @@
-"""The results table of bench/README.md from one or two benchmark results: the 1M run, and
-optionally the 10M run with its ratio to the 1M figures (the target: within 1.5x).
+"""The results tables of bench/README.md from benchmark runs (their latest.json): the ratio
+targets of each run, and how each figure scales from one run to the next.
 
     python -m bench.report var/bench/registry_bench/latest.json \
-        [var/bench/registry_bench_10m_10m/latest.json]
+        var/bench/registry_bench_10m_10m/latest.json \
+        var/bench/registry_bench_10m_100m/latest.json      # any of them, smallest first
+
+Scale limits: from 1M to 10M identifiers every figure within 1.3x, from 10M to 100M lookup-log
+rows within 1.2x (SCALE_LIMITS in bench/run.py).
 """
 
 import argparse
+import itertools
 import json
 from pathlib import Path
 
-from bench.run import rows
+from bench.run import SCALE_LIMITS, machine_line, rows, scale_rows
 
-SCALE_LIMIT = 1.5
-# Figures where larger is better (rates, ratios of rates); the others are latencies/durations.
-HIGHER_IS_BETTER = ("/s", "API / SQL", "API / in-process")
+
+def count(n: int) -> str:
+    return f"{n / 1e6:.0f}M" if n >= 1e6 else f"{n / 1e3:.0f}k"
+
+
+def run_name(result: dict) -> str:
+    seeded = result["seeded"]
+    return f"{count(seeded['identifiers'])} ids / {count(seeded['log_rows'])} log"
 
 
 def cell(value: dict, fmt: str) -> str:
     return f"{value['median']:{fmt}} ({value['min']:{fmt}}–{value['max']:{fmt}})"
 
 
-def worse_by(label: str, small: dict, large: dict) -> float:
-    """How many times worse the large run is (1.0 = the same, below 1 = better)."""
-    a, b = small["median"], large["median"]
-    if not a or not b:
-        return 1.0
-    return a / b if any(mark in label for mark in HIGHER_IS_BETTER) else b / a
+def ratio_table(results: list[dict]) -> str:
+    """Every target row: one column per run, median (min–max), target, pass per run."""
+    names = [run_name(r) for r in results]
+    lines = [
+        "| Ratio (same run) | " + " | ".join(names) + " | Target | Pass |",
+        "|---|" + "---:|" * len(results) + "---|---|",
+    ]
+    per_run = [{row.label: row for row in rows(r["figures"]) if row.target} for r in results]
+    for label, first in per_run[0].items():
+        cells = [cell(run[label].value, first.fmt) if label in run else "" for run in per_run]
+        marks = ["pass" if run[label].met else "**fail**" for run in per_run if label in run]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {first.target_text} | "
+                     + ", ".join(marks) + " |")  # fmt: skip
+    return "\n".join(lines)
 
 
-def describe(result: dict) -> str:
-    seeded, machine = result["seeded"], result["machine"]
-    return (
-        f"{seeded['identifiers']:,} identifiers in {seeded['cases']:,} cases, "
-        f"{seeded['log_rows']:,} lookup-log rows, {seeded['sightings']:,} sightings; "
-        f"{machine['cpus']} CPUs, PostgreSQL {machine['postgresql'].split()[0]}, "
-        f"Python {machine['python']}; run {result['started_at']}"
-    )
+def scale_table(small: dict, large: dict, axis: str) -> str:
+    limit = SCALE_LIMITS[axis]
+    lines = [
+        f"| Figure | {run_name(small)} | {run_name(large)} | Times worse | Limit | Pass |",
+        "|---|---:|---:|---:|---|---|",
+    ]
+    for x in scale_rows(large["figures"], small, limit):
+        lines.append(f"| {x['label']} | {x['reference']} | {x['this']} | "
+                     f"{x['times_worse']:.2f}× | ≤ {limit:.1f}× | "
+                     f"{'pass' if x['pass'] else '**fail**'} |")  # fmt: skip
+    return "\n".join(lines)
 
 
-def table(small: dict, large: dict | None) -> str:
-    head = "| Figure | 1M: median (min–max) |"
-    rule = "|---|---:|"
-    if large:
-        head += " 10M: median (min–max) | 10M vs 1M |"
-        rule += "---:|---:|"
-    lines = [head + " Target | Met |", rule + "---|---|"]
-    large_rows = rows(large["figures"]) if large else [None] * len(rows(small["figures"]))
-    for (label, value, target, met, fmt), other in zip(
-        rows(small["figures"]), large_rows, strict=True
-    ):
-        line = f"| {label} | {cell(value, fmt)} |"
-        if large:
-            factor = worse_by(label, value, other[1])
-            flag = "" if factor <= SCALE_LIMIT else " **over 1.5×**"
-            line += f" {cell(other[1], fmt)} | {factor:.2f}×{flag} |"
-        mark = "" if met is None else ("yes" if met else "**no**")
-        if large and other[3] is not None and other[3] != met:
-            mark += f" (10M: {'yes' if other[3] else 'no'})"
-        lines.append(f"{line} {target} | {mark} |")
-    notes = [f"- 1M run: {describe(small)}"]
-    if large:
-        notes.append(f"- 10M run: {describe(large)}")
-        notes.append("- 10M vs 1M: how many times worse the 10M figure is (target ≤ 1.5×).")
-    return "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
+def report(results: list[dict]) -> str:
+    parts = [ratio_table(results)]
+    for small, large in itertools.pairwise(results):
+        more_ids = large["seeded"]["identifiers"] > small["seeded"]["identifiers"] * 2
+        axis = "identifiers" if more_ids else "log_rows"
+        parts.append(scale_table(small, large, axis))
+    parts.append("\n".join(f"- {run_name(r)}: {machine_line(r)}" for r in results))
+    return "\n\n".join(parts) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("small", type=Path)
-    parser.add_argument("large", type=Path, nargs="?")
+    parser.add_argument("results", type=Path, nargs="+", help="latest.json, smallest first")
     args = parser.parse_args()
-    small = json.loads(args.small.read_text())
-    large = json.loads(args.large.read_text()) if args.large else None
-    print(table(small, large))
+    print(report([json.loads(path.read_text()) for path in args.results]))
 
 
 if __name__ == "__main__":

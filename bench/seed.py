@@ -10,10 +10,16 @@ What it builds (defaults: 1,000,000 case identifiers, 10,000,000 lookup-log rows
   to small fraud rings of 3–8 sharing one device (an extra IMEI on each of their cases), and
   each chunk of 20,000 people has one large ring of 30–50 sharing a fixer's phone; the ring
   table is then built by the rings' own full rebuild, timed;
-- 90 days of lookup log in time order: applicant checks of 1–5 identifiers of one person,
-  where repeat applicants follow a power law (loan stacking) and the heaviest of them overlap
-  the registry, plus a few overnight book checks of 1000 identifiers; the Sighting rollup is
-  derived from the log with one GROUP BY.
+- a year (`log_days`, 365) of lookup log in time order, so that whole months can be dropped:
+  applicant checks of 1–5 identifiers of one person, where repeat applicants follow a power
+  law (loan stacking) and the heaviest of them overlap the registry, plus a few overnight
+  book checks of 1000 identifiers; the Sighting rollup is derived from the log's last 90 days
+  (the velocity window) with one GROUP BY.
+
+Everything is streamed into COPY as it is generated (nothing but the applicants' digests is
+held in memory), into the parent tables: once Lookup and LookupLogEntry are partitioned by
+month, PostgreSQL routes each row to its month, and a month without a partition gets one
+first (bench/partitions.py, the registry's `<table>_pYYYYMM` naming).
 
 Tokens are pseudo-tokens, HMAC-SHA512(bench token key, "kind:person") as 128 hex: the server
 only ever sees hex tokens, so they need not be OPRF outputs. Digests and fingerprints come
@@ -36,7 +42,7 @@ from datetime import UTC, date, datetime, timedelta
 from multiprocessing import get_context
 from pathlib import Path
 
-SEED_FORMAT = 2  # 2: rings
+SEED_FORMAT = 3  # 2: rings; 3: a year of log (log_days), partition-aware
 KINDS = ("phone", "cn_resident_id", "bank_card", "imei", "email")
 CATEGORIES = (
     "identity_theft",
@@ -59,7 +65,7 @@ CLOSED_SHARE = 0.02
 APPLICANT_KIND_ODDS = (1.0, 0.8, 0.5, 0.15, 0.1)
 BOOK_CHECK_SIZE = 1000
 BOOK_CHECK_ROW_SHARE = 0.3
-LOG_DAYS = 90
+VELOCITY_DAYS = 90  # the longest velocity window: what the Sighting rollup covers
 PERSONS_PER_CHUNK = 20_000
 RING_PERSON_SHARE = 0.01
 SMALL_RING_SIZES = (3, 8)
@@ -80,6 +86,7 @@ class SeedPlan:
     log_rows: int = 10_000_000
     members: int = 30
     seed: int = 20260101
+    log_days: int = 365
 
     @property
     def registry_persons(self) -> int:
@@ -157,20 +164,6 @@ def side_dir(database: str) -> Path:
     path = VAR_BENCH / database
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def _create_log_partitions(conn) -> None:
-    """The monthly partitions of the LOG_DAYS the seed writes (the migration made those of its
-    own data and the months ahead): rows of a month without one would pile up in the DEFAULT
-    partition."""
-    from registry.services.partitions import PARTITIONED, add_months, month_of
-
-    now = datetime.now(UTC)
-    month, last = month_of(now - timedelta(days=LOG_DAYS + 1)), month_of(now)
-    while month <= last:
-        for table in PARTITIONED:
-            conn.execute("SELECT registry_partition_create(%s, %s)", [table, month])
-        month = add_months(month, 1)
 
 
 def _saved_schema(conn, database: str) -> dict:
@@ -512,8 +505,10 @@ def _load_log(conns, plan: SeedPlan, member_ids: list[int], pool) -> dict:
     mean_rows = book_share * BOOK_CHECK_SIZE + (1 - book_share) * mean_applicant_rows
     lookups_expected = max(1, plan.log_rows / mean_rows)
     end = timezone.now() - timedelta(minutes=5)
-    start = end - timedelta(days=LOG_DAYS)
-    step = LOG_DAYS * 86400 / lookups_expected
+    start = end - timedelta(days=plan.log_days)
+    _ensure_log_partitions(conns[0], start, end)
+    span = plan.log_days * 86400
+    step = span / lookups_expected
     elapsed, rows, lookups = 0.0, 0, 0
     lookup_conn, entry_conn = conns
     with (
@@ -523,7 +518,7 @@ def _load_log(conns, plan: SeedPlan, member_ids: list[int], pool) -> dict:
         lookup_copy.set_types(list(LOOKUP_TYPES))
         entry_copy.set_types(list(ENTRY_TYPES))
         while rows < plan.log_rows:
-            elapsed = min(elapsed + rnd.expovariate(1 / step), LOG_DAYS * 86400 - 1)
+            elapsed = min(elapsed + rnd.expovariate(1 / step), span - 1)
             moment = start + timedelta(seconds=elapsed)
             member = member_ids[rnd.choices(members, cum_weights=cum)[0]]
             lookup_id = uuid.UUID(int=rnd.getrandbits(128))
@@ -567,15 +562,41 @@ def _load_log(conns, plan: SeedPlan, member_ids: list[int], pool) -> dict:
             )
             rows += size
             lookups += 1
-    return {"lookups": lookups, "log_rows": rows, "log_end": end.isoformat()}
+    return {
+        "lookups": lookups,
+        "log_rows": rows,
+        "log_start": start.isoformat(),
+        "log_end": end.isoformat(),
+    }
 
 
-def _load_sightings(conn) -> int:
+def _ensure_log_partitions(conn, start: datetime, end: datetime) -> None:
+    """A partition for every month of the log (and the next one), if the tables are
+    partitioned; committed before the COPY starts."""
+
+    from bench.partitions import (
+        LOG_TABLE,
+        LOOKUP_TABLE,
+        add_months,
+        ensure_month_partitions,
+        months_between,
+    )
+
+    months = months_between(start, add_months(end.date(), 1))
+    for table in (LOOKUP_TABLE, LOG_TABLE):
+        ensure_month_partitions(conn, table, months)
+    conn.commit()
+
+
+def _load_sightings(conn, log_end: str) -> int:
     conn.execute("SET work_mem = '512MB'")
     cur = conn.execute(
         """INSERT INTO registry_sighting (kind, digest, member_id, pepper_version, last_seen_at)
            SELECT kind, digest, member_id, max(pepper_version), max(created_at)
-           FROM registry_lookuplogentry GROUP BY digest, kind, member_id"""
+           FROM registry_lookuplogentry
+           WHERE created_at > %s::timestamptz - make_interval(days => %s)
+           GROUP BY digest, kind, member_id""",
+        [log_end, VELOCITY_DAYS],
     )
     return cur.rowcount
 
@@ -615,6 +636,60 @@ def write_queries(plan: SeedPlan, database: str, batch_count: int, single_count:
         )
     )
     return path
+
+
+# --- disk -------------------------------------------------------------------------------------
+
+# Bytes on disk per row, table and indexes together, measured on a seeded 1M/10M registry
+# (PostgreSQL 15, after VACUUM; 3.4 GB in all): the estimate scales them by the plan.
+BYTES_PER_LOG_ROW = 200
+BYTES_PER_LOOKUP = 185
+BYTES_PER_SIGHTING = 215
+BYTES_PER_IDENTIFIER = 405  # the identifier, its share of a case, disputes
+LOG_ROWS_PER_LOOKUP = 3.68
+SIGHTINGS_PER_WINDOW_ROW = 0.91
+
+
+def disk_estimate(plan: SeedPlan) -> dict:
+    """What seeding `plan` needs on the database's disk, in bytes: the data it keeps, and the
+    peak while loading (an index build's sort files, WAL between checkpoints)."""
+    window_rows = plan.log_rows * min(1.0, VELOCITY_DAYS / plan.log_days)
+    kept = (
+        plan.log_rows * BYTES_PER_LOG_ROW
+        + plan.log_rows / LOG_ROWS_PER_LOOKUP * BYTES_PER_LOOKUP
+        + window_rows * SIGHTINGS_PER_WINDOW_ROW * BYTES_PER_SIGHTING
+        + plan.identifiers * BYTES_PER_IDENTIFIER
+    )
+    # The largest index build (the log's digest index) sorts about its own size on disk; the
+    # benchmark's month blocks (retention, drop) add one month of log at a time.
+    peak = kept + plan.log_rows * 60 + plan.log_rows * 30 / plan.log_days * BYTES_PER_LOG_ROW
+    return {"kept": int(kept), "peak": int(peak + 2 * 1024**3)}
+
+
+def free_disk(conn) -> int | None:
+    """Free bytes where the database keeps its files (None if this user cannot see it)."""
+    import shutil
+
+    try:
+        directory = conn.execute("SHOW data_directory").fetchone()[0]
+        return shutil.disk_usage(directory).free
+    except Exception:  # noqa: BLE001 - not a superuser, or another machine: unknown
+        return None
+
+
+def check_disk(conn, plan: SeedPlan, log=print) -> None:
+    need, free = disk_estimate(plan), free_disk(conn)
+    gib = 1024**3
+    log(
+        f"seed: needs about {need['kept'] / gib:.1f} GiB on the database's disk "
+        f"({need['peak'] / gib:.1f} GiB at the peak of loading); "
+        + (f"{free / gib:.1f} GiB free" if free is not None else "free space unknown")
+    )
+    if free is not None and free < need["peak"]:
+        raise SystemExit(
+            f"Not enough disk for this seed: {free / gib:.1f} GiB free, about "
+            f"{need['peak'] / gib:.1f} GiB needed while loading."
+        )
 
 
 # --- entry points ----------------------------------------------------------------------------
@@ -696,9 +771,9 @@ def seed(plan: SeedPlan, *, log=print) -> dict:
             "registry_member RESTART IDENTITY CASCADE"
         )
         _drop_schema(main, schema)
-        _create_log_partitions(main)
         member_ids = _create_members(main, plan)
         main.commit()
+        check_disk(main, plan, log)  # after the TRUNCATE: a reseed frees the old data first
         log(f"seed: {plan.identifiers:,} identifiers, {plan.log_rows:,} log rows")
         with get_context("fork").Pool(max(1, min(2, os.cpu_count() or 1))) as pool:
             counts = _load_cases(conns, plan, member_ids, pool)
@@ -709,7 +784,7 @@ def seed(plan: SeedPlan, *, log=print) -> dict:
             for conn in conns:
                 conn.commit()
         log(f"seed: lookup log loaded in {time.monotonic() - started:.0f} s")
-        counts["sightings"] = _load_sightings(main)
+        counts["sightings"] = _load_sightings(main, counts["log_end"])
         main.commit()
         log(f"seed: sightings rolled up in {time.monotonic() - started:.0f} s")
         main.autocommit = True
@@ -737,6 +812,12 @@ def ensure_seeded(plan: SeedPlan, *, force: bool = False, log=print) -> dict:
     database = settings.DATABASES["default"]["NAME"]
     marker = None if force else seeded(plan)
     other = RegistryState.objects.filter(key="bench.seed").first()
+    if marker is None and other is not None and other.value.get("format") != SEED_FORMAT:
+        log(
+            f"seed: {database} was seeded by an older benchmark (format "
+            f"{other.value.get('format')}, now {SEED_FORMAT}): seeding again"
+        )
+        force = True
     if marker is None and other is not None and not force:
         raise SystemExit(
             f"Database {database} holds a benchmark seeded with other sizes or secrets "
