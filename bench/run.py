@@ -877,7 +877,9 @@ def insert_due_cases(ctx: Context, round_no: int) -> list[str]:
     return [str(row[0]) for row in cases]
 
 
-def job_under_load(ctx: Context, name: str, job: str, *job_args: str) -> tuple:
+def job_under_load(
+    ctx: Context, name: str, job: str, *job_args: str, job_env: dict | None = None
+) -> tuple:
     """Run `manage.py run_job JOB` while the single-lookup load runs; returns (its JobRun,
     the load's figures during the job, the same load's figures just before it). During: the
     job's own run (its JobRun row, not the command's start-up), and at least the length of a
@@ -913,7 +915,7 @@ def job_under_load(ctx: Context, name: str, job: str, *job_args: str) -> tuple:
     command = subprocess.run(
         [sys.executable, "manage.py", "run_job", job, *job_args],
         cwd=ROOT,
-        env={**os.environ, **ctx.env},
+        env={**os.environ, **ctx.env, **(job_env or {})},
         capture_output=True,
         text=True,
         check=False,
@@ -1064,19 +1066,33 @@ def retention_now(month: date, period: timedelta) -> datetime:
     return datetime.combine(add_months(month, 1), datetime.min.time(), UTC) + period
 
 
+def retention_job_under_load(ctx: Context, month: date) -> tuple:
+    """The retention job under load, acting on `month` and nothing newer. The registry's
+    partition_maintenance job (the default) drops whole months past
+    REGISTRY_LOOKUP_LOG_RETENTION_MONTHS as of now: the job gets a period that ends with
+    `month`. A row-deleting job (--retention-job lookup_log_retention, before partitions)
+    acts as of a `--now` that puts its cutoff at the end of `month`."""
+    if ctx.args.retention_job == "partition_maintenance":
+        now = datetime.now(UTC)
+        months = (now.year * 12 + now.month) - (month.year * 12 + month.month) - 1
+        env = {"REGISTRY_LOOKUP_LOG_RETENTION_MONTHS": str(months)}
+        return job_under_load(ctx, "retention", ctx.args.retention_job, job_env=env)
+    return job_under_load(
+        ctx,
+        "retention",
+        ctx.args.retention_job,
+        "--now",
+        retention_now(month, retention_period(ctx.args)).isoformat(),
+    )
+
+
 def bench_retention(ctx: Context, marker: dict) -> dict:
     s = ctx.sizes
     month, rows = block_month(marker), month_rows(ctx)
     seconds, p99s, befores, ratios, runs = [], [], [], [], []
     for round_no in range(min(s.retention_repeats, s.repeats)):
         insert_log_month(ctx, month, rows, f"ret-{ctx.run_tag}-{round_no}-")
-        run, result, before = job_under_load(
-            ctx,
-            "retention",
-            ctx.args.retention_job,
-            "--now",
-            retention_now(month, retention_period(ctx.args)).isoformat(),
-        )
+        run, result, before = retention_job_under_load(ctx, month)
         elapsed = (run.finished_at - run.started_at).total_seconds()
         left = rows_in_month(month)
         if left:
@@ -1561,7 +1577,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--retention-job",
-        default="lookup_log_retention",
+        default="partition_maintenance",
         help="the job that removes lookup log past retention (run_job name)",
     )
     parser.add_argument(
