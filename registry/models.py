@@ -387,8 +387,17 @@ class Lookup(models.Model):
     month of created_at (see above)."""
 
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
-    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="lookups")
-    api_key = models.ForeignKey(ApiKey, null=True, on_delete=models.SET_NULL, related_name="+")
+    # No foreign-key constraints in the database on the partitioned history (here, the log's
+    # member, the audit trail's): creating, detaching or dropping a partition that carries one
+    # takes an ACCESS EXCLUSIVE lock on the referenced table (members, keys), which every API
+    # request reads, so the monthly drop would stall or deadlock the whole API. Django still
+    # enforces PROTECT and SET_NULL; members are never deleted once they have looked up.
+    member = models.ForeignKey(
+        Member, on_delete=models.PROTECT, related_name="lookups", db_constraint=False
+    )
+    api_key = models.ForeignKey(
+        ApiKey, null=True, on_delete=models.SET_NULL, related_name="+", db_constraint=False
+    )
     purpose = models.CharField(_("purpose"), max_length=32, choices=Purpose.choices)
     consent_reference = models.CharField(_("consent reference"), max_length=100, blank=True)
     identifier_count = models.PositiveIntegerField()
@@ -427,7 +436,9 @@ class LookupLogEntry(models.Model):
     # audit_member_newest): every lookup writes these rows, and each index is one more write
     # per row; the only reader by member alone would be deleting a member, which never happens
     # to one that has looked anything up (Lookup.member protects it).
-    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="+", db_index=False)
+    member = models.ForeignKey(
+        Member, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
     kind = models.CharField(max_length=16, choices=IdentifierKind.choices)
     digest = models.BinaryField(max_length=32)
     pepper_version = models.PositiveSmallIntegerField(default=1)

@@ -5,6 +5,7 @@ runtime role cannot drop or change the audit trail through any of it."""
 
 import io
 import re
+import time
 from datetime import UTC, datetime
 
 import psycopg
@@ -324,6 +325,67 @@ def test_dropping_a_month_costs_the_same_statements_whatever_its_size(world):
         costs.append([re.sub(r"'[^']*'|\b\d+\b", "?", q["sql"]) for q in queries.captured_queries])
     assert costs[0] == costs[1]
     assert not LookupLogEntry.objects.exists()
+
+
+def test_the_partitioned_history_holds_no_foreign_key_that_would_lock_members():
+    """A partition that carries a foreign key locks the referenced table (members, keys: read
+    by every API request) ACCESS EXCLUSIVE when it is created, detached or dropped: under load
+    the monthly drop deadlocked API requests. The partitioned tables reference nothing."""
+    foreign_keys = scalar(
+        """SELECT count(*) FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
+           WHERE k.contype = 'f' AND (c.relname = ANY(%s) OR c.relname LIKE ANY(%s))""",
+        [list(PARTITIONED), [f"{table}_p%" for table in PARTITIONED]],
+    )
+    assert foreign_keys == 0
+
+
+@override_settings(REGISTRY_LOOKUP_LOG_RETENTION_MONTHS=24)
+def test_the_drop_waits_its_turn_without_stalling_requests_behind_it(world):
+    """A long reader of the log (a report, subject access) holds its parent: the drop gives
+    up its lock request after 200 ms and retries, so the API requests that arrive meanwhile
+    do not queue behind it; once the reader is done, the month goes."""
+    import threading
+
+    month = add_months(this_month(), -30)
+    for table in PARTITIONED:
+        partition_create(actor=Actor.system(), table=table, month=month)
+    lookup_at(world.alice.member, at(month))
+    settings = connection.settings_dict
+    reader = psycopg.connect(
+        dbname=settings["NAME"], user=settings["USER"], host=settings["HOST"], port=settings["PORT"]
+    )
+    reader.execute(f"LOCK TABLE {LOG} IN ACCESS SHARE MODE")
+    result = {}
+
+    def maintain():
+        try:
+            result.update(job_execute("partition_maintenance"))
+        finally:
+            connection.close()  # this thread's own connection
+
+    job = threading.Thread(target=maintain)
+    job.start()
+    try:
+        time.sleep(1.0)  # the job is retrying now
+        other = psycopg.connect(
+            dbname=settings["NAME"],
+            user=settings["USER"],
+            host=settings["HOST"],
+            port=settings["PORT"],
+            autocommit=True,
+        )
+        with other:
+            # An API request's reads and a lookup's write of the log, while the drop waits.
+            other.execute("SET lock_timeout = '500ms'")
+            other.execute("SELECT count(*) FROM registry_member").fetchone()
+            other.execute(f"SELECT count(*) FROM {LOG}").fetchone()  # noqa: S608
+        assert job.is_alive()  # still waiting for the reader
+    finally:
+        reader.rollback()
+        reader.close()
+        job.join(60)
+    assert partition_name(LOG, month) in result["dropped"]
+    assert month_rows(LOG, month) == 0
 
 
 def test_a_row_without_its_month_is_kept_in_the_default_partition_then_moved(world):

@@ -21,11 +21,16 @@ Retention costs the same at 10M and at 1B rows: a month past REGISTRY_LOOKUP_LOG
 MONTHS goes with one DETACH and one DROP (catalog work), never row by row.
 """
 
+import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import TypeVar
 
+import psycopg
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from registry.actors import Actor
@@ -136,8 +141,39 @@ def partitions_default_months() -> dict[str, list[date]]:
 
 
 # --- Writes by the application (through the SECURITY DEFINER functions) ---------------------
-@transaction.atomic
+# A partition's DDL needs an ACCESS EXCLUSIVE lock on its parent, and every lookup that
+# arrives while it waits queues behind it: so the database functions give up after 200 ms
+# (migration 0019) and the job tries again a little later, rather than stall the API.
+LOCK_ATTEMPTS = 50
+T = TypeVar("T")
+
+
+def _with_lock_retries(work: Callable[[], T]) -> T:
+    for attempt in range(1, LOCK_ATTEMPTS + 1):
+        try:
+            return work()
+        except OperationalError as exc:
+            if not isinstance(exc.__cause__, psycopg.errors.LockNotAvailable):
+                raise
+            if attempt == LOCK_ATTEMPTS:
+                raise
+            time.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.0))
+    raise AssertionError("unreachable")
+
+
 def partition_create(*, actor: Actor, table: str, month: date) -> int | None:
+    """The month's partition of `table` (see `_partition_create`), retried while its parent is
+    busy."""
+    return _with_lock_retries(lambda: _partition_create(actor=actor, table=table, month=month))
+
+
+def partition_drop(*, actor: Actor, table: str, month: date) -> bool:
+    """Detach and drop a month (see `_partition_drop`), retried while its parent is busy."""
+    return _with_lock_retries(lambda: _partition_drop(actor=actor, table=table, month=month))
+
+
+@transaction.atomic
+def _partition_create(*, actor: Actor, table: str, month: date) -> int | None:
     """The month's partition of `table`. None if it existed; else the rows it took over from
     the DEFAULT partition, and an audit event."""
     with connection.cursor() as cursor:
@@ -155,7 +191,7 @@ def partition_create(*, actor: Actor, table: str, month: date) -> int | None:
 
 
 @transaction.atomic
-def partition_drop(*, actor: Actor, table: str, month: date) -> bool:
+def _partition_drop(*, actor: Actor, table: str, month: date) -> bool:
     """Detach and drop a month of lookups or of the lookup log (the database function refuses
     the audit tables and any month not yet over). False if there was no such partition."""
     with connection.cursor() as cursor:
