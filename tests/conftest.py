@@ -2,7 +2,7 @@ import pytest
 from django.core.cache import cache
 
 from tests.support.admin import make_auditor, verified_client
-from tests.support.browser import browser_page, chromium  # noqa: F401  (fixtures)
+from tests.support.browser import browser_page, chinese_page, chromium  # noqa: F401  (fixtures)
 from tests.support.world import make_world
 
 

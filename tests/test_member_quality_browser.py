@@ -16,7 +16,7 @@ import pytest
 from django.utils import timezone
 
 from registry.models import AuditEvent
-from tests.support.browser import CHROMIUM, SCREENSHOTS, sign_in
+from tests.support.browser import CHROMIUM, fits, screenshot, sign_in
 from tests.support.factories import disputed_case, listed_case, lookup
 from tests.support.quality import quality_world
 
@@ -28,27 +28,12 @@ pytestmark = [
 
 
 @pytest.fixture
-def page(chromium):
-    context = chromium.new_context(
-        locale="zh-CN", viewport={"width": 1400, "height": 1000}, accept_downloads=True
-    )
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    yield page
-    context.close()
+def page(chinese_page):
+    return chinese_page  # zh-CN, 1400 px (tests/support/browser.py)
 
 
 def shot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"quality-{name}.png"), full_page=True)
-
-
-def fits(page, selector: str) -> bool:
-    return page.evaluate(
-        "(s) => { const e = document.querySelector(s);"
-        " return e && e.getBoundingClientRect().right <= document.documentElement.clientWidth; }",
-        selector,
-    )
+    screenshot(page, f"quality-{name}", full=True)
 
 
 def league_codes(page) -> list[str]:

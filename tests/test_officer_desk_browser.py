@@ -14,7 +14,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from registry.models import ApiKey, AuditEvent, Case, Dispute, JobRun, Member
 from tests.support.abuse import refuse
 from tests.support.admin import code_for, device_of
-from tests.support.browser import CHROMIUM, SCREENSHOTS, sign_in
+from tests.support.browser import CHROMIUM, fits, screenshot, sign_in
 from tests.support.factories import disputed_case, listed_case
 from tests.support.jobs_data import make_lookup_log
 from tests.support.world import OFFICER_PASSWORD
@@ -29,26 +29,12 @@ pytestmark = [
 
 
 @pytest.fixture
-def page(chromium):
-    context = chromium.new_context(locale="zh-CN", viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    yield page
-    context.close()
+def page(chinese_page):
+    return chinese_page  # zh-CN, 1400 px (tests/support/browser.py)
 
 
 def shot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"desk-{name}.png"))  # the first screen
-
-
-def fits(page, selector: str) -> bool:
-    """The element is no wider than the page: nothing to scroll sideways at 1400 px."""
-    return page.evaluate(
-        "(s) => { const e = document.querySelector(s);"
-        " return e && e.getBoundingClientRect().right <= document.documentElement.clientWidth; }",
-        selector,
-    )
+    screenshot(page, f"desk-{name}", full=False)
 
 
 def a_day_of_work(world):

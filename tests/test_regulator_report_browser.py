@@ -26,14 +26,8 @@ pytestmark = [
 
 
 @pytest.fixture
-def page(chromium):
-    context = chromium.new_context(
-        locale="zh-CN", viewport={"width": 1400, "height": 1000}, accept_downloads=True
-    )
-    context.set_default_timeout(30_000)
-    page = context.new_page()
-    yield page
-    context.close()
+def page(chinese_page):
+    return chinese_page  # zh-CN, 1400 px (tests/support/browser.py)
 
 
 def last_months_cases(world, count: int) -> ReportMonth:

@@ -10,7 +10,7 @@ import pytest
 
 from registry.models import AuditEvent, Ring
 from registry.services.rings import rings_rebuild
-from tests.support.browser import CHROMIUM, SCREENSHOTS, sign_in
+from tests.support.browser import CHROMIUM, fits, screenshot, sign_in
 from tests.support.rings import device, phone, report
 from tests.support.world import make_member
 
@@ -22,25 +22,12 @@ pytestmark = [
 
 
 @pytest.fixture
-def page(chromium):
-    context = chromium.new_context(locale="zh-CN", viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    yield page
-    context.close()
+def page(chinese_page):
+    return chinese_page  # zh-CN, 1400 px (tests/support/browser.py)
 
 
 def shot(page, name: str, full: bool = False) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"rings-{name}.png"), full_page=full)
-
-
-def fits(page, selector: str) -> bool:
-    return page.evaluate(
-        "(s) => { const e = document.querySelector(s);"
-        " return e && e.getBoundingClientRect().right <= document.documentElement.clientWidth; }",
-        selector,
-    )
+    screenshot(page, f"rings-{name}", full=full)
 
 
 def some_rings(world) -> list[str]:

@@ -52,6 +52,33 @@ def browser_page(chromium, request):
     context.close()
 
 
+@pytest.fixture
+def chinese_page(chromium):
+    """The desk as a Chinese-speaking officer sees it: zh-CN, 1400 px wide, downloads kept."""
+    context = chromium.new_context(
+        locale="zh-CN", viewport={"width": 1400, "height": 1000}, accept_downloads=True
+    )
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def screenshot(page, name: str, *, full: bool = False) -> None:
+    """var/screenshots/NAME.png: the first screen, or the whole page."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full)
+
+
+def fits(page, selector: str) -> bool:
+    """The element is no wider than the page: nothing to scroll sideways at 1400 px."""
+    return page.evaluate(
+        "(s) => { const e = document.querySelector(s);"
+        " return e && e.getBoundingClientRect().right <= document.documentElement.clientWidth; }",
+        selector,
+    )
+
+
 def sign_in(page, base_url: str, user) -> None:
     page.goto(f"{base_url}/admin/login/?next=/admin/")
     page.fill("#id_username", user.get_username())
