@@ -220,6 +220,21 @@ def test_the_league_table_sorts_by_each_metric_in_either_window(world, at_now, o
     assert len(officer_zh.get(LEAGUE, {"flagged": "1"}).context["rows"]) == 1
 
 
+def test_the_league_table_ignores_unknown_windows_and_sort_keys(world, at_now, officer_zh):
+    default = officer_zh.get(LEAGUE)
+    expected = [row["member"].code for row in default.context["rows"]]
+    for params in (
+        {"o": "__class__"},
+        {"o": "-" * 5000},
+        {"window": "999d", "o": "cases_reported\x00"},
+        {"window": ["90d", "12m"], "o": ["x", "y"]},
+        {"flagged": "yes"},
+    ):
+        response = officer_zh.get(LEAGUE, params)
+        assert response.status_code == 200, params
+        assert [row["member"].code for row in response.context["rows"]] == expected, params
+
+
 def test_a_members_page_shows_its_quality_beside_the_median_and_why_it_is_flagged(
     world, at_now, officer_zh
 ):

@@ -437,6 +437,17 @@ def test_an_officer_and_an_auditor_download_it_and_others_are_refused(world, nov
     refused = officer.post(REPORT_URL, {"month": "1999-01", "csv": "x"})
     assert refused.status_code == 200 and refused["Content-Type"].startswith("text/html")
     assert events(AuditAction.REPORT_GENERATED).count() == 2
+    # Nor is a malformed, oversized or missing month.
+    for form in (
+        {"month": "2026-13", "csv": "x"},
+        {"month": "11/2026", "pdf": "x"},
+        {"month": "2026-11" * 1000, "csv": "x"},
+        {"csv": "x"},
+    ):
+        response = officer.post(REPORT_URL, form)
+        assert response.status_code == 200, form
+        assert response["Content-Type"].startswith("text/html"), form
+    assert events(AuditAction.REPORT_GENERATED).count() == 2
 
     # A member's key, a stranger without a desk role, and nobody at all: no report.
     assert world.alice.client.post(REPORT_URL, {"month": "2026-11"}).status_code == 302
