@@ -181,6 +181,21 @@ def _safe(value) -> str:
     return "'" + text if text.startswith(FORMULA_PREFIXES) else text
 
 
+def _breakdown_rows(section, key: str, items, measures, figures):
+    """A table of the report as CSV rows: each item (category, purpose) by each measure, then
+    the totals; the last column is the stable key (`cases.identity_theft.submitted`)."""
+    for item in items:
+        row = item["row"]
+        for name, label in measures:
+            yield [section, item["label"], label, getattr(row, name), f"{key}.{row.code}.{name}"]
+    for name, label in measures:
+        yield [section, _("Total"), label, figures.totals[key][name], f"{key}.total.{name}"]
+
+
+def _figure_row(section, label, figures, name: str, key: str) -> list:
+    return [section, label, "", getattr(figures, name), f"{key}.{name}"]
+
+
 def report_csv_rows(context: dict):
     """The report as rows of (section, item, measure, value, key): one number per row, so
     that a spreadsheet or a script reads it without knowing the layout; `key` is a stable
@@ -210,12 +225,7 @@ def report_csv_rows(context: dict):
         ("removed", _("Removed by dispute")),
         ("live_at_end", _("Live at month end")),
     )
-    for item in context["categories"]:
-        row = item["row"]
-        for name, label in measures:
-            yield [section, item["label"], label, getattr(row, name), f"cases.{row.code}.{name}"]
-    for name, label in measures:
-        yield [section, _("Total"), label, figures.totals["cases"][name], f"cases.total.{name}"]
+    yield from _breakdown_rows(section, "cases", context["categories"], measures, figures)
 
     section = _("Disputes")
     d = figures.disputes
@@ -230,7 +240,7 @@ def report_csv_rows(context: dict):
         ("deadline_met", _("Deadline met")),
         ("deadline_missed", _("Deadline missed")),
     ):
-        yield [section, label, "", getattr(d, name), f"disputes.{name}"]
+        yield _figure_row(section, label, d, name, "disputes")
 
     section = _("Subject-access requests")
     s = figures.subject_access
@@ -241,7 +251,7 @@ def report_csv_rows(context: dict):
         ("with_records", _("Requests that found records")),
         ("identifiers", _("Distinct identifiers")),
     ):
-        yield [section, label, "", getattr(s, name), f"subject_access.{name}"]
+        yield _figure_row(section, label, s, name, "subject_access")
 
     section = _("Lookups by purpose")
     measures = (
@@ -249,12 +259,7 @@ def report_csv_rows(context: dict):
         ("identifiers", _("Identifiers checked")),
         ("matches", _("Identifiers matched")),
     )
-    for item in context["lookups"]:
-        row = item["row"]
-        for name, label in measures:
-            yield [section, item["label"], label, getattr(row, name), f"lookups.{row.code}.{name}"]
-    for name, label in measures:
-        yield [section, _("Total"), label, figures.totals["lookups"][name], f"lookups.total.{name}"]
+    yield from _breakdown_rows(section, "lookups", context["lookups"], measures, figures)
 
     section = _("Members")
     m = figures.members
