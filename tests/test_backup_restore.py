@@ -202,7 +202,13 @@ def seconds_until_archived(primary: PrivatePostgres) -> float:
     """How long the newest commit waits until the WAL segment holding it is archived, with
     no forced switch: what a primary lost at that moment would lose, in time."""
     started = time.monotonic()
-    segment = sql(primary, "SELECT pg_walfile_name(pg_current_wal_insert_lsn())")[0][0]
+    # A WAL record of our own marks "now": the segment holding it holds every earlier commit.
+    # Reading pg_current_wal_insert_lsn() instead fails when a timeout switch has just
+    # happened: it then names a fresh, empty segment that archive_timeout never switches.
+    segment = sql(
+        primary,
+        "SELECT pg_walfile_name(pg_logical_emit_message(false, 'registry-rpo-probe', ''))",
+    )[0][0]
 
     def archived() -> bool:
         last = sql(primary, "SELECT last_archived_wal FROM pg_stat_archiver")[0][0]
