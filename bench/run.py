@@ -1513,6 +1513,16 @@ def database_name_for(base: str, identifiers: int, log_rows: int) -> str:
     return f"{base}_{short(identifiers)}_{short(log_rows)}"
 
 
+def base_database_name(name: str) -> str:
+    """`name` without a profile's suffix: by the end of a run DATABASE_URL names the profile's
+    own database (registry_bench_10m_100m), not the base the others derive from."""
+    for profile in PROFILES.values():
+        suffix = database_name_for("", profile.identifiers, profile.log_rows)
+        if suffix and name.endswith(suffix):
+            return name.removesuffix(suffix)
+    return name
+
+
 def base_url(args: argparse.Namespace) -> str:
     sys.path.insert(0, str(ROOT / "scripts"))
     import services  # scripts/services.py
@@ -1545,7 +1555,7 @@ def scale_reference(args: argparse.Namespace) -> tuple[Path | None, str | None]:
     if args.compare:
         return args.compare, profile.scale
     smaller = PROFILES[profile.compare_with]
-    base = urlsplit(base_url(args)).path.lstrip("/")
+    base = base_database_name(urlsplit(base_url(args)).path.lstrip("/"))
     name = database_name_for(base, smaller.identifiers, smaller.log_rows)
     return bench_env.VAR_BENCH / name / "latest.json", profile.scale
 
