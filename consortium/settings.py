@@ -199,6 +199,9 @@ if REGISTRY_LOOKUP_LOG_RETENTION_MONTHS < 1:
 REGISTRY_IDEMPOTENCY_TTL_HOURS = env_int("REGISTRY_IDEMPOTENCY_TTL_HOURS", 48)
 REGISTRY_AUDIT_SEAL_LAG_ALARM_SECONDS = env_int("REGISTRY_AUDIT_SEAL_LAG_ALARM_SECONDS", 300)
 REGISTRY_JOB_BATCH_SIZE = env_int("REGISTRY_JOB_BATCH_SIZE", 5000)
+# After each committed batch a job rests this many times the batch's own duration, so that a
+# long erasure leaves the API most of the machine (0: no rest).
+REGISTRY_JOB_REST_FACTOR = env_float("REGISTRY_JOB_REST_FACTOR", 1.0)
 # Finished JobRun rows are deleted after this many days (the hourly housekeeping job).
 REGISTRY_JOB_RUN_RETENTION_DAYS = env_int("REGISTRY_JOB_RUN_RETENTION_DAYS", 30)
 # Test only (ignored in production): seconds each job batch holds its transaction open, so

@@ -112,6 +112,8 @@ def check_registry_rules(app_configs, **kwargs):
         )
     if not 1 <= settings.REGISTRY_COMPLIANCE_KEY_DAYS <= 366:
         errors.append(Error("REGISTRY_COMPLIANCE_KEY_DAYS must be 1..366.", id="registry.E013"))
+    if not 0 <= settings.REGISTRY_JOB_REST_FACTOR <= 10:
+        errors.append(Error("REGISTRY_JOB_REST_FACTOR must be 0..10.", id="registry.E018"))
     if settings.REGISTRY_VELOCITY_RETENTION_DAYS < 90:
         errors.append(
             Error(

@@ -4,8 +4,10 @@ test_jobs_worker.py; pepper rotation in test_pepper_rotation.py."""
 
 import io
 import json
+import time
 from datetime import timedelta
 
+import psycopg
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import InterfaceError, OperationalError
@@ -13,6 +15,7 @@ from django.test import override_settings
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
+from registry.checks import check_registry_rules
 from registry.models import (
     AuditEvent,
     AuditSeal,
@@ -29,13 +32,14 @@ from registry.models import (
     Sighting,
 )
 from registry.services.audit import audit_record, audit_seal_lag_seconds
-from registry.services.jobs import JOB_NAMES, job_execute
+from registry.services.jobs import JOB_NAMES, batches, job_execute
 from registry.services.jobs.expiry import expiry_run
 from registry.services.jobs.housekeeping import audit_seal_run, outbox_sweep_run
 from registry.services.jobs.retention import idempotency_retention_run, lookup_log_retention_run
 from registry.services.jobs.runs import ABANDONED_AFTER
 from tests.support.factories import lookup
 from tests.support.jobs_data import make_cases, make_lookup_log
+from tests.support.servers import test_database_url
 from tests.support.world import race
 
 pytestmark = pytest.mark.django_db
@@ -194,6 +198,64 @@ def test_two_concurrent_expiry_runs_give_the_same_result_as_one(world):
     assert set(ids) == {str(m.case.pk) for m in due}
     assert statuses(due) == {CaseStatus.EXPIRED} and identifiers_of(due) == 0
     assert statuses(not_due) == {CaseStatus.ACTIVE} and identifiers_of(not_due) == 20
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(REGISTRY_JOB_REST_FACTOR=2)
+def test_it_rests_between_batches_with_the_batch_committed_and_nothing_locked(world, monkeypatch):
+    due = make_cases(world.alice.member, 6, expires_at=today())
+    due_ids = [m.case.pk for m in due]
+    rests = []
+
+    def rest(seconds):
+        # Another session sees the batch committed and can lock every due case at once.
+        with psycopg.connect(test_database_url(), autocommit=False) as other:
+            rows = other.execute(
+                "SELECT status FROM registry_case WHERE id = ANY(%s) FOR UPDATE NOWAIT",
+                [due_ids],
+            ).fetchall()
+        rests.append((seconds, sorted(status for (status,) in rows)))
+
+    monkeypatch.setattr(batches.time, "sleep", rest)
+    summary = expiry_run(batch_size=4)
+
+    assert summary["batches"] == 2 and summary["cases_expired"] == 6
+    assert [statuses for _seconds, statuses in rests] == [
+        ["active"] * 2 + ["expired"] * 4,
+        ["expired"] * 6,
+    ]
+    assert all(0 < seconds <= batches.MAX_REST_SECONDS for seconds, _statuses in rests)
+
+
+def test_it_rests_the_factor_times_the_batch_and_at_most_ten_seconds(monkeypatch):
+    slept = []
+    monkeypatch.setattr(batches.time, "sleep", slept.append)
+
+    with override_settings(REGISTRY_JOB_REST_FACTOR=2):
+        batches.rest_after_batch(time.monotonic() - 0.5)
+        batches.rest_after_batch(time.monotonic() - 100)
+    with override_settings(REGISTRY_JOB_REST_FACTOR=0):
+        batches.rest_after_batch(time.monotonic() - 0.5)
+
+    assert len(slept) == 2
+    assert 1.0 <= slept[0] < 1.5
+    assert slept[1] == batches.MAX_REST_SECONDS
+
+
+@override_settings(REGISTRY_JOB_REST_FACTOR=0)
+def test_it_does_not_rest_when_the_factor_is_zero(world, monkeypatch):
+    make_cases(world.alice.member, 6, expires_at=today())
+    monkeypatch.setattr(batches.time, "sleep", lambda seconds: pytest.fail("rested"))
+
+    assert expiry_run(batch_size=2)["batches"] == 3
+
+
+@pytest.mark.parametrize("factor", [-1.0, 10.5, float("nan")])
+def test_it_refuses_a_rest_factor_out_of_range_at_start_up(factor):
+    with override_settings(REGISTRY_JOB_REST_FACTOR=factor):
+        errors = check_registry_rules(None)
+
+    assert [error.id for error in errors] == ["registry.E018"]
 
 
 # --- retention ------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ Undecided disputes of an expiring case are left to the compliance officers (the 
 service keeps an expired case expired whatever they decide); their ids are in the audit event.
 """
 
+import time
 from datetime import date, datetime
 
 from django.db import transaction
@@ -35,6 +36,7 @@ from registry.services.jobs.batches import (
     job_now,
     more_batches_allowed,
     pause_inside_batch,
+    rest_after_batch,
 )
 
 
@@ -51,12 +53,14 @@ def expiry_run(
         "identifiers_purged": 0,
     }
     while more_batches_allowed(summary["batches"], max_batches):
+        started = time.monotonic()
         batch = _expire_batch(today=today, batch_size=size)
         if batch is None:
             break
         summary["batches"] += 1
         summary["cases_expired"] += batch["cases"]
         summary["identifiers_purged"] += batch["identifiers_purged"]
+        rest_after_batch(started)
     return summary
 
 
