@@ -936,6 +936,8 @@ def job_under_load(
 
 
 def bench_expiry(ctx: Context) -> dict:
+    from django.conf import settings
+
     from registry.models import CaseIdentifier
 
     s = ctx.sizes
@@ -963,6 +965,7 @@ def bench_expiry(ctx: Context) -> dict:
         )
     return {
         "identifiers": s.expiry_identifiers,
+        "rest_factor": settings.REGISTRY_JOB_REST_FACTOR,  # the job's pause between batches
         "seconds": spread(seconds),
         "p99_ms_during": spread(p99s),
         "p99_ms_before": spread(befores),
