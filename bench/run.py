@@ -1140,18 +1140,44 @@ def bench_retention(ctx: Context, marker: dict) -> dict:
 def bench_drop(ctx: Context, marker: dict) -> dict:
     """ALTER TABLE ... DETACH PARTITION and DROP TABLE of a month of the lookup log (and of
     its lookups, if that table is partitioned too), timed in bare SQL; skipped when the log
-    is not partitioned."""
+    is not partitioned. Twice: a month of this profile's size, and a month of the default
+    profile's size (REFERENCE_MONTH_ROWS), the one figure that compares the same work across
+    profiles: the catalog work is the same at any size, but the files of a bigger month take
+    longer to remove."""
     import psycopg
 
-    from bench.partitions import LOG_TABLE, LOOKUP_TABLE, is_partitioned
+    from bench.partitions import LOG_TABLE, is_partitioned
 
     with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
         if not is_partitioned(conn, LOG_TABLE):
             return {"na": "lookup log not partitioned"}
     month, rows = block_month(marker), month_rows(ctx)
+    reference_rows = min(rows, REFERENCE_MONTH_ROWS)
+    seconds, lookup_seconds = _drop_rounds(ctx, month, rows, "drop")
+    reference_seconds, _ = _drop_rounds(ctx, month, reference_rows, "drop-ref")
+    return {
+        "month_rows": rows,
+        "seconds": spread(seconds),
+        **({"lookup_seconds": spread(lookup_seconds)} if lookup_seconds else {}),
+        "reference_month_rows": reference_rows,
+        "reference_seconds": spread(reference_seconds),
+    }
+
+
+# A month of the default profile's log (10M rows a year): the month every profile also drops.
+REFERENCE_MONTH_ROWS = round(10_000_000 * 30.4 / 365)
+
+
+def _drop_rounds(ctx: Context, month: date, rows: int, tag: str) -> tuple[list, list]:
+    """Generate `month` with `rows` log rows and drop it, drop_repeats times: the seconds for
+    the log's partition, and for the lookups' (when partitioned)."""
+    import psycopg
+
+    from bench.partitions import LOG_TABLE, LOOKUP_TABLE
+
     seconds, lookup_seconds = [], []
     for round_no in range(min(ctx.sizes.drop_repeats, ctx.sizes.repeats)):
-        partitions = insert_log_month(ctx, month, rows, f"drop-{ctx.run_tag}-{round_no}-")
+        partitions = insert_log_month(ctx, month, rows, f"{tag}-{ctx.run_tag}-{round_no}-")
         timed = {}
         with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
             for table in (LOG_TABLE, LOOKUP_TABLE):  # entries first: they reference lookups
@@ -1171,11 +1197,7 @@ def bench_drop(ctx: Context, marker: dict) -> dict:
             + (f" (its lookups: {timed[LOOKUP_TABLE] * 1000:.0f} ms)" if LOOKUP_TABLE in timed
                else "")
         )  # fmt: skip
-    return {
-        "month_rows": rows,
-        "seconds": spread(seconds),
-        **({"lookup_seconds": spread(lookup_seconds)} if lookup_seconds else {}),
-    }
+    return seconds, lookup_seconds
 
 
 def drop_month_leftovers(marker: dict) -> None:
@@ -1325,6 +1347,15 @@ def _drop_rows(d: dict, t: dict) -> list[Row]:
             "lower",
         )
     ]
+    if "reference_seconds" in d:
+        rows.append(
+            Row(
+                f"Detach and drop a month of {d['reference_month_rows']:,} log rows, ms",
+                {k: v * 1000 for k, v in d["reference_seconds"].items() if k != "runs"},
+                ",.1f",
+                "lower",
+            )
+        )
     if "lookup_seconds" in d:
         rows.append(
             Row(
