@@ -12,6 +12,7 @@
 import json
 
 import pytest
+from django.utils import timezone
 
 from registry.models import AuditEvent, Case, CaseIdentifier, Dispute, JobRun
 from registry.services.jobs import job_execute
@@ -88,7 +89,7 @@ def test_it_keeps_no_fingerprint_or_reference_in_the_audit_trail_of_closed_cases
 
     expired, e_idents, e_fps = reported(world, "ALICE-EXPIRED-3")
     e_dispute = disputed(world, expired, e_idents[0])
-    Case.objects.filter(pk=expired["id"]).update(expires_at=frozen_now().date())
+    Case.objects.filter(pk=expired["id"]).update(expires_at=timezone.localdate(frozen_now()))
     job_execute("expiry")
 
     plain, p_idents, p_fps = reported(world, "ALICE-WITHDRAWN-4")
@@ -150,7 +151,7 @@ def closed_and_open(world, frozen_now):
     decide(world, removed_dispute, "upheld")
 
     expired, _e, _ = reported(world, "ALICE-E-3")
-    Case.objects.filter(pk=expired["id"]).update(expires_at=frozen_now().date())
+    Case.objects.filter(pk=expired["id"]).update(expires_at=timezone.localdate(frozen_now()))
     job_execute("expiry")
 
     restored, s_idents, _ = reported(world, "ALICE-S-4")

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.utils import timezone
 
 from registry.actors import Actor
 from registry.errors import InvalidTransition, NotFound, RawPiiRejected
@@ -621,7 +622,7 @@ def test_it_sends_no_reminder_about_a_case_that_expired_meanwhile(world, desk, f
 
     case, _ = listed_case(world)
     dispute = file_dispute(world.bob, case["id"])
-    Case.objects.filter(pk=case["id"]).update(expires_at=frozen_now().date())
+    Case.objects.filter(pk=case["id"]).update(expires_at=timezone.localdate(frozen_now()))
     job_execute("expiry")
     frozen_now.advance(days=15, minutes=1)  # inside the reminder window
     dispute_deadlines_sweep()
