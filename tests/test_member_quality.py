@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.core.cache import cache
 from django.test import override_settings
+from django.utils import timezone
 
 from registry.actors import Actor
 from registry.checks import check_quality_thresholds
@@ -139,7 +140,7 @@ def test_it_judges_shares_only_from_enough_cases_and_decided_disputes(world, kno
 def test_it_counts_lookups_from_the_usage_roll_up(world, frozen_now):
     today = frozen_now.current
     lookup(world.bob, [identifier("phone", fresh_phone()), identifier("phone", fresh_phone())])
-    member_usage_rollup(day=today.date())
+    member_usage_rollup(day=timezone.localdate(today))  # a member's day is Asia/Shanghai's
 
     quality = member_quality_report(actor=Actor.for_officer(world.officer.user))
 
