@@ -30,9 +30,9 @@ def more_batches_allowed(done: int, max_batches: int | None) -> bool:
 
 def rest_after_batch(started: float) -> None:
     """Between two batches (no transaction open, no row locked), rest REGISTRY_JOB_REST_FACTOR
-    times the batch's duration since `started` (time.monotonic()). A batch's WAL is flushed by
-    every lookup that commits after it, and its work shares the cores with the API: resting
-    spreads the same work over longer, so the lookups' tail latency rises less."""
+    times the batch's duration since `started` (time.monotonic()). A batch shares the cores,
+    the disk and the WAL with the API's lookups: resting spreads the same work over longer, so
+    their tail latency rises less (bench/README.md, "Large run")."""
     factor = settings.REGISTRY_JOB_REST_FACTOR
     if factor > 0:
         time.sleep(min(MAX_REST_SECONDS, factor * (time.monotonic() - started)))
